@@ -1,0 +1,289 @@
+"""``mayfly code``: push, register, list, show, revisions, download, pause, resume."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mayfly.cli.context import open_app
+from mayfly.cli.options import JsonOpt, ProjectOpt
+from mayfly.cli.output import console, fields, print_json, table
+from mayfly.core.codes import CodeOptions, parse_env_pairs
+from mayfly.core.records import Code, Revision, iso
+
+app = typer.Typer(help="Code packages: upload once, then queue tasks by name.", no_args_is_help=True)
+
+MaxConcurrency = Annotated[
+    int | None, typer.Option("--max-concurrency", help="Most tasks of this code running at once (0 = no limit).")
+]
+Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries of a failed task (0-10).")]
+RetriesDelay = Annotated[int | None, typer.Option("--retries-delay", help="Seconds before each retry.")]
+Timeout = Annotated[int | None, typer.Option("--timeout", help="Default task timeout in seconds.")]
+Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment variable KEY=VALUE (repeatable).")]
+Config = Annotated[
+    Path | None, typer.Option("--config-file", help="File whose content tasks read at /mayfly/config.json.")
+]
+Priority = Annotated[int | None, typer.Option("--priority", help="Default priority of its tasks: 0, 1 or 2.")]
+Target = Annotated[str | None, typer.Option("--target", help="Default target of its tasks.")]
+Network = Annotated[
+    str | None, typer.Option("--network", help="Container network: 'bridge' (egress), 'none', or a network name.")
+]
+Cpu = Annotated[float | None, typer.Option("--cpu", help="CPU limit in cores.")]
+Memory = Annotated[int | None, typer.Option("--memory", help="Memory limit in MiB.")]
+Command = Annotated[
+    str | None, typer.Option("--command", "-c", help="Command run in /mayfly/task, e.g. 'python3 main.py'.")
+]
+IronWorker = Annotated[
+    bool | None,
+    typer.Option("--ironworker/--no-ironworker", help="Pass IronWorker's -payload/-config/-id/-d arguments and env."),
+]
+
+
+def _options(
+    command: str | None,
+    max_concurrency: int | None,
+    retries: int | None,
+    retries_delay: int | None,
+    timeout: int | None,
+    env: list[str] | None,
+    config_file: Path | None,
+    priority: int | None,
+    target: str | None,
+    network: str | None,
+    cpu: float | None,
+    memory: int | None,
+    ironworker: bool | None,
+) -> CodeOptions:
+    return CodeOptions(
+        command=command,
+        env=parse_env_pairs(env) if env else None,
+        config=config_file.read_text() if config_file else None,
+        max_concurrency=max_concurrency,
+        retries=retries,
+        retries_delay=retries_delay,
+        timeout=timeout,
+        default_priority=priority,
+        target=target,
+        network=network,
+        cpu=cpu,
+        memory_mb=memory,
+        ironworker=ironworker,
+    )
+
+
+def _show(code: Code, rev: Revision, as_json: bool) -> None:
+    if as_json:
+        print_json(code.to_json(rev))
+        return
+    fields(
+        [
+            ("name", code.name),
+            ("rev", rev.rev),
+            ("kind", rev.kind),
+            ("runtime", rev.runtime),
+            ("image", rev.image),
+            ("command", rev.command),
+            ("sha256", rev.sha256),
+            ("size", rev.size if rev.kind == "zip" else None),
+            ("max concurrency", rev.max_concurrency if rev.max_concurrency is not None else "no limit"),
+            ("retries", rev.retries),
+            ("retries delay", rev.retries_delay),
+            ("timeout", rev.timeout),
+            ("priority", rev.default_priority),
+            ("target", rev.target),
+            ("network", rev.network),
+            ("cpu", rev.cpu),
+            ("memory MiB", rev.memory_mb),
+            ("env", rev.env_dict),
+            ("ironworker", rev.ironworker or None),
+            ("paused", code.paused or None),
+            ("updated", iso(code.updated_at)),
+        ]
+    )
+
+
+@app.command("push")
+def push(
+    path: Annotated[Path, typer.Argument(help="A directory (zipped for you) or a .zip file.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Code name tasks are queued by.")],
+    runtime: Annotated[str, typer.Option("--runtime", "-r", help="Base image, e.g. python-3.11 or shell.")],
+    command: Command = None,
+    max_concurrency: MaxConcurrency = None,
+    retries: Retries = None,
+    retries_delay: RetriesDelay = None,
+    timeout: Timeout = None,
+    env: Env = None,
+    config_file: Config = None,
+    priority: Priority = None,
+    target: Target = None,
+    network: Network = None,
+    cpu: Cpu = None,
+    memory: Memory = None,
+    ironworker: IronWorker = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a code package: a new revision of NAME. Unset options keep the previous revision's values."""
+    mf = open_app()
+    opts = _options(
+        command,
+        max_concurrency,
+        retries,
+        retries_delay,
+        timeout,
+        env,
+        config_file,
+        priority,
+        target,
+        network,
+        cpu,
+        memory,
+        ironworker,
+    )
+    code, rev = mf.codes.push(mf.project_id(project), name, path, runtime=runtime, options=opts)
+    if as_json:
+        print_json(code.to_json(rev))
+    else:
+        console.print(
+            f"pushed {code.name} rev {rev.rev} ({rev.size} bytes, sha256 {rev.sha256[:12] if rev.sha256 else ''})"
+        )
+
+
+@app.command("register")
+def register(
+    image: Annotated[str, typer.Argument(help="A ready image, e.g. myorg/worker:1.2.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Code name tasks are queued by.")],
+    command: Command = None,
+    max_concurrency: MaxConcurrency = None,
+    retries: Retries = None,
+    retries_delay: RetriesDelay = None,
+    timeout: Timeout = None,
+    env: Env = None,
+    config_file: Config = None,
+    priority: Priority = None,
+    target: Target = None,
+    network: Network = None,
+    cpu: Cpu = None,
+    memory: Memory = None,
+    ironworker: IronWorker = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a ready image as a code (no zip): tasks run the image's command unless --command is given."""
+    mf = open_app()
+    opts = _options(
+        command,
+        max_concurrency,
+        retries,
+        retries_delay,
+        timeout,
+        env,
+        config_file,
+        priority,
+        target,
+        network,
+        cpu,
+        memory,
+        ironworker,
+    )
+    code, rev = mf.codes.register(mf.project_id(project), name, image, opts)
+    if as_json:
+        print_json(code.to_json(rev))
+    else:
+        console.print(f"registered {code.name} rev {rev.rev} → {rev.image}")
+
+
+@app.command("list")
+def list_codes(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """List codes with their latest revision."""
+    mf = open_app()
+    items = mf.codes.list(mf.project_id(project))
+    if as_json:
+        print_json({"codes": [code.to_json(rev) for code, rev in items]})
+        return
+    table(
+        ("NAME", "REV", "KIND", "RUNTIME/IMAGE", "COMMAND", "MAX CONC", "UPDATED"),
+        (
+            (c.name, r.rev, r.kind, r.runtime or r.image, r.command, r.max_concurrency or "-", iso(c.updated_at))
+            for c, r in items
+        ),
+    )
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Code name.")], project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show a code and its latest revision."""
+    mf = open_app()
+    code, rev = mf.codes.get(mf.project_id(project), name)
+    _show(code, rev, as_json)
+
+
+@app.command("revisions")
+def revisions(
+    name: Annotated[str, typer.Argument(help="Code name.")], project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List every revision of a code, newest first."""
+    mf = open_app()
+    revs = mf.codes.revisions(mf.project_id(project), name)
+    if as_json:
+        print_json({"name": name, "revisions": [r.to_json() for r in revs]})
+        return
+    table(
+        ("REV", "KIND", "RUNTIME/IMAGE", "SHA256", "SIZE", "COMMAND", "CREATED"),
+        (
+            (r.rev, r.kind, r.runtime or r.image, (r.sha256 or "")[:12], r.size, r.command, iso(r.created_at))
+            for r in revs
+        ),
+    )
+
+
+@app.command("download")
+def download(
+    name: Annotated[str, typer.Argument(help="Code name.")],
+    revision: Annotated[int | None, typer.Option("--revision", help="Revision number (default: latest).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: NAME_REV.zip).")
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download the zip of a revision. Use '-o -' to write it to stdout."""
+    mf = open_app()
+    rev, stream = mf.codes.download(mf.project_id(project), name, revision)
+    with stream:
+        if output is not None and str(output) == "-":
+            shutil.copyfileobj(stream, sys.stdout.buffer)
+            return
+        dest = output or Path(f"{name.replace('/', '_')}_{rev.rev}.zip")
+        with dest.open("wb") as out:
+            shutil.copyfileobj(stream, out)
+    if as_json:
+        print_json({"name": name, "rev": rev.rev, "path": str(dest), "size": rev.size, "sha256": rev.sha256})
+    else:
+        console.print(f"wrote {dest} ({rev.size} bytes)")
+
+
+@app.command("pause")
+def pause(
+    name: Annotated[str, typer.Argument(help="Code name.")], project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Hold the code's queued tasks (running ones carry on)."""
+    mf = open_app()
+    code = mf.codes.set_paused(mf.project_id(project), name, True)
+    print_json(code.to_json()) if as_json else console.print(f"paused {code.name}")
+
+
+@app.command("resume")
+def resume(
+    name: Annotated[str, typer.Argument(help="Code name.")], project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Release the code's queued tasks."""
+    mf = open_app()
+    code = mf.codes.set_paused(mf.project_id(project), name, False)
+    print_json(code.to_json()) if as_json else console.print(f"resumed {code.name}")

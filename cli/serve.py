@@ -1,0 +1,131 @@
+"""``mayfly server``, ``mayfly runner`` and ``mayfly run``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Annotated
+
+import typer
+
+from mayfly.cli.context import open_app
+from mayfly.cli.follow import follow, summary, task_exit_code
+from mayfly.cli.options import ProjectOpt, TargetOpt
+from mayfly.cli.output import err_console
+from mayfly.cli.tasks import (
+    Delay,
+    Env,
+    Label,
+    Payload,
+    PayloadFile,
+    Priority,
+    Retries,
+    Timeout,
+    read_payload,
+    task_options,
+)
+from mayfly.core.serving import ServerLock, Serving, server_running
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.is_set():
+        stop.wait(0.5)
+
+
+def server(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the loops do.")] = False,
+) -> None:
+    """Run the control plane and a runner for every target until Ctrl-C."""
+    _logging(verbose)
+    mf = open_app()
+    targets = [t.name for t in mf.targets.list()]
+    lock = ServerLock(mf.home.server_lock)
+    lock.acquire()
+    serving = Serving(mf, targets)
+    try:
+        serving.start()
+        err_console.print(f"mayfly server on {mf.home.root} · targets: {', '.join(targets)} · Ctrl-C to stop")
+        _wait_for_signal(serving.stop_event)
+    finally:
+        serving.stop()
+        lock.release()
+        err_console.print("stopped; running containers are reattached by the next runner")
+
+
+def runner(
+    target: Annotated[str, typer.Option("--target", help="Target whose queue to serve.")] = "local",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the runner does.")] = False,
+) -> None:
+    """Run a runner alone for one target (the control plane runs elsewhere) until Ctrl-C."""
+    _logging(verbose)
+    mf = open_app()
+    serving = Serving(mf, [target], control=False)
+    try:
+        serving.start()
+        err_console.print(f"mayfly runner for {target} on {mf.home.root} · Ctrl-C to stop")
+        _wait_for_signal(serving.stop_event)
+    finally:
+        serving.stop()
+
+
+def run(
+    code: Annotated[str, typer.Argument(help="Code name.")],
+    payload: Payload = None,
+    payload_file: PayloadFile = None,
+    priority: Priority = None,
+    delay: Delay = 0,
+    timeout: Timeout = None,
+    retries: Retries = None,
+    label: Label = None,
+    env: Env = None,
+    target: TargetOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Queue a task, run it, stream its log; exit with the task's exit code.
+
+    Works whether or not a server runs on this home: without one, this command
+    runs a control plane and a runner itself until the task ends.
+    """
+    mf = open_app()
+    pid = mf.project_id(project)
+    opts = task_options(priority, delay, timeout, retries, target, label, env)
+    text = read_payload(payload, payload_file)
+    serving = None
+    if not server_running(mf.home.server_lock):
+        serving = Serving(mf, [t.name for t in mf.targets.list()])
+        serving.start()
+    try:
+        task = mf.tasks.queue(pid, code, text, opts)
+        err_console.print(f"queued {task.id}", style="dim")
+        try:
+            task = follow(mf, pid, task.id)
+        except KeyboardInterrupt:
+            mf.tasks.cancel(pid, task.id)
+            err_console.print(f"cancelling {task.id}…")
+            task = follow(mf, pid, task.id, show_status=False)
+    finally:
+        if serving is not None:
+            _drain(serving)
+    err_console.print(summary(task), markup=False)
+    raise typer.Exit(task_exit_code(task))
+
+
+def _drain(serving: Serving, grace: float = 5.0) -> None:
+    """Give other tasks this process started a moment to finish; the next runner reattaches the rest."""
+    deadline = time.monotonic() + grace
+    while serving.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    serving.stop()

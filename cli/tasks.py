@@ -1,0 +1,242 @@
+"""``mayfly task``: queue, show, list, log, cancel, retry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mayfly.cli.context import open_app
+from mayfly.cli.follow import follow, summary
+from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt, TargetOpt
+from mayfly.cli.output import console, err_console, fields, print_json, table
+from mayfly.core.codes import parse_env_pairs
+from mayfly.core.errors import InvalidInput
+from mayfly.core.records import Task, iso
+from mayfly.core.tasks import TaskFilter, TaskOptions
+
+app = typer.Typer(help="Tasks: one run of a code with a JSON payload.", no_args_is_help=True)
+
+Payload = Annotated[str | None, typer.Option("--payload", "-p", help="JSON payload (default: {}).")]
+PayloadFile = Annotated[
+    Path | None, typer.Option("--payload-file", "-f", help="Read the JSON payload from a file ('-' for stdin).")
+]
+Priority = Annotated[int | None, typer.Option("--priority", help="0 (default), 1 or 2 (highest).")]
+Delay = Annotated[int, typer.Option("--delay", help="Seconds to wait before the task may start.")]
+Timeout = Annotated[int | None, typer.Option("--timeout", help="Seconds before the task is stopped.")]
+Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries if it fails (0-10).")]
+Label = Annotated[str | None, typer.Option("--label", help="Free-text tag to filter tasks by.")]
+Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Extra environment KEY=VALUE (repeatable).")]
+
+
+def read_payload(payload: str | None, payload_file: Path | None) -> str:
+    """The payload text from --payload or --payload-file (not both)."""
+    if payload is not None and payload_file is not None:
+        raise InvalidInput("give --payload or --payload-file, not both")
+    if payload_file is not None:
+        if str(payload_file) == "-":
+            return sys.stdin.read()
+        try:
+            return payload_file.read_text()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read payload file {payload_file}: {exc.strerror}") from None
+    return "{}" if payload is None else payload
+
+
+def task_options(
+    priority: int | None,
+    delay: int,
+    timeout: int | None,
+    retries: int | None,
+    target: str | None,
+    label: str | None,
+    env: list[str] | None,
+) -> TaskOptions:
+    return TaskOptions(
+        priority=priority,
+        delay=delay,
+        timeout=timeout,
+        retries=retries,
+        target=target,
+        label=label,
+        env=parse_env_pairs(env) if env else None,
+    )
+
+
+def show_task(task: Task) -> None:
+    fields(
+        [
+            ("id", task.id),
+            ("code", f"{task.code_name} rev {task.code_rev}"),
+            ("status", task.status),
+            ("reason", task.reason),
+            ("msg", task.msg),
+            ("exit code", task.exit_code),
+            ("attempt", task.attempt),
+            ("target", task.target),
+            ("priority", task.priority),
+            ("label", task.label),
+            ("timeout", task.timeout),
+            ("created", iso(task.created_at)),
+            ("started", iso(task.start_time)),
+            ("ended", iso(task.end_time)),
+            ("duration ms", task.duration_ms),
+            ("retry of", task.retry_of),
+            ("retried by", task.retried_by),
+            ("log bytes", task.log_size or None),
+            ("log truncated", task.log_truncated or None),
+            ("result", task.to_json()["result"]),
+        ]
+    )
+
+
+@app.command("queue")
+def queue(
+    code: Annotated[str, typer.Argument(help="Code name.")],
+    payload: Payload = None,
+    payload_file: PayloadFile = None,
+    priority: Priority = None,
+    delay: Delay = 0,
+    timeout: Timeout = None,
+    retries: Retries = None,
+    label: Label = None,
+    env: Env = None,
+    target: TargetOpt = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a task of CODE; prints its id."""
+    mf = open_app()
+    text = read_payload(payload, payload_file)
+    task = mf.tasks.queue(
+        mf.project_id(project), code, text, task_options(priority, delay, timeout, retries, target, label, env)
+    )
+    if as_json:
+        print_json(task.to_json())
+    else:
+        console.print(task.id)
+
+
+@app.command("show")
+def show(
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    project: ProjectOpt = None,
+    events: Annotated[bool, typer.Option("--events", help="Also list the runner events.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a task: status, reason, exit code, times, result."""
+    mf = open_app()
+    pid = mf.project_id(project)
+    task = mf.tasks.get(pid, task_id)
+    if as_json:
+        doc = task.to_json()
+        if events:
+            doc["events"] = [e.to_json() for e in mf.tasks.events(pid, task_id)]
+        print_json(doc)
+        return
+    show_task(task)
+    if events:
+        table(
+            ("AT", "ATTEMPT", "KIND", "APPLIED", "NOTE"),
+            ((e.to_json()["at"], e.attempt, e.kind, e.applied, e.note or "") for e in mf.tasks.events(pid, task_id)),
+        )
+
+
+@app.command("list")
+def list_tasks(
+    status: Annotated[list[str] | None, typer.Option("--status", "-s", help="Filter by status (repeatable).")] = None,
+    code: Annotated[str | None, typer.Option("--code", help="Filter by code name.")] = None,
+    label: Label = None,
+    limit: Annotated[int, typer.Option("--limit", help="Page size (1-1000).")] = 30,
+    before: Annotated[str | None, typer.Option("--before", help="Page: tasks older than this id.")] = None,
+    project: ProjectOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tasks, newest first."""
+    mf = open_app()
+    tasks = mf.tasks.list(
+        mf.project_id(project), TaskFilter(status=status or (), code_name=code, label=label, before=before, limit=limit)
+    )
+    if as_json:
+        print_json(
+            {
+                "tasks": [t.to_json(with_payload=False) for t in tasks],
+                "next": tasks[-1].id if len(tasks) == limit else None,
+            }
+        )
+        return
+    if quiet:
+        for t in tasks:
+            console.print(t.id)
+        return
+    table(
+        ("ID", "CODE", "STATUS", "REASON", "EXIT", "ATTEMPT", "CREATED", "DURATION MS", "LABEL"),
+        (
+            (
+                t.id,
+                f"{t.code_name}:{t.code_rev}",
+                t.status,
+                t.reason,
+                t.exit_code,
+                t.attempt,
+                iso(t.created_at),
+                t.duration_ms,
+                t.label,
+            )
+            for t in tasks
+        ),
+    )
+
+
+@app.command("log")
+def log(
+    task_id: Annotated[str, typer.Argument(help="Task id.")],
+    follow_: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing until the task ends.")] = False,
+    attempt: Annotated[int | None, typer.Option("--attempt", help="Attempt number (default: latest).")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Print a task's log (stdout and stderr of its container)."""
+    mf = open_app()
+    pid = mf.project_id(project)
+    if follow_:
+        task = follow(mf, pid, task_id)
+        err_console.print(summary(task), markup=False)
+        return
+    out = sys.stdout.buffer
+    for chunk in mf.tasks.log(pid, task_id, attempt):
+        out.write(chunk)
+    out.flush()
+
+
+@app.command("cancel")
+def cancel(
+    task_id: Annotated[str, typer.Argument(help="Task id.")], project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Cancel a task: queued tasks end at once; running ones once their container has stopped."""
+    mf = open_app()
+    task = mf.tasks.cancel(mf.project_id(project), task_id)
+    if as_json:
+        print_json(task.to_json(with_payload=False))
+    elif task.status == "cancelled":
+        console.print(f"cancelled {task.id}")
+    else:
+        console.print(f"cancelling {task.id} (its container is being stopped)")
+
+
+@app.command("retry")
+def retry(
+    task_id: Annotated[str, typer.Argument(help="Task id of a finished task.")],
+    delay: Delay = 0,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a new task that repeats a finished one; prints the new id."""
+    mf = open_app()
+    task = mf.tasks.retry(mf.project_id(project), task_id, delay)
+    if as_json:
+        print_json(task.to_json())
+    else:
+        console.print(task.id)

@@ -1,0 +1,144 @@
+"""The composition root of one Mayfly home: store, blobs, queues, services, control plane, runners.
+
+The CLI and the HTTP API build one :class:`Mayfly` and call its services. The
+runtime catalog and the plugins are passed in, so this module imports no
+provider and no image tooling.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from mayfly.core.blobs import BlobStore
+from mayfly.core.blobs.local import LocalBlobStore
+from mayfly.core.codes import CodeService, RuntimeResolver
+from mayfly.core.config import DEFAULT_PROJECT, Home
+from mayfly.core.control import ControlPlane, TargetWiring
+from mayfly.core.messages import CancelMessage
+from mayfly.core.plugins import Plugins, default_plugins
+from mayfly.core.projects import ProjectService
+from mayfly.core.provider import Provider, ProviderContext
+from mayfly.core.queues import QueueSet
+from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueueSet
+from mayfly.core.runner import Runner
+from mayfly.core.store import Store
+from mayfly.core.targets import TargetService
+from mayfly.core.tasks import TaskService
+
+
+class Mayfly:
+    """Everything one home offers, created lazily."""
+
+    def __init__(self, home: Home, runtimes: RuntimeResolver, *, plugins: Plugins | None = None) -> None:
+        self.home = home.ensure()
+        self.limits = home.limits
+        self.resolve_runtime = runtimes
+        self._plugins = plugins
+
+    # ------------------------------------------------------------ parts
+
+    @cached_property
+    def plugins(self) -> Plugins:
+        return self._plugins or default_plugins()
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.home.db_url)
+
+    @cached_property
+    def blobs(self) -> LocalBlobStore:
+        return LocalBlobStore(self.home.blobs_dir)
+
+    @cached_property
+    def broker(self) -> EmbeddedBroker:
+        return EmbeddedBroker(self.home.queue_db)
+
+    @cached_property
+    def home_id(self) -> str:
+        return self.home.id
+
+    # ------------------------------------------------------------ services
+
+    @cached_property
+    def projects(self) -> ProjectService:
+        return ProjectService(self.store)
+
+    @cached_property
+    def targets(self) -> TargetService:
+        service = TargetService(self.store)
+        service.ensure_local()
+        return service
+
+    @cached_property
+    def codes(self) -> CodeService:
+        return CodeService(self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        return TaskService(self.store, self.limits, self.codes.get, self.targets.get, self.blobs_for, self._send_cancel)
+
+    def project_id(self, name: str | None = None) -> str:
+        """The id of a project (the default one unless named), created on first use."""
+        return self.projects.ensure(name or DEFAULT_PROJECT).id
+
+    # ------------------------------------------------------------ per target
+
+    def queues_for(self, target: str) -> QueueSet:
+        """The target's task, control and events queues."""
+        self.targets.get(target)
+        return EmbeddedQueueSet(self.broker, target)
+
+    def blobs_for(self, target: str) -> BlobStore:
+        """The target's blob store (the home's local directory for local targets)."""
+        self.targets.get(target)
+        return self.blobs
+
+    def _send_cancel(self, target: str, msg: CancelMessage) -> None:
+        self.queues_for(target).get("control").send(msg.dumps())
+
+    def provider_for(self, target: str) -> Provider:
+        """A provider instance configured with the target's settings."""
+        record = self.targets.get(target)
+        cls = self.plugins.registry.get(record.provider)
+        settings = cls.Settings.model_validate(record.settings_dict)
+        work_dir = self.home.run_dir / target
+        work_dir.mkdir(parents=True, exist_ok=True)
+        context = ProviderContext(blobs=self.blobs_for(target), work_dir=work_dir, home_id=self.home_id, target=target)
+        return cls(settings, context)
+
+    def control_plane(self, targets: list[str] | None = None) -> ControlPlane:
+        """A control plane for the given targets (all by default)."""
+        names = targets or [t.name for t in self.targets.list()]
+        wiring = {
+            name: TargetWiring(self.queues_for(name), self.blobs_for(name), self.targets.get(name).capacity)
+            for name in names
+        }
+        return ControlPlane(self.store, self.limits, wiring)
+
+    def runner(self, target: str, *, lease: float | None = None) -> Runner:
+        """A runner for one target."""
+        record = self.targets.get(target)
+        return Runner(
+            target,
+            self.provider_for(target),
+            self.queues_for(target),
+            self.blobs_for(target),
+            concurrency=record.capacity,
+            lease=lease or _lease_from_env(),
+        )
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "broker" in self.__dict__:
+            self.broker.close()
+
+
+def _lease_from_env() -> float:
+    import os
+
+    value = os.environ.get("MAYFLY_LEASE_SECONDS", "")
+    try:
+        return max(1.0, float(value)) if value else 30.0
+    except ValueError:
+        return 30.0

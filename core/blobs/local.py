@@ -1,0 +1,74 @@
+"""Blob store in a local directory (the embedded default, under ``$MAYFLY_HOME/blobs``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mayfly.core.blobs import BlobStore, check_key
+
+
+class LocalBlobStore(BlobStore):
+    """Each key is a file under ``root``; writes go through a temp file and ``os.replace``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _write(self, key: str, write: object) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(write, bytes):
+                    out.write(write)
+                else:
+                    shutil.copyfileobj(write, out, 1 << 20)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def put(self, key: str, data: bytes) -> None:
+        self._write(key, data)
+
+    def put_file(self, key: str, fileobj: BinaryIO) -> None:
+        self._write(key, fileobj)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self.root / prefix.rstrip("/") if prefix else self.root
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key`` (local store only; lets Docker read code without a copy)."""
+        return self._path(key)

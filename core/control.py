@@ -1,0 +1,126 @@
+"""The control plane loop: apply runner events, dispatch due tasks, publish task messages.
+
+Several control planes may share one store (two ``mayfly server`` processes, or a
+server and a ``mayfly run``): dispatch is a compare-and-set inside SQLite's write
+lock, and applying an event twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import and_, select
+
+from mayfly.core.blobs import BlobStore
+from mayfly.core.config import Limits
+from mayfly.core.lifecycle import apply_event
+from mayfly.core.messages import Event
+from mayfly.core.models import TaskStatus
+from mayfly.core.queues import Message, QueueSet
+from mayfly.core.router import dispatch, publish
+from mayfly.core.store import Store
+from mayfly.core.store import schema as s
+
+log = logging.getLogger("mayfly.control")
+
+
+@dataclass(frozen=True)
+class TargetWiring:
+    """What the control plane needs of one target."""
+
+    queues: QueueSet
+    blobs: BlobStore
+    capacity: int
+
+
+class ControlPlane:
+    """Applies events and dispatches tasks for a set of targets."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        targets: Mapping[str, TargetWiring],
+        *,
+        clock: Callable[[], float] = time.time,
+        event_batch: int = 200,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.targets = dict(targets)
+        self.clock = clock
+        self.event_batch = event_batch
+        self._stop = threading.Event()
+
+    def run(self, stop: threading.Event | None = None, idle_wait: float = 0.05) -> None:
+        """Loop until ``stop`` is set."""
+        if stop is not None:
+            self._stop = stop
+        while not self._stop.is_set():
+            self.step(wait=idle_wait)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def step(self, wait: float = 0.0) -> int:
+        """One pass over every target; returns how many events and dispatches happened."""
+        work = 0
+        for i, (name, wiring) in enumerate(self.targets.items()):
+            # Only the first queue waits, so an idle loop sleeps once per pass, not once per target.
+            work += self.apply_events(name, wiring, wait if i == 0 else 0.0)
+        if self._due():
+            chosen = dispatch(self.store, {n: w.capacity for n, w in self.targets.items()}, self.clock())
+            work += len(chosen)
+        work += publish(self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits)
+        return work
+
+    def apply_events(self, name: str, wiring: TargetWiring, wait: float = 0.0) -> int:
+        """Apply a batch of events from one target's events queue."""
+        events_q = wiring.queues.get("events")
+        messages = events_q.receive(self.event_batch, wait=wait, lease=60.0)
+        if not messages:
+            return 0
+        parsed: list[tuple[Message, Event]] = []
+        for m in messages:
+            try:
+                parsed.append((m, self._resolve(Event.loads(m.body), wiring.blobs)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("dropping malformed event from %s: %s", name, exc)
+                events_q.ack(m)
+        now = self.clock()
+        with self.store.write() as conn:
+            for _, event in parsed:
+                apply_event(conn, event, now, self.limits)
+        for m, _ in parsed:
+            events_q.ack(m)
+        return len(parsed)
+
+    def _resolve(self, event: Event, blobs: BlobStore) -> Event:
+        """Fetch a result the runner left in the blob store, so the store keeps it with the task."""
+        key = event.data.get("result_key")
+        if isinstance(key, str):
+            try:
+                event.data["result"] = blobs.get(key).decode("utf-8", errors="replace")
+            except KeyError:
+                event.data["result_error"] = "result blob missing"
+        return event
+
+    def _due(self) -> bool:
+        """Cheap check (no write lock) for due queued tasks on our targets."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(s.tasks.c.id)
+                .where(
+                    and_(
+                        s.tasks.c.status == TaskStatus.QUEUED.value,
+                        s.tasks.c.target.in_(list(self.targets)),
+                        s.tasks.c.run_at <= self.clock(),
+                    )
+                )
+                .limit(1)
+            ).first()
+        return row is not None

@@ -1,0 +1,244 @@
+"""The task status machine: the one place that changes a task's status.
+
+Rules:
+
+* a terminal status (complete, error, cancelled, timeout) never changes;
+* events are always recorded; an event for a terminal task or for an older
+  attempt is recorded with ``applied = false`` and changes nothing;
+* a concurrency slot is held exactly while a task is ``preparing`` or
+  ``running``, so the transaction that records a terminal status frees it;
+* user failures (non-zero exit, OOM, timeout) retry as a *new* task linked by
+  ``retry_of`` after ``retries_delay``; infrastructure failures (launch failed,
+  container lost) relaunch the *same* task as a new attempt, on their own budget.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from mayfly.core.config import Limits
+from mayfly.core.ids import new_id
+from mayfly.core.messages import Event, EventKind
+from mayfly.core.models import ACTIVE_STATUSES, Reason, TaskStatus
+from mayfly.core.records import Task
+from mayfly.core.store import schema as s
+
+#: Allowed moves. Terminal statuses have no entry: nothing leaves them.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.PREPARING, TaskStatus.CANCELLED}),
+    TaskStatus.PREPARING: frozenset(
+        {
+            TaskStatus.RUNNING,
+            TaskStatus.QUEUED,
+            TaskStatus.COMPLETE,
+            TaskStatus.ERROR,
+            TaskStatus.CANCELLED,
+            TaskStatus.TIMEOUT,
+        }
+    ),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.COMPLETE, TaskStatus.ERROR, TaskStatus.CANCELLED, TaskStatus.TIMEOUT, TaskStatus.QUEUED}
+    ),
+}
+
+
+def can_move(old: TaskStatus, new: TaskStatus) -> bool:
+    """True when the status machine allows ``old`` → ``new``."""
+    return new in TRANSITIONS.get(old, frozenset())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying one event did."""
+
+    applied: bool
+    note: str | None = None
+    #: The id of a retry task created by this event, if any.
+    retry_task_id: str | None = None
+
+
+def infra_backoff(failures: int) -> float:
+    """Seconds before relaunching after the n-th infrastructure failure (1, 2, 4, ... capped at 60)."""
+    return float(min(60, 2 ** max(0, failures - 1)))
+
+
+def load_task(conn: Connection, task_id: str) -> Task | None:
+    """The task row, or None."""
+    row = conn.execute(select(s.tasks).where(s.tasks.c.id == task_id)).mappings().first()
+    return Task.from_row(row) if row else None
+
+
+def move(conn: Connection, task: Task, new: TaskStatus, now: float, **fields: Any) -> bool:
+    """Change the status with a compare-and-set on the current status; False if it already changed."""
+    old = task.task_status
+    if not can_move(old, new):
+        return False
+    values = {"status": new.value, "updated_at": now, **fields}
+    if new.terminal:
+        values.setdefault("end_time", now)
+    res = conn.execute(update(s.tasks).where(s.tasks.c.id == task.id, s.tasks.c.status == old.value).values(**values))
+    return res.rowcount == 1
+
+
+def apply_event(conn: Connection, event: Event, now: float, limits: Limits) -> Outcome:
+    """Apply one runner event to its task and record it; must run inside a write transaction."""
+    task = load_task(conn, event.task_id)
+    if task is None:
+        outcome = Outcome(False, "unknown task")
+    elif task.task_status.terminal:
+        outcome = Outcome(False, f"task already {task.status}")
+    elif task.task_status is TaskStatus.QUEUED:
+        outcome = Outcome(False, f"attempt {event.attempt} already ended; the task is queued again")
+    elif event.attempt != task.attempt:
+        outcome = Outcome(False, f"stale attempt {event.attempt} (task is on attempt {task.attempt})")
+    else:
+        outcome = _apply(conn, task, event, now, limits)
+    conn.execute(
+        insert(s.events).values(
+            task_id=event.task_id,
+            attempt=event.attempt,
+            kind=event.kind.value,
+            data=json.dumps(event.data),
+            at=event.at,
+            applied=outcome.applied,
+            note=outcome.note,
+            created_at=now,
+        )
+    )
+    return outcome
+
+
+def _apply(conn: Connection, task: Task, event: Event, now: float, limits: Limits) -> Outcome:
+    data = event.data
+    if event.kind is EventKind.STARTED:
+        if task.task_status is TaskStatus.RUNNING:
+            return Outcome(False, "already running")
+        started = float(data.get("started_at") or event.at)
+        ok = move(conn, task, TaskStatus.RUNNING, now, start_time=started, handle=data.get("handle"))
+        return Outcome(ok, None if ok else "status changed concurrently")
+    if event.kind is EventKind.EXITED:
+        return _exited(conn, task, event, now)
+    if event.kind in (EventKind.LAUNCH_FAILED, EventKind.LOST):
+        reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
+        return _infra_failure(
+            conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
+        )
+    return Outcome(False, f"unknown event kind {event.kind}")
+
+
+def _exited(conn: Connection, task: Task, event: Event, now: float) -> Outcome:
+    data = event.data
+    exit_code = data.get("exit_code")
+    stopped = data.get("stopped")
+    msg = data.get("message")
+    if stopped == "cancel":
+        status, reason = TaskStatus.CANCELLED, Reason.CANCELLED
+        msg = msg or "cancelled by user"
+    elif stopped == "timeout":
+        status, reason = TaskStatus.TIMEOUT, Reason.TIMEOUT
+        msg = msg or f"timed out after {task.timeout}s"
+    elif data.get("oom"):
+        status, reason = TaskStatus.ERROR, Reason.OOM
+        msg = msg or "out of memory: the container exceeded its memory limit and was killed"
+    elif exit_code == 0:
+        status, reason = TaskStatus.COMPLETE, None
+    else:
+        status, reason = TaskStatus.ERROR, Reason.EXIT
+        msg = msg or f"exited with code {exit_code}"
+    start = data.get("started_at") or task.start_time
+    end = float(data.get("finished_at") or event.at)
+    fields: dict[str, Any] = {
+        "reason": reason.value if reason else None,
+        "msg": msg,
+        "exit_code": exit_code,
+        "log_size": int(data.get("log_size") or 0),
+        "log_truncated": bool(data.get("log_truncated")),
+        "result": data.get("result"),
+        "start_time": float(start) if start is not None else None,
+        "end_time": end,
+        "handle": data.get("handle") or task.handle,
+    }
+    if not move(conn, task, status, now, **fields):
+        return Outcome(False, "status changed concurrently")
+    retry_id = None
+    if status in (TaskStatus.ERROR, TaskStatus.TIMEOUT) and task.retry_count < task.retries:
+        retry_id = create_retry(conn, task, now, delay=float(task.retries_delay))
+    return Outcome(True, None, retry_id)
+
+
+def _infra_failure(
+    conn: Connection, task: Task, reason: Reason, message: str, retryable: bool, now: float, limits: Limits
+) -> Outcome:
+    failures = task.infra_failures + 1
+    if task.cancel_requested:
+        ok = move(
+            conn, task, TaskStatus.CANCELLED, now, reason=Reason.CANCELLED.value, msg=message, infra_failures=failures
+        )
+        return Outcome(ok, None if ok else "status changed concurrently")
+    if retryable and failures <= limits.infra_retries:
+        ok = move(
+            conn,
+            task,
+            TaskStatus.QUEUED,
+            now,
+            infra_failures=failures,
+            run_at=now + infra_backoff(failures),
+            msg=f"attempt {task.attempt} {reason.value}: {message}; relaunching",
+            handle=None,
+            start_time=None,
+        )
+        return Outcome(ok, None if ok else "status changed concurrently")
+    ok = move(conn, task, TaskStatus.ERROR, now, reason=reason.value, msg=message, infra_failures=failures)
+    return Outcome(ok, None if ok else "status changed concurrently")
+
+
+def create_retry(conn: Connection, task: Task, now: float, *, delay: float) -> str:
+    """Queue a new task that retries ``task`` (same code revision, payload and options); return its id."""
+    new = new_id()
+    row = conn.execute(select(s.tasks).where(s.tasks.c.id == task.id)).mappings().one()
+    values = {c: row[c] for c in _COPIED}
+    values.update(
+        id=new,
+        status=TaskStatus.QUEUED.value,
+        delay=int(delay),
+        run_at=now + delay,
+        retry_count=task.retry_count + 1,
+        retry_of=task.id,
+        created_at=now,
+        updated_at=now,
+    )
+    conn.execute(insert(s.tasks).values(**values))
+    conn.execute(update(s.tasks).where(s.tasks.c.id == task.id).values(retried_by=new))
+    return new
+
+
+_COPIED = (
+    "project_id",
+    "code_id",
+    "code_name",
+    "code_rev",
+    "revision_id",
+    "payload",
+    "env",
+    "priority",
+    "timeout",
+    "target",
+    "label",
+    "retries",
+    "retries_delay",
+    "schedule_id",
+)
+
+
+def cancel_queued(conn: Connection, task: Task, now: float) -> bool:
+    """Cancel a task that holds no container yet; False if it already moved on."""
+    return move(conn, task, TaskStatus.CANCELLED, now, reason=Reason.CANCELLED.value, msg="cancelled by user")
+
+
+def holds_slot(status: TaskStatus) -> bool:
+    """True for the statuses that count against max concurrency."""
+    return status in ACTIVE_STATUSES

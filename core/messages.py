@@ -1,0 +1,145 @@
+"""What travels on the queues: task and cancel messages down, events up.
+
+Bodies are JSON with a version field ``v`` so runners and control planes of
+neighbouring versions can tell each other apart. Everything a runner needs is in
+the message: cloud runners have no access to the store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Self
+
+from mayfly.core.models import CodeRef
+
+VERSION = 1
+
+
+class EventKind(StrEnum):
+    """Events a runner reports about one (task, attempt)."""
+
+    #: The container is running (``data.handle``, ``data.started_at``).
+    STARTED = "started"
+    #: The container ended (``data.exit_code``, ``data.oom``, ``data.stopped`` = cancel|timeout|None, logs, result).
+    EXITED = "exited"
+    #: The provider could not start it (``data.message``, ``data.retryable``).
+    LAUNCH_FAILED = "launch_failed"
+    #: The container is gone without an exit record (``data.message``).
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """One (task, attempt) that may start now."""
+
+    task_id: str
+    attempt: int
+    project_id: str
+    code_name: str
+    code_rev: int
+    image: str
+    #: The code's command string (run by /bin/sh -c); empty for an image's own command.
+    command: str
+    code: CodeRef | None
+    payload: str
+    config: str
+    env: dict[str, str]
+    timeout: int
+    cpu: float
+    memory_mb: int
+    network: str
+    ironworker: bool
+    #: Whether the image carries the boot script (runtime images do, registered images may not).
+    has_boot: bool
+    max_log_bytes: int
+    max_result_bytes: int
+    stop_grace_seconds: float
+
+    @property
+    def name(self) -> str:
+        """The deterministic container name of this attempt."""
+        return container_name(self.task_id, self.attempt)
+
+    def dumps(self) -> str:
+        body = asdict(self)
+        body["kind"] = "task"
+        body["v"] = VERSION
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Self:
+        body = {k: v for k, v in body.items() if k not in ("kind", "v")}
+        if body.get("code") is not None:
+            body["code"] = CodeRef(**body["code"])
+        return cls(**body)
+
+
+@dataclass(frozen=True)
+class CancelMessage:
+    """Stop the container of (task, attempt) if it exists, and never launch it."""
+
+    task_id: str
+    attempt: int
+
+    def dumps(self) -> str:
+        return json.dumps({"kind": "cancel", "v": VERSION, "task_id": self.task_id, "attempt": self.attempt})
+
+
+@dataclass(frozen=True)
+class Event:
+    """A runner's report about one (task, attempt)."""
+
+    task_id: str
+    attempt: int
+    kind: EventKind
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "v": VERSION,
+                "task_id": self.task_id,
+                "attempt": self.attempt,
+                "kind": self.kind.value,
+                "at": self.at,
+                "data": self.data,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Self:
+        body = json.loads(text)
+        return cls(
+            body["task_id"],
+            int(body["attempt"]),
+            EventKind(body["kind"]),
+            float(body["at"]),
+            dict(body.get("data") or {}),
+        )
+
+
+def parse_down(text: str) -> TaskMessage | CancelMessage:
+    """Parse a message from a target's task or control queue."""
+    body = json.loads(text)
+    if body.get("kind") == "cancel":
+        return CancelMessage(body["task_id"], int(body["attempt"]))
+    return TaskMessage.from_dict(body)
+
+
+def container_name(task_id: str, attempt: int) -> str:
+    """``mayfly-<task>-<attempt>``: the same (task, attempt) always gets the same name."""
+    return f"mayfly-{task_id}-{attempt}"
+
+
+def run_key(task_id: str, attempt: int, name: str) -> str:
+    """Blob key of a per-attempt record: ``runs/<task>/<attempt>/<name>``."""
+    return f"runs/{task_id}/{attempt}/{name}"
+
+
+def log_prefix(task_id: str, attempt: int) -> str:
+    """Blob folder holding an attempt's log chunks."""
+    return f"logs/{task_id}/{attempt}/"

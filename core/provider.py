@@ -1,0 +1,182 @@
+"""The provider interface: how Mayfly starts, watches and removes one container.
+
+A provider is a class with a unique ``name``, a pydantic ``Settings`` model for
+its target settings, its capabilities declared as data, and a handful of
+methods. ``launch``, ``state``, ``logs``, ``result`` and ``remove`` are required;
+``wait`` has a polling default; ``cancel`` and ``reattach`` raise
+:class:`~mayfly.core.errors.Unsupported` unless the provider overrides them.
+
+Providers are registered through the ``mayfly_register_providers`` hook (see
+:mod:`mayfly.core.hookspecs`); the runner looks a provider up by name and calls
+these typed methods directly. SDK exceptions must be translated into
+:class:`~mayfly.core.errors.MayflyError` subclasses before they leave a provider.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mayfly.core.blobs import BlobStore
+from mayfly.core.errors import Unsupported
+from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
+
+
+class Capability(StrEnum):
+    """Optional features a provider may offer."""
+
+    #: Logs can be read while the container runs.
+    LOG_STREAMING = "log_streaming"
+    #: A running container can be stopped (SIGTERM, then SIGKILL after a grace period).
+    CANCEL = "cancel"
+    #: Containers can be found again by their labels after a runner restart.
+    REATTACH = "reattach"
+    #: ``network="none"`` is honoured.
+    NETWORK_NONE = "network_none"
+    GPU = "gpu"
+    #: Spot / preemptible capacity.
+    SPOT = "spot"
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """Hard limits of a provider; the control plane rejects tasks beyond them."""
+
+    max_cpu: float
+    max_memory_mb: int
+    #: Largest timeout the provider can run, in seconds.
+    max_timeout: int
+
+
+class ProviderSettings(BaseModel):
+    """Base of every provider's target settings. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the runner hands a provider besides its settings."""
+
+    #: The target's blob store (code packages, payloads, results).
+    blobs: BlobStore
+    #: A private scratch directory the provider may use (per target).
+    work_dir: Path
+    #: Identifies this Mayfly home, so two homes on one engine never see each other's containers.
+    home_id: str
+    #: Name of the target this provider instance serves.
+    target: str
+
+
+class Provider(abc.ABC):
+    """Starts one container per (task, attempt) and reports on it."""
+
+    #: Registry key, e.g. "docker". Must be unique.
+    name: ClassVar[str]
+    #: The pydantic model of this provider's target settings.
+    Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: Capabilities this provider offers.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Capabilities it does not offer, each with the reason shown to users.
+    unsupported: ClassVar[Mapping[Capability, str]] = {}
+    limits: ClassVar[ProviderLimits] = ProviderLimits(max_cpu=4.0, max_memory_mb=16384, max_timeout=86400)
+    #: Seconds between ``state`` calls in the default ``wait``.
+    poll_interval: ClassVar[float] = 1.0
+
+    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    # ------------------------------------------------------------ required
+
+    @abc.abstractmethod
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        """Start the container for ``spec`` and return its handle.
+
+        Idempotent: when a container named ``spec.name`` already exists (a launch
+        retried after a crash, a redelivered message), return its handle with
+        ``existing=True`` and start nothing.
+
+        Raises:
+            LaunchFailed: the container could not be started.
+            EngineNotRunning / CredentialsMissing: the provider is unreachable.
+        """
+
+    @abc.abstractmethod
+    def state(self, handle: str) -> ContainerState:
+        """Report the container's state; ``MISSING`` when it no longer exists."""
+
+    @abc.abstractmethod
+    def logs(self, handle: str, *, follow: bool = False) -> Iterator[bytes]:
+        """Yield the container's combined stdout and stderr from the start.
+
+        With ``follow=True`` the iterator ends when the container exits, having
+        yielded every byte it wrote.
+        """
+
+    @abc.abstractmethod
+    def result(self, handle: str, max_bytes: int) -> bytes | None:
+        """Return what the task wrote to /mayfly/result.json, or None if nothing.
+
+        Raises:
+            InvalidInput: the result is larger than ``max_bytes``.
+        """
+
+    @abc.abstractmethod
+    def remove(self, handle: str) -> None:
+        """Remove the container and everything created for it. Removing twice is fine."""
+
+    # ------------------------------------------------------------ optional
+
+    def find(self, spec_name: str) -> LaunchResult | None:
+        """Return the container with this deterministic name, if it exists."""
+        raise Unsupported(f"provider {self.name!r} does not support find")
+
+    def wait(self, handle: str, timeout: float) -> ContainerState:
+        """Block until the container exits or ``timeout`` seconds pass; return its state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.state(handle)
+            if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING):
+                return st
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return st
+            time.sleep(min(self.poll_interval, left))
+
+    def cancel(self, handle: str, grace_seconds: float) -> None:
+        """Stop the container: SIGTERM, then SIGKILL after ``grace_seconds``.
+
+        Raises:
+            Unsupported: the provider cannot stop a running container.
+        """
+        raise Unsupported(f"provider {self.name!r} does not support cancel")
+
+    def reattach(self) -> list[Attached]:
+        """Find this home's containers on this target by their labels (after a runner restart).
+
+        Raises:
+            Unsupported: the provider cannot list containers by label.
+        """
+        raise Unsupported(f"provider {self.name!r} does not support reattach")
+
+    def check(self) -> None:
+        """Verify the provider is usable (engine reachable, credentials valid); raise if not."""
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+
+def check_capability(provider: type[Provider], capability: Capability) -> None:
+    """Raise :class:`Unsupported` naming the feature and the reason when ``provider`` lacks it."""
+    if capability in provider.capabilities:
+        return
+    reason = provider.unsupported.get(capability, "not implemented")
+    raise Unsupported(f"provider {provider.name!r} does not support {capability.value}: {reason}")

@@ -1,0 +1,191 @@
+"""Embedded queues in one SQLite file (``$MAYFLY_HOME/queues.db``): the local target's transport.
+
+They behave like the cloud queues Mayfly uses (SQS, Pub/Sub, Azure Storage
+Queue): a received message is leased, not removed; it comes back when its lease
+expires unless it is acked; ``extend`` is the heartbeat of a long task. Several
+processes on one home share the file. A receiver in the same process is woken as
+soon as a message is sent; one in another process polls, backing off to 100 ms.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mayfly.core.queues import Message, Queue, QueueSet
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    receipt TEXT,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_messages_visible ON messages (queue, visible_at, id);
+"""
+
+_MAX_POLL = 0.1
+
+
+class EmbeddedBroker:
+    """The SQLite file and the in-process wake-ups shared by all queues of a home."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._cond = threading.Condition()
+        self._generation = 0
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=15.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def notify(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> None:
+        """Sleep until a send in this process or ``timeout``."""
+        with self._cond:
+            if self._generation == generation:
+                self._cond.wait(timeout)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def queue(self, name: str) -> EmbeddedQueue:
+        return EmbeddedQueue(self, name)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class EmbeddedQueue(Queue):
+    """One named queue inside an :class:`EmbeddedBroker`."""
+
+    def __init__(self, broker: EmbeddedBroker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+
+    def send(self, body: str, *, delay: float = 0.0) -> str:
+        return self.send_many([body], delay=delay)[0]
+
+    def send_many(self, bodies: Sequence[str], *, delay: float = 0.0) -> list[str]:
+        now = time.time()
+        conn = self.broker._conn()
+        ids: list[str] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for body in bodies:
+                cur = conn.execute(
+                    "INSERT INTO messages (queue, body, visible_at, created_at) VALUES (?, ?, ?, ?)",
+                    (self.name, body, now + delay, now),
+                )
+                ids.append(str(cur.lastrowid))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.broker.notify()
+        return ids
+
+    def receive(self, max_messages: int = 1, *, wait: float = 0.0, lease: float = 30.0) -> list[Message]:
+        deadline = time.monotonic() + wait
+        pause = 0.005
+        while True:
+            generation = self.broker.generation
+            got = self._lease(max_messages, lease)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.broker.wait(generation, min(pause, left))
+            pause = min(pause * 2, _MAX_POLL)
+
+    def _lease(self, max_messages: int, lease: float) -> list[Message]:
+        conn = self.broker._conn()
+        now = time.time()
+        # Cheap unlocked peek first, so idle receivers never take the write lock.
+        if (
+            conn.execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (self.name, now)
+            ).fetchone()
+            is None
+        ):
+            return []
+        receipt = secrets.token_hex(8)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, body, deliveries FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?",
+                (self.name, now, max_messages),
+            ).fetchall()
+            if rows:
+                conn.executemany(
+                    "UPDATE messages SET visible_at = ?, receipt = ?, deliveries = deliveries + 1 WHERE id = ?",
+                    [(now + lease, f"{receipt}-{row[0]}", row[0]) for row in rows],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return [Message(str(i), body, f"{receipt}-{i}", deliveries + 1) for i, body, deliveries in rows]
+
+    def ack(self, message: Message) -> bool:
+        cur = self.broker._conn().execute(
+            "DELETE FROM messages WHERE id = ? AND receipt = ?", (int(message.id), message.receipt)
+        )
+        return cur.rowcount == 1
+
+    def ack_many(self, messages: Sequence[Message]) -> None:
+        """Ack several messages in one transaction."""
+        conn = self.broker._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "DELETE FROM messages WHERE id = ? AND receipt = ?", [(int(m.id), m.receipt) for m in messages]
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def extend(self, message: Message, lease: float) -> bool:
+        cur = self.broker._conn().execute(
+            "UPDATE messages SET visible_at = ? WHERE id = ? AND receipt = ?",
+            (time.time() + lease, int(message.id), message.receipt),
+        )
+        return cur.rowcount == 1
+
+    def depth(self) -> int:
+        row = self.broker._conn().execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)).fetchone()
+        return int(row[0])
+
+
+class EmbeddedQueueSet(QueueSet):
+    """The ``tasks``, ``control`` and ``events`` queues of one target, in one broker."""
+
+    def __init__(self, broker: EmbeddedBroker, target: str) -> None:
+        self.broker = broker
+        self.target = target
+
+    def get(self, kind: str) -> EmbeddedQueue:
+        return self.broker.queue(f"{self.target}.{kind}")

@@ -1,0 +1,253 @@
+"""Typed views of store rows, and their JSON form for ``--json`` and the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from mayfly.core.models import TaskStatus
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as RFC 3339 UTC with milliseconds (IronWorker's date format), or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Row:
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        """Build from a SQLAlchemy row mapping, ignoring columns the record does not name."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Project(_Row):
+    id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Target(_Row):
+    name: str
+    provider: str
+    settings: str
+    capacity: int
+    created_at: float
+
+    @property
+    def settings_dict(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.settings)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "capacity": self.capacity,
+            "settings": self.settings_dict,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Revision(_Row):
+    id: str
+    code_id: str
+    rev: int
+    kind: str
+    sha256: str | None
+    size: int
+    blob_key: str | None
+    runtime: str | None
+    image: str
+    command: str
+    env: str
+    config: str
+    max_concurrency: int | None
+    retries: int
+    retries_delay: int
+    timeout: int
+    default_priority: int
+    target: str
+    network: str
+    cpu: float
+    memory_mb: int
+    ironworker: bool
+    created_at: float
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        value: dict[str, str] = json.loads(self.env)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rev": self.rev,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "size": self.size,
+            "runtime": self.runtime,
+            "image": self.image,
+            "command": self.command,
+            "env": self.env_dict,
+            "config": self.config,
+            "max_concurrency": self.max_concurrency,
+            "retries": self.retries,
+            "retries_delay": self.retries_delay,
+            "timeout": self.timeout,
+            "default_priority": self.default_priority,
+            "target": self.target,
+            "network": self.network,
+            "cpu": self.cpu,
+            "memory_mb": self.memory_mb,
+            "ironworker": self.ironworker,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Code(_Row):
+    id: str
+    project_id: str
+    name: str
+    latest_rev: int
+    paused: bool
+    created_at: float
+    updated_at: float
+
+    def to_json(self, latest: Revision | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "project_id": self.project_id,
+            "name": self.name,
+            "rev": self.latest_rev,
+            "paused": self.paused,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+        if latest is not None:
+            body["latest"] = latest.to_json()
+        return body
+
+
+@dataclass(frozen=True)
+class Task(_Row):
+    id: str
+    project_id: str
+    code_id: str
+    code_name: str
+    code_rev: int
+    revision_id: str
+    status: str
+    reason: str | None
+    msg: str | None
+    payload: str
+    env: str
+    priority: int
+    timeout: int
+    delay: int
+    run_at: float
+    target: str
+    label: str | None
+    retries: int
+    retries_delay: int
+    retry_count: int
+    retry_of: str | None
+    retried_by: str | None
+    attempt: int
+    infra_failures: int
+    exit_code: int | None
+    result: str | None
+    log_size: int
+    log_truncated: bool
+    handle: str | None
+    cancel_requested: bool
+    dispatch_pending: bool
+    schedule_id: str | None
+    created_at: float
+    updated_at: float
+    dispatched_at: float | None
+    start_time: float | None
+    end_time: float | None
+
+    @property
+    def task_status(self) -> TaskStatus:
+        return TaskStatus(self.status)
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return round((self.end_time - self.start_time) * 1000)
+
+    def to_json(self, *, with_payload: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "project_id": self.project_id,
+            "code_id": self.code_id,
+            "code_name": self.code_name,
+            "code_rev": self.code_rev,
+            "code_history_id": self.revision_id,
+            "status": self.status,
+            "reason": self.reason,
+            "msg": self.msg,
+            "exit_code": self.exit_code,
+            "attempt": self.attempt,
+            "infra_failures": self.infra_failures,
+            "priority": self.priority,
+            "timeout": self.timeout,
+            "delay": self.delay,
+            "target": self.target,
+            "label": self.label,
+            "retries": self.retries,
+            "retries_delay": self.retries_delay,
+            "retry_count": self.retry_count,
+            "retry_of": self.retry_of,
+            "retried_by": self.retried_by,
+            "schedule_id": self.schedule_id,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "run_at": iso(self.run_at),
+            "start_time": iso(self.start_time),
+            "end_time": iso(self.end_time),
+            "duration_ms": self.duration_ms,
+            "log_size": self.log_size,
+            "log_truncated": self.log_truncated,
+            "cancel_requested": self.cancel_requested,
+            "result": json.loads(self.result) if self.result is not None else None,
+        }
+        if with_payload:
+            body["payload"] = self.payload
+        return body
+
+
+@dataclass(frozen=True)
+class EventRecord(_Row):
+    id: int
+    task_id: str
+    attempt: int
+    kind: str
+    data: str
+    at: float
+    applied: bool
+    note: str | None
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "attempt": self.attempt,
+            "kind": self.kind,
+            "data": json.loads(self.data),
+            "at": iso(self.at),
+            "applied": self.applied,
+            "note": self.note,
+        }

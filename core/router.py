@@ -1,0 +1,178 @@
+"""The router: decides which queued tasks may start now and hands them to their target's queue.
+
+A task may start when it is due (its delay or retry delay has passed), its code
+is not paused, its code is under ``max_concurrency`` and its target is under
+``capacity``. Among startable tasks the order is priority (2 first), then FIFO.
+
+Dispatch is an outbox: one write transaction moves the chosen tasks to
+``preparing``, increments their attempt and flags them ``dispatch_pending``;
+:func:`publish` then sends the task messages and clears the flag. A crash between
+the two leaves the flag set and the next :func:`publish` sends again; a message
+sent twice is harmless because launches are idempotent per (task, attempt).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from mayfly.core.config import Limits
+from mayfly.core.messages import TaskMessage
+from mayfly.core.models import ACTIVE_STATUSES, CodeRef, TaskStatus
+from mayfly.core.queues import Queue
+from mayfly.core.records import Revision, Task
+from mayfly.core.store import Store
+from mayfly.core.store import schema as s
+
+#: How many queued rows one dispatch pass looks at per target.
+SCAN_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    task_id: str
+    target: str
+
+
+def _active_counts(conn: Connection, column: object) -> Counter[str]:
+    active = [st.value for st in ACTIVE_STATUSES]
+    rows = conn.execute(
+        select(column, func.count()).where(s.tasks.c.status.in_(active)).group_by(column)  # type: ignore[arg-type]
+    )
+    return Counter({str(k): int(n) for k, n in rows})
+
+
+def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatched]:
+    """Move every task that may start now to ``preparing``; return what was chosen.
+
+    ``targets`` maps each target this control plane serves to its capacity.
+    """
+    chosen: list[Dispatched] = []
+    with store.write() as conn:
+        per_target = _active_counts(conn, s.tasks.c.target)
+        per_code = _active_counts(conn, s.tasks.c.code_id)
+        limits: dict[str, int | None] = {}
+        paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}
+        for target, capacity in targets.items():
+            room = capacity - per_target[target]
+            if room <= 0:
+                continue
+            rows = conn.execute(
+                select(s.tasks.c.id, s.tasks.c.code_id, s.tasks.c.revision_id)
+                .where(
+                    and_(
+                        s.tasks.c.status == TaskStatus.QUEUED.value, s.tasks.c.target == target, s.tasks.c.run_at <= now
+                    )
+                )
+                .order_by(s.tasks.c.priority.desc(), s.tasks.c.id)
+                .limit(SCAN_LIMIT)
+            ).all()
+            for task_id, code_id, revision_id in rows:
+                if room <= 0:
+                    break
+                if code_id in paused:
+                    continue
+                if revision_id not in limits:
+                    limits[revision_id] = conn.execute(
+                        select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
+                    ).scalar_one()
+                cap = limits[revision_id]
+                if cap is not None and per_code[code_id] >= cap:
+                    continue
+                res = conn.execute(
+                    update(s.tasks)
+                    .where(s.tasks.c.id == task_id, s.tasks.c.status == TaskStatus.QUEUED.value)
+                    .values(
+                        status=TaskStatus.PREPARING.value,
+                        attempt=s.tasks.c.attempt + 1,
+                        dispatch_pending=True,
+                        dispatched_at=now,
+                        updated_at=now,
+                    )
+                )
+                if res.rowcount != 1:
+                    continue
+                per_code[code_id] += 1
+                room -= 1
+                chosen.append(Dispatched(task_id, target))
+    return chosen
+
+
+def build_message(task: Task, rev: Revision, limits: Limits) -> TaskMessage:
+    """The task message for the task's current attempt."""
+    code = None
+    if rev.kind == "zip" and rev.blob_key and rev.sha256:
+        code = CodeRef(key=rev.blob_key, sha256=rev.sha256, size=rev.size)
+    env = {**rev.env_dict, **json.loads(task.env)}
+    return TaskMessage(
+        task_id=task.id,
+        attempt=task.attempt,
+        project_id=task.project_id,
+        code_name=task.code_name,
+        code_rev=task.code_rev,
+        image=rev.image,
+        command=rev.command,
+        code=code,
+        payload=task.payload,
+        config=rev.config,
+        env=env,
+        timeout=task.timeout,
+        cpu=rev.cpu,
+        memory_mb=rev.memory_mb,
+        network=rev.network,
+        ironworker=rev.ironworker,
+        has_boot=rev.kind == "zip",
+        max_log_bytes=limits.max_log_bytes,
+        max_result_bytes=limits.max_result_bytes,
+        stop_grace_seconds=limits.stop_grace_seconds,
+    )
+
+
+def publish(store: Store, queue_for: Callable[[str], Queue], limits: Limits, batch: int = 500) -> int:
+    """Send the task messages of every ``dispatch_pending`` task; return how many were sent."""
+    sent = 0
+    while True:
+        with store.read() as conn:
+            rows = conn.execute(
+                select(s.tasks, s.code_revisions)
+                .join(s.code_revisions, s.code_revisions.c.id == s.tasks.c.revision_id)
+                .where(s.tasks.c.dispatch_pending.is_(True))
+                .limit(batch)
+            ).all()
+        if not rows:
+            return sent
+        by_target: dict[str, list[tuple[str, int, str]]] = {}
+        for row in rows:
+            task, rev = _split(row)
+            by_target.setdefault(task.target, []).append(
+                (task.id, task.attempt, build_message(task, rev, limits).dumps())
+            )
+        for target, items in by_target.items():
+            queue_for(target).send_many([body for _, _, body in items])
+            with store.write() as conn:
+                for task_id, attempt, _ in items:
+                    conn.execute(
+                        update(s.tasks)
+                        .where(s.tasks.c.id == task_id, s.tasks.c.attempt == attempt)
+                        .values(dispatch_pending=False)
+                    )
+            sent += len(items)
+        if len(rows) < batch:
+            return sent
+
+
+def _split(row: object) -> tuple[Task, Revision]:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    task_cols = {c.name for c in s.tasks.columns}
+    task = Task.from_row({k: mapping[s.tasks.c[k]] for k in task_cols})
+    rev = Revision.from_row({c.name: mapping[s.code_revisions.c[c.name]] for c in s.code_revisions.columns})
+    return task, rev
+
+
+def targets_in_use(rows: Iterable[Task]) -> set[str]:
+    """The targets of some tasks."""
+    return {t.target for t in rows}

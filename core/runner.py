@@ -1,0 +1,462 @@
+"""The runner: takes task messages off a target's queue and runs each in a fresh container.
+
+For every (task, attempt) it:
+
+1. drops the attempt if it was cancelled before launch (a ``cancel`` record in the blob store);
+2. re-sends the stored exit event if a previous delivery already finished it;
+3. finds the container by its deterministic name (reattach), or, if a ``launched``
+   record exists but the container is gone, reports it ``lost``; otherwise records
+   ``launched`` and launches it through the provider;
+4. streams its log to the blob store (capped), keeps the message leased while the
+   container runs (the heartbeat), and enforces the timeout (SIGTERM, then SIGKILL
+   after the grace period) and cancellation;
+5. reads ``/mayfly/result.json`` (capped), records the exit event in the blob store,
+   sends it, acks the message and only then removes the container.
+
+Acking before removing means a redelivered message always finds either the
+container or the exit record, so an attempt is never launched twice. After a
+restart the runner adopts its containers by label at once, and attaches the
+redelivered messages to them when they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mayfly.core.blobs import BlobStore
+from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsupported
+from mayfly.core.logstore import LogWriter
+from mayfly.core.messages import (
+    CancelMessage,
+    Event,
+    EventKind,
+    TaskMessage,
+    container_name,
+    parse_down,
+    run_key,
+)
+from mayfly.core.models import ContainerStatus, LaunchSpec
+from mayfly.core.provider import Capability, Provider
+from mayfly.core.queues import Message, QueueSet
+
+log = logging.getLogger("mayfly.runner")
+
+BOOT = "/usr/local/bin/mayfly-boot"
+PAYLOAD_FILE = "/mayfly/payload.json"
+CONFIG_FILE = "/mayfly/config.json"
+TASK_DIR = "/mayfly/task"
+
+
+def container_env(msg: TaskMessage) -> dict[str, str]:
+    """The container's environment: the code's and task's env, then the contract's MAYFLY_* variables."""
+    env = dict(msg.env)
+    env.update(
+        MAYFLY_TASK_ID=msg.task_id,
+        MAYFLY_ATTEMPT=str(msg.attempt),
+        MAYFLY_PROJECT_ID=msg.project_id,
+        MAYFLY_CODE_NAME=msg.code_name,
+        MAYFLY_CODE_REV=str(msg.code_rev),
+        MAYFLY_PAYLOAD_FILE=PAYLOAD_FILE,
+        MAYFLY_CONFIG_FILE=CONFIG_FILE,
+        MAYFLY_TASK_DIR=TASK_DIR,
+    )
+    if msg.ironworker:
+        env.update(
+            MAYFLY_IRONWORKER="1",
+            PAYLOAD_FILE=PAYLOAD_FILE,
+            CONFIG_FILE=CONFIG_FILE,
+            TASK_ID=msg.task_id,
+            TASK_DIR=TASK_DIR,
+        )
+    return env
+
+
+def container_command(msg: TaskMessage) -> tuple[str, ...]:
+    """argv of the container: the boot script for runtime images, else ``sh -c`` (or the image's own)."""
+    if msg.has_boot:
+        return (BOOT, msg.command)
+    if not msg.command:
+        return ()
+    if msg.ironworker:
+        iron = ("-payload", PAYLOAD_FILE, "-config", CONFIG_FILE, "-id", msg.task_id, "-d", TASK_DIR)
+        return ("/bin/sh", "-c", f'{msg.command} "$@"', "mayfly", *iron)
+    return ("/bin/sh", "-c", msg.command)
+
+
+def launch_spec(msg: TaskMessage) -> LaunchSpec:
+    """Turn a task message into the provider's launch spec."""
+    return LaunchSpec(
+        name=msg.name,
+        task_id=msg.task_id,
+        attempt=msg.attempt,
+        project=msg.project_id,
+        image=msg.image,
+        command=container_command(msg),
+        env=container_env(msg),
+        code=msg.code,
+        payload=msg.payload.encode(),
+        config=msg.config.encode(),
+        cpu=msg.cpu,
+        memory_mb=msg.memory_mb,
+        timeout=msg.timeout,
+        network=msg.network,
+        labels={"mayfly.code": msg.code_name},
+        has_boot=msg.has_boot,
+    )
+
+
+@dataclass
+class Watch:
+    """One attempt this runner is responsible for."""
+
+    task_id: str
+    attempt: int
+    message: Message | None = None
+    handle: str | None = None
+    stopped: str | None = None
+    cancel_asked: bool = False
+    #: Set when another runner took the lease over: this one stops reporting.
+    abandoned: bool = False
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Runner:
+    """Runs one target's tasks through its provider."""
+
+    def __init__(
+        self,
+        target: str,
+        provider: Provider,
+        queues: QueueSet,
+        blobs: BlobStore,
+        *,
+        concurrency: int = 8,
+        lease: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self.provider = provider
+        self.tasks = queues.get("tasks")
+        self.control = queues.get("control")
+        self.events = queues.get("events")
+        self.blobs = blobs
+        self.concurrency = concurrency
+        self.lease = lease
+        self.clock = clock
+        self.watches: dict[tuple[str, int], Watch] = {}
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._stop = threading.Event()
+        self._last_heartbeat = 0.0
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Serve until ``stop`` (or :meth:`stop`) is set; running containers keep running on exit."""
+        if stop is not None:
+            self._stop = stop
+        self.provider.check()
+        self.adopt()
+        while not self._stop.is_set():
+            self.step(wait=0.5)
+        self._heartbeat(force=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def step(self, wait: float = 0.0) -> None:
+        """One pass: control messages, new task messages, heartbeat."""
+        for m in self.control.receive(10, wait=0.0, lease=self.lease):
+            self._on_control(m)
+        free = self.concurrency - self.busy()
+        if free > 0:
+            for m in self.tasks.receive(free, wait=wait, lease=self.lease):
+                self._on_task(m)
+        elif wait:
+            self._stop.wait(min(wait, 0.1))
+        self._heartbeat()
+
+    def busy(self) -> int:
+        with self._lock:
+            return sum(1 for w in self.watches.values() if not w.done)
+
+    def adopt(self) -> None:
+        """Clean up after a restart: remove containers whose attempt already reported its exit.
+
+        Containers still running are reattached when their message is redelivered
+        (after its lease expires): the launch path finds them by their
+        deterministic name instead of launching again.
+        """
+        if Capability.REATTACH not in self.provider.capabilities:
+            return
+        for item in self.provider.reattach():
+            if self.blobs.exists(run_key(item.task_id, item.attempt, "exited")):
+                log.info("removing leftover container of %s attempt %s", item.task_id, item.attempt)
+                self.provider.remove(item.handle)
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until no attempt is in progress (tests and ``mayfly run``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.busy() == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # ------------------------------------------------------------ messages
+
+    def _on_task(self, m: Message) -> None:
+        try:
+            msg = parse_down(m.body)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping malformed task message %s: %s", m.id, exc)
+            self.tasks.ack(m)
+            return
+        if isinstance(msg, CancelMessage):
+            self._cancel(msg)
+            self.tasks.ack(m)
+            return
+        key = (msg.task_id, msg.attempt)
+        with self._lock:
+            watch = self.watches.get(key)
+            if watch is not None:
+                # A redelivery of an attempt we already watch (adopted, or our own lease came back).
+                if watch.done:
+                    self.watches.pop(key)
+                else:
+                    watch.message = m
+                    return
+            watch = Watch(msg.task_id, msg.attempt, message=m)
+            self.watches[key] = watch
+        self._spawn(self._run_attempt, watch, msg)
+
+    def _on_control(self, m: Message) -> None:
+        try:
+            msg = parse_down(m.body)
+        except (ValueError, KeyError, TypeError):
+            self.control.ack(m)
+            return
+        if isinstance(msg, CancelMessage):
+            self._cancel(msg)
+        self.control.ack(m)
+
+    def _cancel(self, msg: CancelMessage) -> None:
+        with self._lock:
+            watch = self.watches.get((msg.task_id, msg.attempt))
+        if watch is not None:
+            watch.cancel_asked = True
+            if watch.handle is not None:
+                self._spawn(self._stop_container, watch, "cancel")
+            return
+        # Not ours (or not launched yet): stop it wherever it runs; its owner reports the exit.
+        try:
+            found = self.provider.find(container_name(msg.task_id, msg.attempt))
+        except Unsupported:
+            return
+        if found is not None:
+            try:
+                self.provider.cancel(found.handle, 0.0)
+            except MayflyError as exc:
+                log.warning("cancel of %s failed: %s", msg.task_id, exc)
+
+    # ------------------------------------------------------------ one attempt
+
+    def _spawn(self, fn: Callable[..., None], *args: object) -> None:
+        def body() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("runner thread %s failed", fn.__name__)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=body, name=f"mayfly-{fn.__name__}", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _run_attempt(self, watch: Watch, msg: TaskMessage) -> None:
+        rk = lambda name: run_key(msg.task_id, msg.attempt, name)  # noqa: E731
+        if self.blobs.exists(rk("exited")):
+            self._send_raw(self.blobs.get(rk("exited")).decode())
+            self._finish(watch, remove=False)
+            return
+        if self.blobs.exists(rk("cancel")):
+            self._report(
+                watch, EventKind.EXITED, stopped="cancel", exit_code=None, message="cancelled before it started"
+            )
+            self._finish(watch, remove=False)
+            return
+        existing = None
+        try:
+            existing = self.provider.find(msg.name)
+        except Unsupported:
+            pass
+        except MayflyError as exc:
+            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
+            self._finish(watch, remove=False)
+            return
+        if existing is not None:
+            watch.handle = existing.handle
+        elif self.blobs.exists(rk("launched")):
+            self._report(
+                watch,
+                EventKind.LOST,
+                message="the container of this attempt disappeared before it "
+                "reported an exit (engine restarted or container removed)",
+            )
+            self._finish(watch, remove=False)
+            return
+        else:
+            self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
+            try:
+                result = self.provider.launch(launch_spec(msg))
+            except LaunchFailed as exc:
+                self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable)
+                self._finish(watch, remove=False)
+                return
+            except MayflyError as exc:
+                self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
+                self._finish(watch, remove=False)
+                return
+            watch.handle = result.handle
+        # A cancel that raced the launch: the record is written before the cancel message is sent.
+        if watch.cancel_asked or self.blobs.exists(rk("cancel")):
+            self._stop_container(watch, "cancel")
+        self._watch(watch, msg.timeout, msg.max_log_bytes, msg.max_result_bytes, msg.stop_grace_seconds)
+
+    def _watch(self, watch: Watch, timeout: int, max_log: int, max_result: int, grace: float) -> None:
+        assert watch.handle is not None
+        handle = watch.handle
+        st = self.provider.state(handle)
+        if st.status is ContainerStatus.MISSING:
+            self._report(watch, EventKind.LOST, message="the container disappeared")
+            self._finish(watch, remove=False)
+            return
+        started = st.started_at or self.clock()
+        self._report(watch, EventKind.STARTED, handle=handle, started_at=started)
+        writer = LogWriter(self.blobs, watch.task_id, watch.attempt, max_log)
+        logs = threading.Thread(
+            target=self._pump_logs, args=(handle, writer), daemon=True, name=f"mayfly-logs-{watch.task_id}"
+        )
+        logs.start()
+        deadline = started + timeout
+        while True:
+            st = self.provider.wait(handle, max(0.0, deadline - self.clock()))
+            if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING):
+                break
+            if self.clock() >= deadline and watch.stopped is None:
+                self._stop_container(watch, "timeout", grace)
+        logs.join(timeout=30)
+        writer.close()
+        if watch.abandoned:
+            return
+        if st.status is ContainerStatus.MISSING:
+            self._report(watch, EventKind.LOST, message="the container disappeared while running")
+            self._finish(watch, remove=True)
+            return
+        stopped = watch.stopped
+        if stopped is None and self.blobs.exists(run_key(watch.task_id, watch.attempt, "cancel")):
+            stopped = "cancel" if st.exit_code != 0 else None
+        data: dict[str, object] = {
+            "exit_code": st.exit_code,
+            "oom": st.oom_killed,
+            "stopped": stopped,
+            "handle": handle,
+            "started_at": st.started_at or started,
+            "finished_at": st.finished_at or self.clock(),
+            "log_size": writer.size,
+            "log_truncated": writer.dropped > 0,
+        }
+        if st.detail:
+            data["message"] = st.detail
+        data.update(self._collect_result(watch, handle, max_result))
+        event = self._event(watch, EventKind.EXITED, data)
+        self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.dumps().encode())
+        self.events.send(event.dumps())
+        self._finish(watch, remove=True)
+
+    def _collect_result(self, watch: Watch, handle: str, max_result: int) -> dict[str, object]:
+        try:
+            raw = self.provider.result(handle, max_result)
+        except InvalidInput as exc:
+            return {"result_error": exc.message, "message": f"result not kept: {exc.message}"}
+        except MayflyError as exc:
+            return {"result_error": exc.message}
+        if raw is None:
+            return {}
+        text = raw.decode("utf-8", errors="replace")
+        data: dict[str, object] = {}
+        try:
+            json.loads(text)
+        except ValueError:
+            text = json.dumps(text)
+            data["result_error"] = "result.json is not valid JSON; kept as text"
+        # The result goes through the blob store: queue messages are too small for it (SQS: 256 KiB).
+        key = run_key(watch.task_id, watch.attempt, "result.json")
+        self.blobs.put(key, text.encode())
+        data["result_key"] = key
+        return data
+
+    def _pump_logs(self, handle: str, writer: LogWriter) -> None:
+        try:
+            for chunk in self.provider.logs(handle, follow=True):
+                writer.write(chunk)
+        except MayflyError as exc:
+            log.warning("log stream of %s ended early: %s", handle, exc)
+
+    def _stop_container(self, watch: Watch, why: str, grace: float = 10.0) -> None:
+        with watch.lock:
+            if watch.stopped is not None or watch.handle is None:
+                return
+            watch.stopped = why
+        try:
+            self.provider.cancel(watch.handle, 0.0 if why == "cancel" else grace)
+        except MayflyError as exc:
+            log.warning("stopping %s failed: %s", watch.task_id, exc)
+
+    # ------------------------------------------------------------ reporting
+
+    def _event(self, watch: Watch, kind: EventKind, data: dict[str, object]) -> Event:
+        return Event(watch.task_id, watch.attempt, kind, self.clock(), dict(data))
+
+    def _report(self, watch: Watch, kind: EventKind, **data: object) -> None:
+        if not watch.abandoned:
+            self.events.send(self._event(watch, kind, data).dumps())
+
+    def _send_raw(self, body: str) -> None:
+        self.events.send(body)
+
+    def _finish(self, watch: Watch, *, remove: bool) -> None:
+        """Ack the message, then remove the container (in that order: see the module docstring)."""
+        if watch.message is not None and not watch.abandoned:
+            self.tasks.ack(watch.message)
+        if remove and watch.handle is not None and not watch.abandoned:
+            try:
+                self.provider.remove(watch.handle)
+            except MayflyError as exc:
+                log.warning("removing %s failed: %s", watch.handle, exc)
+        watch.done = True
+        with self._lock:
+            if self.watches.get((watch.task_id, watch.attempt)) is watch and watch.message is not None:
+                self.watches.pop((watch.task_id, watch.attempt))
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_heartbeat < self.lease / 3:
+            return
+        self._last_heartbeat = now
+        with self._lock:
+            held = [w for w in self.watches.values() if w.message is not None and not w.done]
+        for watch in held:
+            assert watch.message is not None
+            if not self.tasks.extend(watch.message, self.lease):
+                log.warning("lease of %s attempt %s was lost; another runner owns it now", watch.task_id, watch.attempt)
+                watch.abandoned = True

@@ -1,0 +1,186 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations under ``migrations/`` create them.
+
+Times are epoch seconds (float, UTC). JSON columns hold text so SQLite and
+PostgreSQL store them alike. A test checks that the migrations produce exactly
+this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+ID = String(24)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("provider", String(63), nullable=False),
+    # The provider's settings, validated by its pydantic Settings model.
+    Column("settings", Text, nullable=False, server_default="{}"),
+    # How many tasks may be preparing or running on this target at once.
+    Column("capacity", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+codes = Table(
+    "codes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("latest_rev", Integer, nullable=False),
+    # A paused code keeps its queued tasks queued (IronWorker's pause_task_queue).
+    Column("paused", Boolean, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_codes_project_name"),
+)
+
+code_revisions = Table(
+    "code_revisions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("code_id", ID, ForeignKey("codes.id"), nullable=False),
+    Column("rev", Integer, nullable=False),
+    # "zip": a code package on a runtime; "image": a ready image.
+    Column("kind", String(8), nullable=False),
+    Column("sha256", String(64)),
+    Column("size", Integer, nullable=False, server_default=text("0")),
+    Column("blob_key", String(255)),
+    Column("runtime", String(63)),
+    Column("image", String(512), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("env", Text, nullable=False, server_default="{}"),
+    Column("config", Text, nullable=False, server_default=""),
+    Column("max_concurrency", Integer),
+    Column("retries", Integer, nullable=False, server_default=text("0")),
+    Column("retries_delay", Integer, nullable=False, server_default=text("0")),
+    Column("timeout", Integer, nullable=False),
+    Column("default_priority", Integer, nullable=False, server_default=text("0")),
+    Column("target", String(63), nullable=False),
+    Column("network", String(63), nullable=False),
+    Column("cpu", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    # Pass IronWorker's -payload/-config/-id/-d arguments and env.
+    Column("ironworker", Boolean, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("code_id", "rev", name="uq_code_revisions_code_rev"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("code_id", ID, ForeignKey("codes.id"), nullable=False),
+    Column("code_name", String(255), nullable=False),
+    Column("code_rev", Integer, nullable=False),
+    Column("revision_id", ID, ForeignKey("code_revisions.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("msg", Text),
+    Column("payload", Text, nullable=False),
+    Column("env", Text, nullable=False, server_default="{}"),
+    Column("priority", Integer, nullable=False),
+    Column("timeout", Integer, nullable=False),
+    Column("delay", Integer, nullable=False, server_default=text("0")),
+    # When the task becomes due (created_at + delay, or the next retry time).
+    Column("run_at", Float, nullable=False),
+    Column("target", String(63), nullable=False),
+    Column("label", String(255)),
+    # User retries: max for this task, delay, and how many came before this one.
+    Column("retries", Integer, nullable=False, server_default=text("0")),
+    Column("retries_delay", Integer, nullable=False, server_default=text("0")),
+    Column("retry_count", Integer, nullable=False, server_default=text("0")),
+    Column("retry_of", ID),
+    Column("retried_by", ID),
+    # Container attempts of this task: infrastructure failures relaunch on their own budget.
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("infra_failures", Integer, nullable=False, server_default=text("0")),
+    Column("exit_code", Integer),
+    Column("result", Text),
+    Column("log_size", Integer, nullable=False, server_default=text("0")),
+    Column("log_truncated", Boolean, nullable=False, server_default=text("0")),
+    Column("handle", String(512)),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("0")),
+    # Outbox flag: the task message for the current attempt still has to be sent.
+    Column("dispatch_pending", Boolean, nullable=False, server_default=text("0")),
+    Column("schedule_id", ID),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("dispatched_at", Float),
+    Column("start_time", Float),
+    Column("end_time", Float),
+    # The router's scan: due queued tasks of a target in priority, then FIFO, order.
+    Index(
+        "ix_tasks_queued",
+        "target",
+        "priority",
+        "id",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+    # Slot counting per code and per target.
+    Index(
+        "ix_tasks_active_code",
+        "code_id",
+        sqlite_where=text("status IN ('preparing', 'running')"),
+        postgresql_where=text("status IN ('preparing', 'running')"),
+    ),
+    Index(
+        "ix_tasks_active_target",
+        "target",
+        sqlite_where=text("status IN ('preparing', 'running')"),
+        postgresql_where=text("status IN ('preparing', 'running')"),
+    ),
+    Index(
+        "ix_tasks_outbox",
+        "id",
+        sqlite_where=text("dispatch_pending = 1"),
+        postgresql_where=text("dispatch_pending"),
+    ),
+    Index("ix_tasks_project_status", "project_id", "status", "id"),
+    Index("ix_tasks_project_code", "project_id", "code_name", "id"),
+    Index("ix_tasks_project_label", "project_id", "label", "id"),
+    Index("ix_tasks_project_id", "project_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", ID, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Column("at", Float, nullable=False),
+    # False when the event arrived late (terminal task, stale attempt) and changed nothing.
+    Column("applied", Boolean, nullable=False),
+    Column("note", Text),
+    Column("created_at", Float, nullable=False),
+    Index("ix_events_task", "task_id", "id"),
+)

@@ -1,0 +1,269 @@
+"""Tasks: queue (validated), look up, list, cancel, retry, read logs.
+
+Queueing pins the code's latest revision. Every input is checked before the
+write transaction starts, so a rejected task stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from mayfly.core.blobs import BlobStore
+from mayfly.core.codes import validate_env
+from mayfly.core.config import Limits
+from mayfly.core.errors import (
+    InvalidInput,
+    InvalidPayload,
+    PayloadTooLarge,
+    TaskAlreadyFinished,
+    TaskNotFinished,
+    TaskNotFound,
+)
+from mayfly.core.ids import new_id
+from mayfly.core.lifecycle import cancel_queued, create_retry, load_task
+from mayfly.core.logstore import read_log
+from mayfly.core.messages import CancelMessage, run_key
+from mayfly.core.models import TaskStatus
+from mayfly.core.records import Code, EventRecord, Revision, Task
+from mayfly.core.store import Store, now
+from mayfly.core.store import schema as s
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Per-task settings; ``None`` takes the code revision's default."""
+
+    priority: int | None = None
+    delay: int = 0
+    timeout: int | None = None
+    retries: int | None = None
+    target: str | None = None
+    label: str | None = None
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Filters of ``task list``; all optional, combined with AND."""
+
+    status: Sequence[str] = ()
+    code_name: str | None = None
+    label: str | None = None
+    #: Return tasks older than this id (the previous page's last id).
+    before: str | None = None
+    limit: int = 30
+
+
+def validate_payload(payload: str, limits: Limits) -> str:
+    """The payload must be JSON and at most ``max_payload_bytes``."""
+    size = len(payload.encode())
+    if size > limits.max_payload_bytes:
+        raise PayloadTooLarge(f"payload is {size} bytes; the limit is {limits.max_payload_bytes} bytes (64 KB)")
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+    return payload
+
+
+class TaskService:
+    """Queue and control tasks of a project."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        code_of: Callable[[str, str], tuple[Code, Revision]],
+        known_target: Callable[[str], object],
+        blobs_for: Callable[[str], BlobStore],
+        send_cancel: Callable[[str, CancelMessage], None],
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.code_of = code_of
+        self.known_target = known_target
+        self.blobs_for = blobs_for
+        self.send_cancel = send_cancel
+
+    # ------------------------------------------------------------ queue
+
+    def _values(
+        self, project_id: str, code: Code, rev: Revision, payload: str, opts: TaskOptions, ts: float
+    ) -> dict[str, object]:
+        lim = self.limits
+        validate_payload(payload, lim)
+        priority = rev.default_priority if opts.priority is None else opts.priority
+        if priority not in (0, 1, 2):
+            raise InvalidInput("priority must be 0, 1 or 2")
+        if not 0 <= opts.delay <= lim.max_delay:
+            raise InvalidInput(f"delay must be between 0 and {lim.max_delay} seconds")
+        timeout = rev.timeout if opts.timeout is None else opts.timeout
+        if not 1 <= timeout <= lim.max_timeout:
+            raise InvalidInput(f"timeout must be between 1 and {lim.max_timeout} seconds")
+        retries = rev.retries if opts.retries is None else opts.retries
+        if not 0 <= retries <= lim.max_retries:
+            raise InvalidInput(f"retries must be between 0 and {lim.max_retries}")
+        target = opts.target or rev.target
+        self.known_target(target)
+        if opts.label is not None and not 0 < len(opts.label) <= 255:
+            raise InvalidInput("label must be 1 to 255 characters")
+        env = validate_env(opts.env or {})
+        return dict(
+            project_id=project_id,
+            code_id=code.id,
+            code_name=code.name,
+            code_rev=rev.rev,
+            revision_id=rev.id,
+            status=TaskStatus.QUEUED.value,
+            payload=payload,
+            env=json.dumps(env),
+            priority=priority,
+            timeout=timeout,
+            delay=opts.delay,
+            run_at=ts + opts.delay,
+            target=target,
+            label=opts.label,
+            retries=retries,
+            retries_delay=rev.retries_delay,
+            created_at=ts,
+            updated_at=ts,
+        )
+
+    def queue(self, project_id: str, code_name: str, payload: str, opts: TaskOptions) -> Task:
+        """Queue one task of the code's latest revision."""
+        return self.queue_many(project_id, code_name, [payload], opts)[0]
+
+    def queue_many(self, project_id: str, code_name: str, payloads: Sequence[str], opts: TaskOptions) -> list[Task]:
+        """Queue one task per payload in one transaction: all of them or, on any bad input, none."""
+        code, rev = self.code_of(project_id, code_name)
+        ts = now()
+        rows = []
+        for i, payload in enumerate(payloads):
+            try:
+                values = self._values(project_id, code, rev, payload, opts, ts)
+            except InvalidInput as exc:
+                if len(payloads) > 1:
+                    raise type(exc)(f"payload {i + 1}: {exc.message}") from None
+                raise
+            values["id"] = new_id()
+            rows.append(values)
+        with self.store.write() as conn:
+            if rows:
+                conn.execute(insert(s.tasks), rows)
+        return [Task.from_row({**_UNSET, **r}) for r in rows]
+
+    # ------------------------------------------------------------ read
+
+    def get(self, project_id: str, task_id: str) -> Task:
+        """One task of the project (another project's task is "not found")."""
+        with self.store.read() as conn:
+            return self._get(conn, project_id, task_id)
+
+    def _get(self, conn: Connection, project_id: str, task_id: str) -> Task:
+        task = load_task(conn, task_id)
+        if task is None or task.project_id != project_id:
+            raise TaskNotFound(f"unknown task {task_id!r}")
+        return task
+
+    def list(self, project_id: str, flt: TaskFilter) -> list[Task]:
+        """Tasks newest first, filtered, one page."""
+        for st in flt.status:
+            if st not in {x.value for x in TaskStatus}:
+                raise InvalidInput(f"unknown status {st!r} (one of: {', '.join(x.value for x in TaskStatus)})")
+        if not 1 <= flt.limit <= 1000:
+            raise InvalidInput("limit must be between 1 and 1000")
+        q = select(s.tasks).where(s.tasks.c.project_id == project_id)
+        if flt.status:
+            q = q.where(s.tasks.c.status.in_(list(flt.status)))
+        if flt.code_name:
+            q = q.where(s.tasks.c.code_name == flt.code_name)
+        if flt.label:
+            q = q.where(s.tasks.c.label == flt.label)
+        if flt.before:
+            q = q.where(s.tasks.c.id < flt.before)
+        q = q.order_by(s.tasks.c.id.desc()).limit(flt.limit)
+        with self.store.read() as conn:
+            return [Task.from_row(r) for r in conn.execute(q).mappings()]
+
+    def count_by_status(self, project_id: str) -> dict[str, int]:
+        """How many tasks of the project are in each status."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(s.tasks.c.status, func.count())
+                .where(s.tasks.c.project_id == project_id)
+                .group_by(s.tasks.c.status)
+            ).all()
+        return {str(st): int(n) for st, n in rows}
+
+    def events(self, project_id: str, task_id: str) -> list[EventRecord]:
+        """The runner events recorded for a task, oldest first (applied or not)."""
+        with self.store.read() as conn:
+            self._get(conn, project_id, task_id)
+            rows = conn.execute(select(s.events).where(s.events.c.task_id == task_id).order_by(s.events.c.id))
+            return [EventRecord.from_row(r) for r in rows.mappings()]
+
+    def log(
+        self, project_id: str, task_id: str, attempt: int | None = None, start: int = 0, with_marker: bool = True
+    ) -> Iterator[bytes]:
+        """The stored log of an attempt (the latest by default) from byte ``start``."""
+        task = self.get(project_id, task_id)
+        n = attempt or task.attempt
+        if n < 1:
+            return iter(())
+        return read_log(self.blobs_for(task.target), task.id, n, start, with_marker=with_marker)
+
+    # ------------------------------------------------------------ control
+
+    def cancel(self, project_id: str, task_id: str) -> Task:
+        """Cancel a task: at once if it holds no container, else ask the runner and wait for its stop."""
+        ts = now()
+        with self.store.write() as conn:
+            task = self._get(conn, project_id, task_id)
+            if task.task_status.terminal:
+                raise TaskAlreadyFinished(f"task {task_id} already finished ({task.status}); nothing to cancel")
+            if task.task_status is TaskStatus.QUEUED:
+                cancel_queued(conn, task, ts)
+                return self._get(conn, project_id, task_id)
+            conn.execute(update(s.tasks).where(s.tasks.c.id == task.id).values(cancel_requested=True, updated_at=ts))
+        # The record comes first: a runner that has not launched yet sees it and never launches.
+        self.blobs_for(task.target).put(run_key(task.id, task.attempt, "cancel"), b"{}")
+        self.send_cancel(task.target, CancelMessage(task.id, task.attempt))
+        return self.get(project_id, task_id)
+
+    def retry(self, project_id: str, task_id: str, delay: int = 0) -> Task:
+        """Queue a new task that repeats a finished one (same revision, payload and options)."""
+        if not 0 <= delay <= self.limits.max_delay:
+            raise InvalidInput(f"delay must be between 0 and {self.limits.max_delay} seconds")
+        with self.store.write() as conn:
+            task = self._get(conn, project_id, task_id)
+            if not task.task_status.terminal:
+                raise TaskNotFinished(f"task {task_id} is still {task.status}; cancel it first or wait")
+            new = create_retry(conn, task, now(), delay=float(delay))
+            return self._get(conn, project_id, new)
+
+
+#: Column values of a new task that ``_values`` does not set (the table's defaults).
+_UNSET: dict[str, object] = {
+    "reason": None,
+    "msg": None,
+    "retry_of": None,
+    "retried_by": None,
+    "exit_code": None,
+    "result": None,
+    "handle": None,
+    "schedule_id": None,
+    "dispatched_at": None,
+    "start_time": None,
+    "end_time": None,
+    "retry_count": 0,
+    "attempt": 0,
+    "infra_failures": 0,
+    "log_size": 0,
+    "log_truncated": False,
+    "cancel_requested": False,
+    "dispatch_pending": False,
+}

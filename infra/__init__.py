@@ -1,0 +1,1 @@
+"""Pulumi component resources per cloud and the deploy engine (Automation API)."""

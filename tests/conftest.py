@@ -1,0 +1,100 @@
+"""Fixtures shared by the whole suite: a fresh MAYFLY_HOME, a Docker client and a tiny busybox image."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+TEST_IMAGE = "mayfly-test/busybox:latest"
+TASK_UID = 10001
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty MAYFLY_HOME for this test."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("MAYFLY_HOME", str(root))
+    monkeypatch.delenv("MAYFLY_DATABASE_URL", raising=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def docker_client():  # type: ignore[no-untyped-def]
+    """A client of the real Docker engine; the suite fails loudly when none answers."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # the engine is a hard requirement of these tests
+        pytest.fail(f"Docker engine not reachable ({exc}); .ci/run starts one")
+    yield client
+    client.close()
+
+
+def _busybox_rootfs_tar() -> bytes:
+    """A rootfs with busybox and its applets, a task user 10001 and /mayfly owned by it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+
+        def add_dir(name: str, mode: int = 0o755, uid: int = 0) -> None:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            info.uid = info.gid = uid
+            tar.addfile(info)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for d in ("bin", "etc", "proc", "sys", "dev", "usr", "usr/bin"):
+            add_dir(d)
+        add_dir("tmp", 0o1777)
+        add_dir("mayfly", 0o755, TASK_UID)
+        add_dir("mayfly/task", 0o755, TASK_UID)
+        add_file("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
+        for applet in ("sh", "echo", "cat", "sleep", "ls", "id", "head", "yes", "dd", "seq", "env", "true",
+                       "false", "printf", "kill", "touch", "rm", "mkdir", "wc", "sha256sum", "test", "["):
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nmayfly:x:10001:10001:task:/mayfly/task:/bin/sh\n")
+        add_file("etc/group", b"root:x:0:\nmayfly:x:10001:\n")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A 2 MB busybox image (no registry needed), tagged TEST_IMAGE."""
+    repo, tag = TEST_IMAGE.rsplit(":", 1)
+    docker_client.api.import_image_from_data(
+        _busybox_rootfs_tar(), repository=repo, tag=tag,
+        changes=["USER 10001:10001", "WORKDIR /mayfly/task", "ENV PATH=/bin:/usr/bin"],
+    )
+    yield TEST_IMAGE
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Containers and state of the suite never mix with a developer's own home.
+    os.environ.setdefault("MAYFLY_HOME", "/nonexistent-mayfly-home-set-by-tests")
+
+
+@pytest.fixture(scope="session")
+def runtime_images(docker_client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The real runtimes (shell, python-3.11), built offline once per session; name -> image tag."""
+    from mayfly.runtimes import build, catalog
+
+    cache = Path(os.environ.get("MAYFLY_TEST_CACHE", Path.home() / ".cache" / "mayfly-tests"))
+    cache.mkdir(parents=True, exist_ok=True)
+    return {rt.name: build(rt, docker_client, cache).tag for rt in catalog()}

@@ -1,0 +1,46 @@
+"""Fixtures for core tests: a Mayfly on a fresh home, with a tiny runtime catalog of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import RuntimeInfo
+from mayfly.core.config import Home
+from mayfly.core.errors import RuntimeNotFound
+
+#: Runtimes core tests know: the busybox test image stands in for a real runtime.
+RUNTIMES = {
+    "shell": RuntimeInfo("shell", "mayfly-test/busybox:latest", "sh main.sh"),
+    "python-3.11": RuntimeInfo("python-3.11", "mayfly/runtime-python-3.11:latest", "python3 main.py"),
+}
+
+
+def resolve(name: str) -> RuntimeInfo:
+    try:
+        return RUNTIMES[name]
+    except KeyError:
+        raise RuntimeNotFound(f"unknown runtime {name!r}") from None
+
+
+@pytest.fixture
+def mf(home: Path) -> Iterator[Mayfly]:
+    app = Mayfly(Home(home), resolve)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def project(mf: Mayfly) -> str:
+    return mf.project_id()
+
+
+@pytest.fixture
+def hello_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "hello"
+    d.mkdir()
+    (d / "main.sh").write_text('echo "hello $(cat /mayfly/payload.json)"\n')
+    return d

@@ -1,0 +1,67 @@
+"""Packaging: the wheel holds exactly the mayfly tree, typed, with its data files and entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBPACKAGES = {"core": "core", "providers": "providers", "infra": "infra", "cli": "cli", "runtimes": "runtimes",
+               "testing": "testing"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)], check=True,
+                   capture_output=True)
+    (path,) = out.glob("mayfly_tasks-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def _expected_files() -> set[str]:
+    """Every .py and py.typed under the mapped folders, plus the runtimes' data files."""
+    expected = set()
+    for pkg, folder in SUBPACKAGES.items():
+        for path in (ROOT / folder).rglob("*"):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            rel = path.relative_to(ROOT / folder).as_posix()
+            if path.suffix == ".py" or path.name == "py.typed" or (
+                folder == "runtimes" and (rel.startswith("boot/") or rel.endswith("/runtime.toml"))
+            ) or path.name == "script.py.mako":
+                expected.add(f"mayfly/{pkg}/{rel}")
+    return expected
+
+
+@pytest.mark.slow
+def test_wheel_holds_exactly_the_mayfly_tree(wheel: zipfile.ZipFile) -> None:
+    names = {n for n in wheel.namelist() if ".dist-info/" not in n}
+    assert {n.split("/")[0] for n in names} == {"mayfly"}
+    assert names == _expected_files()
+    for pkg in SUBPACKAGES:
+        assert f"mayfly/{pkg}/py.typed" in names
+
+
+@pytest.mark.slow
+def test_wheel_declares_the_cli_and_the_builtin_provider(wheel: zipfile.ZipFile) -> None:
+    (ep,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    text = wheel.read(ep).decode()
+    assert "mayfly = mayfly.cli:main" in text
+    assert "[mayfly.providers]\ndocker = mayfly.providers.docker" in text
+
+
+def test_no_tests_package() -> None:
+    # A tests/__init__.py would make `import core` work by accident; importlib mode needs none.
+    assert not list((ROOT / "tests").rglob("__init__.py"))
+
+
+def test_core_installs_without_cloud_sdks() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    for sdk in ("boto3", "google-cloud", "azure", "pulumi"):
+        assert sdk not in deps
