@@ -226,11 +226,15 @@ class Runner:
         with self._lock:
             watch = self.watches.get(key)
             if watch is not None:
-                # A redelivery of an attempt we already watch (adopted, or our own lease came back).
                 if watch.done:
                     self.watches.pop(key)
-                else:
+                elif watch.message is None or watch.message.id == m.id:
+                    # Our own message came back (its lease lapsed): keep the new delivery's receipt.
                     watch.message = m
+                    return
+                else:
+                    # A second message for an attempt in progress (at-least-once delivery): drop it.
+                    self.tasks.ack(m)
                     return
             watch = Watch(msg.task_id, msg.attempt, message=m)
             self.watches[key] = watch
@@ -294,39 +298,38 @@ class Runner:
             )
             self._finish(watch, remove=False)
             return
-        existing = None
         try:
             existing = self.provider.find(msg.name)
         except Unsupported:
-            pass
+            existing = None
         except MayflyError as exc:
             self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
             self._finish(watch, remove=False)
             return
-        if existing is not None:
-            watch.handle = existing.handle
-        elif self.blobs.exists(rk("launched")):
+        if existing is None and self.blobs.exists(rk("launched")):
             self._report(
                 watch,
                 EventKind.LOST,
-                message="the container of this attempt disappeared before it "
-                "reported an exit (engine restarted or container removed)",
+                message="the container of this attempt disappeared before it reported an exit "
+                "(engine restarted or container removed)",
             )
             self._finish(watch, remove=False)
             return
-        else:
+        if existing is None:
             self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
-            try:
-                result = self.provider.launch(launch_spec(msg))
-            except LaunchFailed as exc:
-                self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable)
-                self._finish(watch, remove=False)
-                return
-            except MayflyError as exc:
-                self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
-                self._finish(watch, remove=False)
-                return
-            watch.handle = result.handle
+        try:
+            # Idempotent: returns the running container when it exists (reattach), and replaces one that
+            # was created but never started (a crash between the two).
+            result = self.provider.launch(launch_spec(msg))
+        except LaunchFailed as exc:
+            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable)
+            self._finish(watch, remove=False)
+            return
+        except MayflyError as exc:
+            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
+            self._finish(watch, remove=False)
+            return
+        watch.handle = result.handle
         # A cancel that raced the launch: the record is written before the cancel message is sent.
         if watch.cancel_asked or self.blobs.exists(rk("cancel")):
             self._stop_container(watch, "cancel")

@@ -22,7 +22,7 @@ class LocalBlobStore(BlobStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _write(self, key: str, write: object) -> None:
+    def _write(self, key: str, write: bytes | BinaryIO) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -31,7 +31,7 @@ class LocalBlobStore(BlobStore):
                 if isinstance(write, bytes):
                     out.write(write)
                 else:
-                    shutil.copyfileobj(write, out, 1 << 20)  # type: ignore[arg-type]
+                    shutil.copyfileobj(write, out, 1 << 20)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

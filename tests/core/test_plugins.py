@@ -1,0 +1,107 @@
+"""The plugin system: built-ins load through the entry point group; bad plugins fail loudly, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mayfly.core import hookimpl, hookspecs
+from mayfly.core.errors import PluginError, ProviderNotFound, Unsupported
+from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
+from mayfly.core.plugins import ProviderRegistry, build_plugins
+from mayfly.core.provider import Capability, Provider, check_capability
+
+
+class NullProvider(Provider):
+    """A provider that starts nothing; enough to exercise registration."""
+
+    name = "null"
+    capabilities = frozenset({Capability.CANCEL})
+    unsupported = {Capability.GPU: "no devices here"}
+
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return LaunchResult(handle=spec.name)
+
+    def state(self, handle: str) -> ContainerState:
+        return ContainerState(ContainerStatus.EXITED, exit_code=0)
+
+    def logs(self, handle: str, *, follow: bool = False) -> Iterator[bytes]:
+        return iter(())
+
+    def result(self, handle: str, max_bytes: int) -> bytes | None:
+        return None
+
+    def remove(self, handle: str) -> None:
+        return None
+
+
+class NullPlugin:
+    __name__ = "null-plugin"
+
+    @hookimpl
+    def mayfly_register_providers(self, registry: ProviderRegistry) -> None:
+        registry.add(NullProvider)
+
+
+def test_the_docker_provider_is_registered_through_its_entry_point() -> None:
+    plugins = build_plugins()
+    assert "docker" in plugins.registry.names()
+    (info,) = [i for i in plugins.infos if i.name == "docker"]
+    assert (info.module, info.distribution, info.providers) == ("mayfly.providers.docker", "mayfly-tasks",
+                                                                ("docker",))
+    assert info.hooks == ("mayfly_register_providers",)
+
+
+def test_an_extra_plugin_adds_a_provider() -> None:
+    plugins = build_plugins((NullPlugin(),))
+    assert plugins.registry.get("null") is NullProvider
+
+
+def test_blocked_plugins_do_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAYFLY_DISABLE_PLUGINS", "docker")
+    registry = build_plugins().registry
+    with pytest.raises(ProviderNotFound, match="unknown provider 'docker' \\(registered: none\\)"):
+        registry.get("docker")
+
+
+def test_a_provider_missing_methods_is_refused_at_registration() -> None:
+    class Half(Provider):
+        name = "half"
+
+        def launch(self, spec: LaunchSpec) -> LaunchResult:
+            return LaunchResult(handle="x")
+
+    with pytest.raises(PluginError, match="provider 'half' does not implement: logs, remove, result, state"):
+        ProviderRegistry().add(Half)
+
+
+def test_duplicates_and_non_providers_are_refused() -> None:
+    registry = ProviderRegistry()
+    registry.add(NullProvider)
+
+    class Other(NullProvider):
+        pass
+
+    with pytest.raises(PluginError, match="provider 'null' registered twice"):
+        registry.add(Other)
+    with pytest.raises(PluginError, match="is not a Provider class"):
+        registry.add(object)  # type: ignore[arg-type]
+
+
+def test_optional_operations_fail_loudly() -> None:
+    p = NullProvider(NullProvider.Settings(), None)  # type: ignore[arg-type]
+    with pytest.raises(Unsupported, match="provider 'null' does not support reattach"):
+        p.reattach()
+    check_capability(NullProvider, Capability.CANCEL)
+    with pytest.raises(Unsupported, match="provider 'null' does not support gpu: no devices here"):
+        check_capability(NullProvider, Capability.GPU)
+
+
+def test_every_hookspec_is_tested_and_documented() -> None:
+    text = open(__file__).read()
+    for name in hookspecs.__all__:
+        assert callable(getattr(hookspecs, name))
+        assert f"def {name}" in text  # implemented by a plugin in this file
+        assert ":param" in (getattr(hookspecs, name).__doc__ or "")
+        assert name in (hookspecs.__doc__ or "")
