@@ -33,14 +33,8 @@ def plugins(as_json: JsonOpt = False) -> None:
     table(
         ("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDERS", "HOOKS"),
         (
-            (
-                d["name"],
-                d["distribution"],
-                d["version"],
-                ", ".join(p["name"] for p in d["providers"]),
-                ", ".join(d["hooks"]),
-            )
-            for d in docs
+            (info.name, info.distribution, info.version, ", ".join(info.providers), ", ".join(info.hooks))
+            for info in loaded.infos
         ),
     )
 

@@ -89,7 +89,7 @@ def list_runtimes(as_json: JsonOpt = False) -> None:
                 r["name"],
                 r["image"],
                 "yes" if r["built"] else ("no" if r["engine"] else "? (engine down)"),
-                f"{r['size'] / 1e6:.1f}" if r["size"] else "",
+                f"{int(r['size']) / 1e6:.1f}" if r["size"] else "",
                 r["default_command"] or "",
                 r["description"],
             )

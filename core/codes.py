@@ -8,6 +8,7 @@ anything is stored, then stored content-addressed by sha256.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 import re
@@ -384,7 +385,7 @@ class CodeService:
             code = self._get(conn, project_id, name)
             return self._revision(conn, code.id, name, rev or code.latest_rev)
 
-    def list(self, project_id: str) -> list[tuple[Code, Revision]]:
+    def list(self, project_id: str) -> builtins.list[tuple[Code, Revision]]:
         """Every code of the project with its latest revision, by name."""
         with self.store.read() as conn:
             rows = conn.execute(
@@ -407,7 +408,7 @@ class CodeService:
             )
         return out
 
-    def revisions(self, project_id: str, name: str) -> list[Revision]:
+    def revisions(self, project_id: str, name: str) -> builtins.list[Revision]:
         """All revisions of a code, newest first."""
         with self.store.read() as conn:
             code = self._get(conn, project_id, name)

@@ -122,12 +122,10 @@ def _apply(conn: Connection, task: Task, event: Event, now: float, limits: Limit
         return Outcome(ok, None if ok else "status changed concurrently")
     if event.kind is EventKind.EXITED:
         return _exited(conn, task, event, now)
-    if event.kind in (EventKind.LAUNCH_FAILED, EventKind.LOST):
-        reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
-        return _infra_failure(
-            conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
-        )
-    return Outcome(False, f"unknown event kind {event.kind}")
+    reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
+    return _infra_failure(
+        conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
+    )
 
 
 def _exited(conn: Connection, task: Task, event: Event, now: float) -> Outcome:

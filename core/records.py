@@ -20,7 +20,7 @@ def iso(ts: float | None) -> str | None:
 
 class _Row:
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
         """Build from a SQLAlchemy row mapping, ignoring columns the record does not name."""
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in row.items() if k in names})

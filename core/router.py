@@ -17,8 +17,9 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Column, Connection, and_, func, select, update
 
 from mayfly.core.config import Limits
 from mayfly.core.messages import TaskMessage
@@ -38,11 +39,9 @@ class Dispatched:
     target: str
 
 
-def _active_counts(conn: Connection, column: object) -> Counter[str]:
+def _active_counts(conn: Connection, column: Column[Any]) -> Counter[str]:
     active = [st.value for st in ACTIVE_STATUSES]
-    rows = conn.execute(
-        select(column, func.count()).where(s.tasks.c.status.in_(active)).group_by(column)  # type: ignore[arg-type]
-    )
+    rows = conn.execute(select(column, func.count()).where(s.tasks.c.status.in_(active)).group_by(column))
     return Counter({str(k): int(n) for k, n in rows})
 
 

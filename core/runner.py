@@ -287,7 +287,9 @@ class Runner:
         thread.start()
 
     def _run_attempt(self, watch: Watch, msg: TaskMessage) -> None:
-        rk = lambda name: run_key(msg.task_id, msg.attempt, name)  # noqa: E731
+        def rk(name: str) -> str:
+            return run_key(msg.task_id, msg.attempt, name)
+
         if self.blobs.exists(rk("exited")):
             self._send_raw(self.blobs.get(rk("exited")).decode())
             self._finish(watch, remove=False)

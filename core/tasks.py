@@ -6,6 +6,7 @@ write transaction starts, so a rejected task stores nothing.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -137,7 +138,9 @@ class TaskService:
         """Queue one task of the code's latest revision."""
         return self.queue_many(project_id, code_name, [payload], opts)[0]
 
-    def queue_many(self, project_id: str, code_name: str, payloads: Sequence[str], opts: TaskOptions) -> list[Task]:
+    def queue_many(
+        self, project_id: str, code_name: str, payloads: Sequence[str], opts: TaskOptions
+    ) -> builtins.list[Task]:
         """Queue one task per payload in one transaction: all of them or, on any bad input, none."""
         code, rev = self.code_of(project_id, code_name)
         ts = now()
@@ -169,7 +172,7 @@ class TaskService:
             raise TaskNotFound(f"unknown task {task_id!r}")
         return task
 
-    def list(self, project_id: str, flt: TaskFilter) -> list[Task]:
+    def list(self, project_id: str, flt: TaskFilter) -> builtins.list[Task]:
         """Tasks newest first, filtered, one page."""
         for st in flt.status:
             if st not in {x.value for x in TaskStatus}:
@@ -199,7 +202,7 @@ class TaskService:
             ).all()
         return {str(st): int(n) for st, n in rows}
 
-    def events(self, project_id: str, task_id: str) -> list[EventRecord]:
+    def events(self, project_id: str, task_id: str) -> builtins.list[EventRecord]:
         """The runner events recorded for a task, oldest first (applied or not)."""
         with self.store.read() as conn:
             self._get(conn, project_id, task_id)

@@ -6,7 +6,6 @@ import io
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,14 +74,14 @@ def _busybox_rootfs_tar() -> bytes:
 
 
 @pytest.fixture(scope="session")
-def busybox_image(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
     """A 2 MB busybox image (no registry needed), tagged TEST_IMAGE."""
     repo, tag = TEST_IMAGE.rsplit(":", 1)
     docker_client.api.import_image_from_data(
         _busybox_rootfs_tar(), repository=repo, tag=tag,
         changes=["USER 10001:10001", "WORKDIR /mayfly/task", "ENV PATH=/bin:/usr/bin"],
     )
-    yield TEST_IMAGE
+    return TEST_IMAGE
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -32,7 +32,7 @@ def registered(home: Path) -> str:
         (["task", "queue", "nope"], 3, "Error: unknown code 'nope': push it first with 'mayfly code push'"),
         (["task", "show", "abc"], 3, "Error: unknown task 'abc'"),
         (["task", "queue", "img", "--payload", "{"], 2,
-         "Error: payload is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+         "Error: payload is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2"),
         (["task", "queue", "img", "--priority", "5"], 2, "Error: priority must be 0, 1 or 2"),
         (["task", "queue", "img", "--timeout", "0"], 2, "Error: timeout must be between 1 and 86400 seconds"),
         (["task", "queue", "img", "--target", "mars"], 3, "Error: unknown target 'mars' (known: local)"),

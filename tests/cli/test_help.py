@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -16,11 +17,11 @@ def _commands() -> list[tuple[str, ...]]:
     root = typer.main.get_command(app)
     out: list[tuple[str, ...]] = []
 
-    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
+    def walk(cmd: Any, path: tuple[str, ...]) -> None:
         out.append(path)
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, (*path, name))
+        # Typer vendors its own click, so test for a group by shape rather than by class.
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, (*path, name))
 
     walk(root, ())
     return out

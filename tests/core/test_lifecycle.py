@@ -45,12 +45,15 @@ def _events(mf: Mayfly, task_id: str) -> list[tuple[str, bool, str | None]]:
 
 def test_started_then_exited_zero_completes(mf: Mayfly, project: str) -> None:
     task = _running_task(mf, project)
-    assert task.status == "running" and task.handle == "h1" and task.attempt == 1
+    assert task.status == "running"
+    assert task.handle == "h1"
+    assert task.attempt == 1
     _apply(mf, Event(task.id, 1, EventKind.EXITED, now(), {"exit_code": 0, "result": '{"ok": true}'}))
     done = mf.tasks.get(project, task.id)
     assert (done.status, done.reason, done.exit_code) == ("complete", None, 0)
     assert done.to_json()["result"] == {"ok": True}
-    assert done.end_time is not None and done.duration_ms is not None
+    assert done.end_time is not None
+    assert done.duration_ms is not None
 
 
 @pytest.mark.parametrize(
@@ -100,7 +103,8 @@ def test_user_failures_retry_as_new_linked_tasks(mf: Mayfly, project: str) -> No
     task = _running_task(mf, project, retries=2, retries_delay=30)
     _apply(mf, Event(task.id, 1, EventKind.EXITED, now(), {"exit_code": 1}))
     failed = mf.tasks.get(project, task.id)
-    assert failed.status == "error" and failed.retried_by
+    assert failed.status == "error"
+    assert failed.retried_by
     retry = mf.tasks.get(project, failed.retried_by)
     assert (retry.status, retry.retry_of, retry.retry_count, retry.attempt) == ("queued", task.id, 1, 0)
     assert retry.run_at >= failed.end_time + 29  # type: ignore[operator]

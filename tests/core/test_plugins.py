@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_optional_operations_fail_loudly() -> None:
 
 
 def test_every_hookspec_is_tested_and_documented() -> None:
-    text = open(__file__).read()
+    text = Path(__file__).read_text()
     for name in hookspecs.__all__:
         assert callable(getattr(hookspecs, name))
         assert f"def {name}" in text  # implemented by a plugin in this file

@@ -70,7 +70,8 @@ def test_bulk_queue_is_all_or_nothing(mf: Mayfly, project: str, code: str) -> No
         mf.tasks.queue_many(project, code, ["{}", "{}", "nope", "{}"], TaskOptions())
     assert _counts(mf) == (0, 0)
     tasks = mf.tasks.queue_many(project, code, [f'{{"i": {i}}}' for i in range(500)], TaskOptions(label="bulk"))
-    assert len(tasks) == 500 and _counts(mf)[0] == 500
+    assert len(tasks) == 500
+    assert _counts(mf)[0] == 500
     assert tasks[0].id < tasks[-1].id  # ids keep queue order
 
 
