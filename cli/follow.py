@@ -79,10 +79,6 @@ def summary(task: Task) -> str:
     """One line on how a task ended."""
     took = f" in {task.duration_ms / 1000:.2f}s" if task.duration_ms is not None else ""
     line = f"task {task.id} {task.status}{took}"
-    if task.exit_code is not None and task.task_status is not TaskStatus.COMPLETE:
-        line += f" (exit code {task.exit_code})"
-    if task.reason and task.msg:
-        line += f": {task.msg}"
-    elif task.reason:
-        line += f": {task.reason}"
+    if task.reason:
+        line += f": {task.msg or task.reason}"
     return line

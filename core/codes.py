@@ -477,12 +477,20 @@ class _ZipSource:
     def _check_size(self, size: int) -> None:
         if size > self.limits.max_upload_bytes:
             raise UploadTooLarge(
-                f"code package is larger than the {self.limits.max_upload_bytes // (1024 * 1024)} MiB upload limit"
+                f"code package is larger than the {human_size(self.limits.max_upload_bytes)} upload limit"
             )
 
     def __exit__(self, *exc: object) -> None:
         if self._tmp is not None:
             self._tmp.close()
+
+
+def human_size(n: int) -> str:
+    """Bytes for humans: 512 bytes, 64 KiB, 100 MiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
 
 
 def _blocks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:

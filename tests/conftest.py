@@ -62,8 +62,30 @@ def _busybox_rootfs_tar() -> bytes:
         add_dir("mayfly", 0o755, TASK_UID)
         add_dir("mayfly/task", 0o755, TASK_UID)
         add_file("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755)
-        for applet in ("sh", "echo", "cat", "sleep", "ls", "id", "head", "yes", "dd", "seq", "env", "true",
-                       "false", "printf", "kill", "touch", "rm", "mkdir", "wc", "sha256sum", "test", "["):
+        for applet in (
+            "sh",
+            "echo",
+            "cat",
+            "sleep",
+            "ls",
+            "id",
+            "head",
+            "yes",
+            "dd",
+            "seq",
+            "env",
+            "true",
+            "false",
+            "printf",
+            "kill",
+            "touch",
+            "rm",
+            "mkdir",
+            "wc",
+            "sha256sum",
+            "test",
+            "[",
+        ):
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type = tarfile.SYMTYPE
             info.linkname = "busybox"
@@ -78,7 +100,9 @@ def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
     """A 2 MB busybox image (no registry needed), tagged TEST_IMAGE."""
     repo, tag = TEST_IMAGE.rsplit(":", 1)
     docker_client.api.import_image_from_data(
-        _busybox_rootfs_tar(), repository=repo, tag=tag,
+        _busybox_rootfs_tar(),
+        repository=repo,
+        tag=tag,
         changes=["USER 10001:10001", "WORKDIR /mayfly/task", "ENV PATH=/bin:/usr/bin"],
     )
     return TEST_IMAGE

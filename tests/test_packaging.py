@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = {"core": "core", "providers": "providers", "infra": "infra", "cli": "cli", "runtimes": "runtimes",
-               "testing": "testing"}
+SUBPACKAGES = {
+    "core": "core",
+    "providers": "providers",
+    "infra": "infra",
+    "cli": "cli",
+    "runtimes": "runtimes",
+    "testing": "testing",
+}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)], check=True, capture_output=True
+    )
     (path,) = out.glob("mayfly_tasks-*.whl")
     return zipfile.ZipFile(path)
 
@@ -31,9 +38,12 @@ def _expected_files() -> set[str]:
             if "__pycache__" in path.parts or not path.is_file():
                 continue
             rel = path.relative_to(ROOT / folder).as_posix()
-            if path.suffix == ".py" or path.name == "py.typed" or (
-                folder == "runtimes" and (rel.startswith("boot/") or rel.endswith("/runtime.toml"))
-            ) or path.name == "script.py.mako":
+            if (
+                path.suffix == ".py"
+                or path.name == "py.typed"
+                or (folder == "runtimes" and (rel.startswith("boot/") or rel.endswith("/runtime.toml")))
+                or path.name == "script.py.mako"
+            ):
                 expected.add(f"mayfly/{pkg}/{rel}")
     return expected
 

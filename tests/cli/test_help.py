@@ -36,8 +36,16 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert len(result.output.splitlines()) > 3
 
 
-LISTING = ["code list", "code show", "code revisions", "task show", "task list", "task queue", "runtime list",
-           "plugins"]
+LISTING = [
+    "code list",
+    "code show",
+    "code revisions",
+    "task show",
+    "task list",
+    "task queue",
+    "runtime list",
+    "plugins",
+]
 
 
 @pytest.mark.parametrize("path", LISTING)

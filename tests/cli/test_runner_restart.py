@@ -32,8 +32,12 @@ def mf(home: Path, runtime_images: dict[str, str]) -> Iterator[Mayfly]:
 
 def start_runner(home: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_LEASE_SECONDS": "2"}
-    return subprocess.Popen([sys.executable, "-m", "mayfly.cli", "runner", "--target", "local"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mayfly.cli", "runner", "--target", "local"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -45,8 +49,7 @@ def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-unty
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_path: Path,
-                                                  docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     code = tmp_path / "sleepy"
     code.mkdir()
     (code / "main.sh").write_text("echo start\nsleep 4\necho end\n")
@@ -62,7 +65,7 @@ def test_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_pa
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         # The containers outlive their runner.
-        alive = docker_client.containers.list(filters={"label": f"mayfly.home={mf.home_id}"})
+        alive = docker_client.containers.list(sparse=True, filters={"label": f"mayfly.home={mf.home_id}"})
         assert len(alive) == TASKS
         second = start_runner(home)
         try:
@@ -84,4 +87,4 @@ def test_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_pa
         handles = {e.to_json()["data"].get("handle") for e in events if e.kind == "started"}
         assert len(handles) == 1
         assert [(e.kind, e.applied) for e in events].count(("exited", True)) == 1
-    assert docker_client.containers.list(all=True, filters={"label": f"mayfly.home={mf.home_id}"}) == []
+    assert docker_client.containers.list(all=True, sparse=True, filters={"label": f"mayfly.home={mf.home_id}"}) == []

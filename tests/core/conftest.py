@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import RuntimeInfo
+from mayfly.core.codes import RuntimeInfo, RuntimeResolver
 from mayfly.core.config import Home
 from mayfly.core.errors import RuntimeNotFound
 
@@ -24,6 +24,11 @@ def resolve(name: str) -> RuntimeInfo:
         return RUNTIMES[name]
     except KeyError:
         raise RuntimeNotFound(f"unknown runtime {name!r}") from None
+
+
+@pytest.fixture
+def resolver() -> RuntimeResolver:
+    return resolve
 
 
 @pytest.fixture

@@ -62,15 +62,36 @@ def build(members: list[Raw], *, count: int | None = None, zip64: bool = False) 
         csize = len(payload) if m.csize is None else m.csize
         offset = len(out) if m.at is None else m.at
         if m.at is None:
-            out += struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, m.method, 0, 0x21, crc, csize, size,
-                               len(name), 0)
+            out += struct.pack(
+                "<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, m.method, 0, 0x21, crc, csize, size, len(name), 0
+            )
             out += name + payload
         extra = m.extra
         if zip64:
             extra += struct.pack("<2H3Q", 1, 24, size, csize, offset)
             size = csize = offset = 0xFFFFFFFF
-        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, m.create_system, 20, 0, flags, m.method, 0,
-                               0x21, crc, csize, size, len(name), len(extra), 0, 0, 0, m.mode << 16, offset)
+        central += struct.pack(
+            "<4s4B4HL2L5H2L",
+            b"PK\x01\x02",
+            20,
+            m.create_system,
+            20,
+            0,
+            flags,
+            m.method,
+            0,
+            0x21,
+            crc,
+            csize,
+            size,
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            m.mode << 16,
+            offset,
+        )
         central += name + extra
     cd_offset, n = len(out), len(members) if count is None else count
     out += central
@@ -103,8 +124,31 @@ def tiny_entries(n: int, count: int | None = None) -> bytes:
     for i in range(n):
         name = b"%d" % i
         local.append(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0) + name)
-        central.append(struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0x21, 0, 0, 0,
-                                   len(name), 0, 0, 0, 0, (REG | 0o644) << 16, offset) + name)
+        central.append(
+            struct.pack(
+                "<4s4B4HL2L5H2L",
+                b"PK\x01\x02",
+                20,
+                3,
+                20,
+                0,
+                0,
+                0,
+                0,
+                0x21,
+                0,
+                0,
+                0,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                (REG | 0o644) << 16,
+                offset,
+            )
+            + name
+        )
         offset += len(local[-1])
     cd = b"".join(central)
     total = n if count is None else count
@@ -143,98 +187,243 @@ CASES: list[tuple[str, Factory, str, ArchiveLimits]] = [
     ("backslash-dotdot", lambda: build(ok("..\\x")), "entry '..\\\\x': name contains a backslash", ArchiveLimits()),
     ("drive-backslash", lambda: build(ok("C:\\x")), "entry 'C:\\\\x': drive path", ArchiveLimits()),
     ("drive-relative", lambda: build(ok("C:x")), "entry 'C:x': drive path", ArchiveLimits()),
-    ("nul", lambda: build([Raw(b"a.txt\x00.sh", b"x")]), "entry 'a.txt\\x00.sh': name contains a NUL byte",
-     ArchiveLimits()),
+    (
+        "nul",
+        lambda: build([Raw(b"a.txt\x00.sh", b"x")]),
+        "entry 'a.txt\\x00.sh': name contains a NUL byte",
+        ArchiveLimits(),
+    ),
     ("empty-name", lambda: build([Raw(b"", b"x")]), "entry '': name is empty", ArchiveLimits()),
-    ("dot-component", lambda: build(ok("./a.txt")), "entry './a.txt': path has an empty or '.' component",
-     ArchiveLimits()),
+    (
+        "dot-component",
+        lambda: build(ok("./a.txt")),
+        "entry './a.txt': path has an empty or '.' component",
+        ArchiveLimits(),
+    ),
     ("double-slash", lambda: build(ok("a//b.txt")), "entry 'a//b.txt': path has an empty", ArchiveLimits()),
     ("bad-utf8", lambda: build([Raw(b"\xff.txt", b"x", flags=0x800)]), "name is not valid UTF-8", ArchiveLimits()),
     ("too-long", lambda: build(ok("a" * 11)), "name is longer than 10 characters", ArchiveLimits(max_path_length=10)),
-    ("too-deep", lambda: build(ok("a/b/c/d.txt")), "entry 'a/b/c/d.txt': path is deeper than 3 levels",
-     ArchiveLimits(max_depth=3)),
+    (
+        "too-deep",
+        lambda: build(ok("a/b/c/d.txt")),
+        "entry 'a/b/c/d.txt': path is deeper than 3 levels",
+        ArchiveLimits(max_depth=3),
+    ),
     ("duplicate", lambda: build(ok("a.txt", "a.txt")), "entry 'a.txt': duplicate entry", ArchiveLimits()),
-    ("case-collision", lambda: build(ok("A.txt", "a.txt")),
-     "entry 'a.txt': collides with 'A.txt' when case is ignored", ArchiveLimits()),
-    ("case-collision-dir", lambda: build(ok("Lib/x.py", "lib/y.py")),
-     "entry 'lib/y.py': collides with 'Lib' when case is ignored", ArchiveLimits()),
-    ("file-then-dir", lambda: build(ok("a", "a/b.txt")), "entry 'a/b.txt': 'a' is both a file and a directory",
-     ArchiveLimits()),
-    ("dir-then-file", lambda: build([Raw("a/", mode=DIR | 0o755), *ok("a")]),
-     "entry 'a': 'a' is both a file and a directory", ArchiveLimits()),
+    (
+        "case-collision",
+        lambda: build(ok("A.txt", "a.txt")),
+        "entry 'a.txt': collides with 'A.txt' when case is ignored",
+        ArchiveLimits(),
+    ),
+    (
+        "case-collision-dir",
+        lambda: build(ok("Lib/x.py", "lib/y.py")),
+        "entry 'lib/y.py': collides with 'Lib' when case is ignored",
+        ArchiveLimits(),
+    ),
+    (
+        "file-then-dir",
+        lambda: build(ok("a", "a/b.txt")),
+        "entry 'a/b.txt': 'a' is both a file and a directory",
+        ArchiveLimits(),
+    ),
+    (
+        "dir-then-file",
+        lambda: build([Raw("a/", mode=DIR | 0o755), *ok("a")]),
+        "entry 'a': 'a' is both a file and a directory",
+        ArchiveLimits(),
+    ),
     # -- entry types
-    ("symlink-inside", lambda: build([*ok("a.txt"), Raw("link", b"a.txt", mode=stat.S_IFLNK | 0o777)]),
-     "entry 'link': symlink not allowed", ArchiveLimits()),
-    ("symlink-outside", lambda: build([*ok("a.txt"), Raw("link", b"/etc/passwd", mode=stat.S_IFLNK | 0o777)]),
-     "entry 'link': symlink not allowed", ArchiveLimits()),
-    ("symlink-fat-host", lambda: build([*ok("a.txt"), Raw("ln", b"../x", mode=stat.S_IFLNK | 0o777,
-                                                          create_system=0)]),
-     "entry 'ln': symlink not allowed", ArchiveLimits()),
-    ("fifo", lambda: build([*ok("a.txt"), Raw("fifo", mode=stat.S_IFIFO | 0o644)]), "entry 'fifo': FIFO not allowed",
-     ArchiveLimits()),
-    ("char-device", lambda: build([*ok("a.txt"), Raw("null", mode=stat.S_IFCHR | 0o666)]),
-     "entry 'null': character device not allowed", ArchiveLimits()),
-    ("block-device", lambda: build([*ok("a.txt"), Raw("sda", mode=stat.S_IFBLK | 0o660)]),
-     "entry 'sda': block device not allowed", ArchiveLimits()),
-    ("socket", lambda: build([*ok("a.txt"), Raw("sock", mode=stat.S_IFSOCK | 0o777)]),
-     "entry 'sock': socket not allowed", ArchiveLimits()),
-    ("hardlink", lambda: build([*ok("a.txt"), Raw("h.txt", b"", extra=unix_extra_with_link(b"/etc/shadow"))]),
-     "entry 'h.txt': hard link or special file", ArchiveLimits()),
-    ("dir-mode-no-slash", lambda: build([*ok("a.txt"), Raw("d", mode=DIR | 0o755)]),
-     "entry 'd': directory mode on a name without a trailing '/'", ArchiveLimits()),
-    ("encrypted", lambda: build([Raw("secret.py", b"x" * 40, flags=0x1)]),
-     "entry 'secret.py': encrypted entries are not supported", ArchiveLimits()),
-    ("bzip2", lambda: build([Raw("a.py", b"x", method=12, payload=b"BZh91AY&SY")]),
-     "entry 'a.py': unsupported compression method 12 (bzip2)", ArchiveLimits()),
+    (
+        "symlink-inside",
+        lambda: build([*ok("a.txt"), Raw("link", b"a.txt", mode=stat.S_IFLNK | 0o777)]),
+        "entry 'link': symlink not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "symlink-outside",
+        lambda: build([*ok("a.txt"), Raw("link", b"/etc/passwd", mode=stat.S_IFLNK | 0o777)]),
+        "entry 'link': symlink not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "symlink-fat-host",
+        lambda: build([*ok("a.txt"), Raw("ln", b"../x", mode=stat.S_IFLNK | 0o777, create_system=0)]),
+        "entry 'ln': symlink not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "fifo",
+        lambda: build([*ok("a.txt"), Raw("fifo", mode=stat.S_IFIFO | 0o644)]),
+        "entry 'fifo': FIFO not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "char-device",
+        lambda: build([*ok("a.txt"), Raw("null", mode=stat.S_IFCHR | 0o666)]),
+        "entry 'null': character device not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "block-device",
+        lambda: build([*ok("a.txt"), Raw("sda", mode=stat.S_IFBLK | 0o660)]),
+        "entry 'sda': block device not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "socket",
+        lambda: build([*ok("a.txt"), Raw("sock", mode=stat.S_IFSOCK | 0o777)]),
+        "entry 'sock': socket not allowed",
+        ArchiveLimits(),
+    ),
+    (
+        "hardlink",
+        lambda: build([*ok("a.txt"), Raw("h.txt", b"", extra=unix_extra_with_link(b"/etc/shadow"))]),
+        "entry 'h.txt': hard link or special file",
+        ArchiveLimits(),
+    ),
+    (
+        "dir-mode-no-slash",
+        lambda: build([*ok("a.txt"), Raw("d", mode=DIR | 0o755)]),
+        "entry 'd': directory mode on a name without a trailing '/'",
+        ArchiveLimits(),
+    ),
+    (
+        "encrypted",
+        lambda: build([Raw("secret.py", b"x" * 40, flags=0x1)]),
+        "entry 'secret.py': encrypted entries are not supported",
+        ArchiveLimits(),
+    ),
+    (
+        "bzip2",
+        lambda: build([Raw("a.py", b"x", method=12, payload=b"BZh91AY&SY")]),
+        "entry 'a.py': unsupported compression method 12 (bzip2)",
+        ArchiveLimits(),
+    ),
     # -- not a zip, truncated, corrupt
-    ("not-a-zip", lambda: b"#!/bin/sh\necho this is not a zip\n" * 3,
-     "not a valid zip file: no end of central directory record", ArchiveLimits()),
+    (
+        "not-a-zip",
+        lambda: b"#!/bin/sh\necho this is not a zip\n" * 3,
+        "not a valid zip file: no end of central directory record",
+        ArchiveLimits(),
+    ),
     ("zero-bytes", lambda: b"", "not a valid zip file: no end of central directory record", ArchiveLimits()),
     ("truncated-half", lambda: python_zip()[: len(python_zip()) // 2], "not a valid zip file", ArchiveLimits()),
     ("truncated-end-record", lambda: python_zip()[:-1], "not a valid zip file", ArchiveLimits()),
-    ("prepended-data", lambda: b"#!/bin/sh\n" + python_zip(), "not a valid zip file: central directory is not where",
-     ArchiveLimits()),
-    ("local-name-differs", lambda: patched(build(ok("main.py")), b"main.py", b"evil.py"),
-     "entry 'main.py': local header disagrees with the central directory", ArchiveLimits()),
-    ("crc-mismatch", lambda: build([Raw("a.txt", b"hello", crc=0x12345678)]), "entry 'a.txt': CRC mismatch",
-     ArchiveLimits()),
-    ("corrupt-deflate", lambda: build([Raw("a.txt", b"hello" * 20, method=DEFLATED, payload=b"\xff" * 30)]),
-     "entry 'a.txt': corrupt compressed data", ArchiveLimits()),
-    ("stored-size-mismatch", lambda: build([Raw("a.txt", b"hello", csize=3)]),
-     "entry 'a.txt': stored entry with different compressed and uncompressed sizes", ArchiveLimits()),
+    (
+        "prepended-data",
+        lambda: b"#!/bin/sh\n" + python_zip(),
+        "not a valid zip file: central directory is not where",
+        ArchiveLimits(),
+    ),
+    (
+        "local-name-differs",
+        lambda: patched(build(ok("main.py")), b"main.py", b"evil.py"),
+        "entry 'main.py': local header disagrees with the central directory",
+        ArchiveLimits(),
+    ),
+    (
+        "crc-mismatch",
+        lambda: build([Raw("a.txt", b"hello", crc=0x12345678)]),
+        "entry 'a.txt': CRC mismatch",
+        ArchiveLimits(),
+    ),
+    (
+        "corrupt-deflate",
+        lambda: build([Raw("a.txt", b"hello" * 20, method=DEFLATED, payload=b"\xff" * 30)]),
+        "entry 'a.txt': corrupt compressed data",
+        ArchiveLimits(),
+    ),
+    (
+        "stored-size-mismatch",
+        lambda: build([Raw("a.txt", b"hello", csize=3)]),
+        "entry 'a.txt': stored entry with different compressed and uncompressed sizes",
+        ArchiveLimits(),
+    ),
     # -- zip bombs and forged sizes
-    ("ratio-bomb", lambda: build([Raw("zeros.bin", bytes(50 * MiB), method=DEFLATED)]),
-     "entry 'zeros.bin': compression ratio", ArchiveLimits()),
-    ("file-too-large", lambda: build([Raw("big.bin", bytes(2000))]),
-     "entry 'big.bin': file is too large (2000 bytes > 1000)", ArchiveLimits(max_file_size=1000)),
-    ("total-too-large", lambda: build([Raw("a.bin", bytes(2000)), Raw("b.bin", bytes(2000))]),
-     "entry 'b.bin': package exceeds 3000 bytes when extracted", ArchiveLimits(max_total_size=3000)),
-    ("real-size-exceeds-declared", lambda: build([Raw("a.bin", bytes(4 * MiB), method=DEFLATED, size=1000)]),
-     "entry 'a.bin': data is larger than its declared size", ArchiveLimits()),
-    ("real-size-below-declared", lambda: build([Raw("a.bin", b"abc" * 100, method=DEFLATED, size=301)]),
-     "entry 'a.bin': data is smaller than its declared size", ArchiveLimits()),
-    ("forged-compress-size-huge", lambda: build([Raw("a.bin", b"x" * 100, method=DEFLATED, csize=0xFFFFFFF0)]),
-     "entry 'a.bin': data overlaps another entry or the central directory (possible zip bomb)", ArchiveLimits()),
-    ("forged-compress-size-spans-next", lambda: build([Raw("a.bin", b"x" * 100, method=DEFLATED, csize=60),
-                                                       *ok("b.txt")]),
-     "entry 'a.bin': data overlaps another entry", ArchiveLimits()),
-    ("forged-compress-size-short", lambda: build([Raw("a.bin", os.urandom(5000), method=DEFLATED, csize=1000)]),
-     "entry 'a.bin': compressed data is truncated", ArchiveLimits()),
-    ("header-offset-past-the-end", lambda: build([*ok("a.txt"), Raw("b.txt", b"x", at=(1 << 64) - 2)], zip64=True),
-     "entry 'b.txt': data overlaps another entry or the central directory", ArchiveLimits()),
-    ("same-local-header", lambda: build([*ok("a.txt"), Raw("b.txt", b"content of a.txt", at=0)]),
-     "entry 'a.txt': data overlaps another entry or the central directory (possible zip bomb)", ArchiveLimits()),
+    (
+        "ratio-bomb",
+        lambda: build([Raw("zeros.bin", bytes(50 * MiB), method=DEFLATED)]),
+        "entry 'zeros.bin': compression ratio",
+        ArchiveLimits(),
+    ),
+    (
+        "file-too-large",
+        lambda: build([Raw("big.bin", bytes(2000))]),
+        "entry 'big.bin': file is too large (2000 bytes > 1000)",
+        ArchiveLimits(max_file_size=1000),
+    ),
+    (
+        "total-too-large",
+        lambda: build([Raw("a.bin", bytes(2000)), Raw("b.bin", bytes(2000))]),
+        "entry 'b.bin': package exceeds 3000 bytes when extracted",
+        ArchiveLimits(max_total_size=3000),
+    ),
+    (
+        "real-size-exceeds-declared",
+        lambda: build([Raw("a.bin", bytes(4 * MiB), method=DEFLATED, size=1000)]),
+        "entry 'a.bin': data is larger than its declared size",
+        ArchiveLimits(),
+    ),
+    (
+        "real-size-below-declared",
+        lambda: build([Raw("a.bin", b"abc" * 100, method=DEFLATED, size=301)]),
+        "entry 'a.bin': data is smaller than its declared size",
+        ArchiveLimits(),
+    ),
+    (
+        "forged-compress-size-huge",
+        lambda: build([Raw("a.bin", b"x" * 100, method=DEFLATED, csize=0xFFFFFFF0)]),
+        "entry 'a.bin': data overlaps another entry or the central directory (possible zip bomb)",
+        ArchiveLimits(),
+    ),
+    (
+        "forged-compress-size-spans-next",
+        lambda: build([Raw("a.bin", b"x" * 100, method=DEFLATED, csize=60), *ok("b.txt")]),
+        "entry 'a.bin': data overlaps another entry",
+        ArchiveLimits(),
+    ),
+    (
+        "forged-compress-size-short",
+        lambda: build([Raw("a.bin", os.urandom(5000), method=DEFLATED, csize=1000)]),
+        "entry 'a.bin': compressed data is truncated",
+        ArchiveLimits(),
+    ),
+    (
+        "header-offset-past-the-end",
+        lambda: build([*ok("a.txt"), Raw("b.txt", b"x", at=(1 << 64) - 2)], zip64=True),
+        "entry 'b.txt': data overlaps another entry or the central directory",
+        ArchiveLimits(),
+    ),
+    (
+        "same-local-header",
+        lambda: build([*ok("a.txt"), Raw("b.txt", b"content of a.txt", at=0)]),
+        "entry 'a.txt': data overlaps another entry or the central directory (possible zip bomb)",
+        ArchiveLimits(),
+    ),
     ("quoted-overlap", quoted_overlap, "entry 'a.txt': data overlaps another entry", ArchiveLimits()),
-    ("100k-entries", lambda: tiny_entries(100_000), "package has too many entries (100000 > 10000)",
-     ArchiveLimits()),
-    ("100k-entries-count-forged", lambda: tiny_entries(100_000, count=1),
-     "not a valid zip file: central directory holds more entries than the end record declares", ArchiveLimits()),
-    ("entries-over-lowered-cap", lambda: tiny_entries(20), "package has too many entries (20 > 10)",
-     ArchiveLimits(max_entries=10)),
+    ("100k-entries", lambda: tiny_entries(100_000), "package has too many entries (100000 > 10000)", ArchiveLimits()),
+    (
+        "100k-entries-count-forged",
+        lambda: tiny_entries(100_000, count=1),
+        "not a valid zip file: central directory holds more entries than the end record declares",
+        ArchiveLimits(),
+    ),
+    (
+        "entries-over-lowered-cap",
+        lambda: tiny_entries(20),
+        "package has too many entries (20 > 10)",
+        ArchiveLimits(max_entries=10),
+    ),
     # -- nothing to run
     ("empty-zip", lambda: build([]), "package is empty", ArchiveLimits()),
-    ("only-dirs", lambda: build([Raw("a/", mode=DIR | 0o755), Raw("a/b/", mode=DIR | 0o755)]), "package is empty",
-     ArchiveLimits()),
+    (
+        "only-dirs",
+        lambda: build([Raw("a/", mode=DIR | 0o755), Raw("a/b/", mode=DIR | 0o755)]),
+        "package is empty",
+        ArchiveLimits(),
+    ),
 ]
 
 
@@ -302,14 +491,16 @@ def test_validate_reads_paths_and_file_objects(tmp_path: Path) -> None:
 
 
 def test_modes_keep_only_the_execute_bit() -> None:
-    data = build([
-        Raw("setuid", b"x", mode=REG | stat.S_ISUID | 0o755),
-        Raw("setgid", b"x", mode=REG | stat.S_ISGID | 0o640),
-        Raw("user-exec", b"x", mode=REG | 0o700),
-        Raw("sticky/", mode=DIR | stat.S_ISVTX | 0o777),
-        Raw("dos-file", b"x", mode=0, create_system=0),
-        Raw("dos-dir/", mode=0, create_system=0),
-    ])
+    data = build(
+        [
+            Raw("setuid", b"x", mode=REG | stat.S_ISUID | 0o755),
+            Raw("setgid", b"x", mode=REG | stat.S_ISGID | 0o640),
+            Raw("user-exec", b"x", mode=REG | 0o700),
+            Raw("sticky/", mode=DIR | stat.S_ISVTX | 0o777),
+            Raw("dos-file", b"x", mode=0, create_system=0),
+            Raw("dos-dir/", mode=0, create_system=0),
+        ]
+    )
     modes = {e.name: (e.mode, e.is_dir) for e in validate_zip(io.BytesIO(data))}
     assert modes == {
         "setuid": (0o755, False),
@@ -322,12 +513,14 @@ def test_modes_keep_only_the_execute_bit() -> None:
 
 
 def test_extract_applies_modes_and_creates_parents(tmp_path: Path) -> None:
-    data = build([
-        Raw("bin/run", b"#!/bin/sh\n", mode=REG | stat.S_ISUID | 0o4755),
-        Raw("a/b/c.txt", b"deep", method=DEFLATED),
-        Raw("empty/", mode=DIR | 0o700),
-        Raw("java-dir/", method=DEFLATED, mode=0, create_system=0),  # Java deflates an empty stream for dirs
-    ])
+    data = build(
+        [
+            Raw("bin/run", b"#!/bin/sh\n", mode=REG | stat.S_ISUID | 0o4755),
+            Raw("a/b/c.txt", b"deep", method=DEFLATED),
+            Raw("empty/", mode=DIR | 0o700),
+            Raw("java-dir/", method=DEFLATED, mode=0, create_system=0),  # Java deflates an empty stream for dirs
+        ]
+    )
     dest = tmp_path / "dest"
     dest.mkdir()
     entries = extract_zip(io.BytesIO(data), dest)
@@ -417,9 +610,7 @@ def test_dest_must_be_an_empty_directory(tmp_path: Path) -> None:
     assert tree(dest) == {"keep.txt": (0o644, b"mine")}
 
 
-def _members_data_hook(
-    monkeypatch: pytest.MonkeyPatch, on_call: int, action: Callable[[], None]
-) -> None:
+def _members_data_hook(monkeypatch: pytest.MonkeyPatch, on_call: int, action: Callable[[], None]) -> None:
     """Run ``action`` when archive._member_data is called for the on_call-th time (1-based)."""
     real = archive._member_data
     calls = 0
@@ -455,9 +646,7 @@ def test_failure_mid_extraction_removes_everything(
     assert list(tmp_env.iterdir()) == []
 
 
-def test_symlink_planted_during_extraction_is_not_followed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_symlink_planted_during_extraction_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = tmp_path / "pkg.zip"
     pkg.write_bytes(build([Raw("a.txt", b"a"), Raw("b/evil.txt", b"pwned")]))
     dest, outside = tmp_path / "dest", tmp_path / "outside"
@@ -523,20 +712,26 @@ def test_directory_zip_is_deterministic(src: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        pytest.param(lambda d: (d / "pkg" / "link").symlink_to("../main.py"),
-                     "path 'pkg/link': symlink not allowed", id="symlink-inside"),
-        pytest.param(lambda d: (d / "etc").symlink_to("/etc"), "path 'etc': symlink not allowed",
-                     id="symlink-outside-dir"),
+        pytest.param(
+            lambda d: (d / "pkg" / "link").symlink_to("../main.py"),
+            "path 'pkg/link': symlink not allowed",
+            id="symlink-inside",
+        ),
+        pytest.param(
+            lambda d: (d / "etc").symlink_to("/etc"), "path 'etc': symlink not allowed", id="symlink-outside-dir"
+        ),
         pytest.param(lambda d: os.mkfifo(d / "pkg" / "fifo"), "path 'pkg/fifo': FIFO not allowed", id="fifo"),
-        pytest.param(lambda d: (d / "a\\b.py").write_text(""), "path 'a\\\\b.py': name contains a backslash",
-                     id="backslash"),
-        pytest.param(lambda d: (d / "Main.py").write_text(""),
-                     "path 'main.py': collides with 'Main.py' when case is ignored", id="case-collision"),
+        pytest.param(
+            lambda d: (d / "a\\b.py").write_text(""), "path 'a\\\\b.py': name contains a backslash", id="backslash"
+        ),
+        pytest.param(
+            lambda d: (d / "Main.py").write_text(""),
+            "path 'main.py': collides with 'Main.py' when case is ignored",
+            id="case-collision",
+        ),
     ],
 )
-def test_directory_with_unsafe_entries_is_rejected(
-    src: Path, make: Callable[[Path], object], message: str
-) -> None:
+def test_directory_with_unsafe_entries_is_rejected(src: Path, make: Callable[[Path], object], message: str) -> None:
     make(src)
     with pytest.raises(ArchiveError, match=re.escape(message)):
         zip_directory(src, io.BytesIO())

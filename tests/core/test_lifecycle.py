@@ -38,8 +38,11 @@ def _apply(mf: Mayfly, event: Event) -> None:
 
 def _events(mf: Mayfly, task_id: str) -> list[tuple[str, bool, str | None]]:
     with mf.store.read() as conn:
-        rows = conn.execute(select(s.events.c.kind, s.events.c.applied, s.events.c.note)
-                            .where(s.events.c.task_id == task_id).order_by(s.events.c.id)).all()
+        rows = conn.execute(
+            select(s.events.c.kind, s.events.c.applied, s.events.c.note)
+            .where(s.events.c.task_id == task_id)
+            .order_by(s.events.c.id)
+        ).all()
     return [(k, bool(a), n) for k, a, n in rows]
 
 

@@ -48,7 +48,7 @@ def serving(mf: Mayfly, docker_client) -> Iterator[Serving]:  # type: ignore[no-
     s.start()
     yield s
     s.stop()
-    for c in docker_client.containers.list(all=True, filters={"label": f"mayfly.home={mf.home_id}"}):
+    for c in docker_client.containers.list(all=True, sparse=True, filters={"label": f"mayfly.home={mf.home_id}"}):
         c.remove(force=True)
 
 
@@ -84,20 +84,30 @@ def containers(docker_client, mf: Mayfly, **labels: str) -> list:  # type: ignor
     flt = [f"mayfly.home={mf.home_id}"] + [f"{k}={v}" for k, v in labels.items()]
     deadline = time.monotonic() + 10
     while True:
-        found = docker_client.containers.list(all=True, filters={"label": flt})
+        found = docker_client.containers.list(all=True, sparse=True, filters={"label": flt})
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
 
 
-def test_python_task_reads_its_payload_and_writes_a_result(mf: Mayfly, serving: Serving, tmp_path: Path,
-                                                           docker_client) -> None:  # type: ignore[no-untyped-def]
-    push(mf, tmp_path, "hello", {"main.py": (
-        "import json, os\n"
-        "p = json.load(open(os.environ['MAYFLY_PAYLOAD_FILE']))\n"
-        "print('n is', p['n'])\n"
-        "json.dump({'double': p['n'] * 2, 'uid': os.getuid(), 'cwd': os.getcwd()}, open('/mayfly/result.json', 'w'))\n"
-    )}, runtime="python-3.11")
+def test_python_task_reads_its_payload_and_writes_a_result(
+    mf: Mayfly, serving: Serving, tmp_path: Path, docker_client
+) -> None:  # type: ignore[no-untyped-def]
+    push(
+        mf,
+        tmp_path,
+        "hello",
+        {
+            "main.py": (
+                "import json, os\n"
+                "p = json.load(open(os.environ['MAYFLY_PAYLOAD_FILE']))\n"
+                "print('n is', p['n'])\n"
+                "result = {'double': p['n'] * 2, 'uid': os.getuid(), 'cwd': os.getcwd()}\n"
+                "json.dump(result, open('/mayfly/result.json', 'w'))\n"
+            )
+        },
+        runtime="python-3.11",
+    )
     task = mf.tasks.queue(mf.project_id(), "hello", '{"n": 21}', TaskOptions())
     done = wait(mf, task.id)
     assert (done.status, done.exit_code, done.reason, done.attempt) == ("complete", 0, None, 1)
@@ -116,8 +126,7 @@ def test_exit_codes_propagate(mf: Mayfly, serving: Serving, tmp_path: Path) -> N
     assert log_of(mf, done.id) == b"about to fail\n"
 
 
-def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_path: Path,
-                                           docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     push(mf, tmp_path, "two", {"main.sh": "sleep 1\n"}, max_concurrency=2)
     ids = [mf.tasks.queue(mf.project_id(), "two", "{}", TaskOptions()).id for _ in range(6)]
     peak, running = 0, []
@@ -126,8 +135,8 @@ def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_pat
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
-            now = [c for c in docker_client.containers.list(filters={"label": "mayfly.code=two"})
-                   if c.attrs["State"]["Running"]]
+            # sparse: the engine's list only, no inspect per container (which races with removal)
+            now = docker_client.containers.list(sparse=True, filters={"label": "mayfly.code=two", "status": "running"})
             running.append(len(now))
             peak = max(peak, len(now))
             time.sleep(0.05)
@@ -144,8 +153,9 @@ def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_pat
     assert len(running) > 20
 
 
-def test_timeout_stops_the_container_and_keeps_the_log(mf: Mayfly, serving: Serving, tmp_path: Path,
-                                                        docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_stops_the_container_and_keeps_the_log(
+    mf: Mayfly, serving: Serving, tmp_path: Path, docker_client
+) -> None:  # type: ignore[no-untyped-def]
     push(mf, tmp_path, "slow", {"main.sh": "echo started\nsleep 300\n"}, timeout=2)
     task = mf.tasks.queue(mf.project_id(), "slow", "{}", TaskOptions())
     done = wait(mf, task.id, 30)
@@ -156,8 +166,7 @@ def test_timeout_stops_the_container_and_keeps_the_log(mf: Mayfly, serving: Serv
     assert containers(docker_client, mf, **{"mayfly.task": task.id}) == []
 
 
-def test_cancel_a_running_task(mf: Mayfly, serving: Serving, tmp_path: Path,
-                               docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_a_running_task(mf: Mayfly, serving: Serving, tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     push(mf, tmp_path, "long", {"main.sh": "echo up\nsleep 300\n"})
     task = mf.tasks.queue(mf.project_id(), "long", "{}", TaskOptions())
     deadline = time.monotonic() + 30
@@ -171,8 +180,9 @@ def test_cancel_a_running_task(mf: Mayfly, serving: Serving, tmp_path: Path,
     assert containers(docker_client, mf, **{"mayfly.task": task.id}) == []
 
 
-def test_a_redelivered_message_does_not_launch_twice(mf: Mayfly, serving: Serving, tmp_path: Path,
-                                                     docker_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_redelivered_message_does_not_launch_twice(
+    mf: Mayfly, serving: Serving, tmp_path: Path, docker_client
+) -> None:  # type: ignore[no-untyped-def]
     push(mf, tmp_path, "once", {"main.sh": "echo ran\nsleep 1\n"})
     task = mf.tasks.queue(mf.project_id(), "once", "{}", TaskOptions())
     deadline = time.monotonic() + 30
@@ -193,8 +203,14 @@ def test_a_redelivered_message_does_not_launch_twice(mf: Mayfly, serving: Servin
 
 
 def test_oom_is_reported(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
-    push(mf, tmp_path, "hog", {"main.py": "x = bytearray(400 * 1024 * 1024)\nprint('survived')\n"},
-         runtime="python-3.11", memory_mb=64)
+    push(
+        mf,
+        tmp_path,
+        "hog",
+        {"main.py": "x = bytearray(400 * 1024 * 1024)\nprint('survived')\n"},
+        runtime="python-3.11",
+        memory_mb=64,
+    )
     done = wait(mf, mf.tasks.queue(mf.project_id(), "hog", "{}", TaskOptions()).id)
     assert (done.status, done.reason) == ("error", "oom")
 

@@ -49,8 +49,7 @@ def test_the_docker_provider_is_registered_through_its_entry_point() -> None:
     plugins = build_plugins()
     assert "docker" in plugins.registry.names()
     (info,) = [i for i in plugins.infos if i.name == "docker"]
-    assert (info.module, info.distribution, info.providers) == ("mayfly.providers.docker", "mayfly-tasks",
-                                                                ("docker",))
+    assert (info.module, info.distribution, info.providers) == ("mayfly.providers.docker", "mayfly-tasks", ("docker",))
     assert info.hooks == ("mayfly_register_providers",)
 
 

@@ -76,8 +76,9 @@ def test_bulk_queue_is_all_or_nothing(mf: Mayfly, project: str, code: str) -> No
 
 
 def test_tasks_pin_the_revision_and_take_code_defaults(mf: Mayfly, project: str, code: str) -> None:
-    mf.codes.register(project, code, "mayfly-test/busybox:latest",
-                      CodeOptions(timeout=99, default_priority=1, retries=2))
+    mf.codes.register(
+        project, code, "mayfly-test/busybox:latest", CodeOptions(timeout=99, default_priority=1, retries=2)
+    )
     task = mf.tasks.queue(project, code, "{}", TaskOptions())
     assert (task.code_rev, task.timeout, task.priority, task.retries) == (2, 99, 1, 2)
     mf.codes.register(project, code, "mayfly-test/busybox:latest", CodeOptions(command="echo new"))

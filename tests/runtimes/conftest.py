@@ -76,9 +76,20 @@ class Hardened:
         elif mayfly_dir is not None:
             volumes[str(mayfly_dir)] = {"bind": "/mayfly", "mode": "rw"}
         return self.client.containers.run(
-            image, command, detach=True, user=TASK_USER, read_only=True, tmpfs=tmpfs, volumes=volumes,
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], network_mode=network, pids_limit=64,
-            mem_limit="256m", environment=dict(env or {}), labels={"mayfly.test": "runtimes"},
+            image,
+            command,
+            detach=True,
+            user=TASK_USER,
+            read_only=True,
+            tmpfs=tmpfs,
+            volumes=volumes,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            network_mode=network,
+            pids_limit=64,
+            mem_limit="256m",
+            environment=dict(env or {}),
+            labels={"mayfly.test": "runtimes"},
         )
 
     @staticmethod

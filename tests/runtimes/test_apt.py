@@ -96,15 +96,27 @@ def test_alternatives_and_virtual_packages_are_parsed() -> None:
 def test_the_closure_takes_first_allowed_alternatives_and_skips_the_denylist() -> None:
     names = closure(parse_depends(DEPENDS), ["python3.11"], DEFAULT_DENY)
     assert names == [
-        "libc6", "libgcc-s1", "libpython3.11-minimal", "libpython3.11-stdlib", "libsqlite3-0", "libssl3",
-        "media-types", "python3.11", "python3.11-minimal",
+        "libc6",
+        "libgcc-s1",
+        "libpython3.11-minimal",
+        "libpython3.11-stdlib",
+        "libsqlite3-0",
+        "libssl3",
+        "media-types",
+        "python3.11",
+        "python3.11-minimal",
     ]
 
 
 def test_a_group_with_only_denied_alternatives_is_dropped_but_roots_stay() -> None:
     graph = parse_depends(DEPENDS)
-    assert closure(graph, ["ca-certificates"], DEFAULT_DENY) == ["ca-certificates", "libc6", "libgcc-s1",
-                                                                   "libssl3", "openssl"]
+    assert closure(graph, ["ca-certificates"], DEFAULT_DENY) == [
+        "ca-certificates",
+        "libc6",
+        "libgcc-s1",
+        "libssl3",
+        "openssl",
+    ]
     assert "perl" in closure(graph, ["perl"], DEFAULT_DENY)
     assert closure(graph, ["readline-common"], ()) == ["dpkg", "readline-common"]
     assert closure(graph, ["readline-common"], ["dpkg"]) == ["install-info", "readline-common"]
@@ -113,8 +125,18 @@ def test_a_group_with_only_denied_alternatives_is_dropped_but_roots_stay() -> No
 
 @pytest.mark.parametrize(
     ("name", "is_denied"),
-    [("perl", True), ("perl-modules-5.36", True), ("libperl5.36", True), ("debconf", True), ("dpkg", True),
-     ("mailcap", True), ("mime-support", True), ("media-types", False), ("libc6", False), ("python3.11", False)],
+    [
+        ("perl", True),
+        ("perl-modules-5.36", True),
+        ("libperl5.36", True),
+        ("debconf", True),
+        ("dpkg", True),
+        ("mailcap", True),
+        ("mime-support", True),
+        ("media-types", False),
+        ("libc6", False),
+        ("python3.11", False),
+    ],
 )
 def test_denylist_globs(name: str, is_denied: bool) -> None:
     assert denied(name, DEFAULT_DENY) is is_denied
@@ -122,8 +144,13 @@ def test_denylist_globs(name: str, is_denied: bool) -> None:
 
 def test_show_stanzas_become_packages_with_apt_file_names() -> None:
     found = parse_show(SHOW)
-    assert found["python3.11"] == Package("python3.11", "3.11.2-6+deb12u9", "amd64",
-                                          "4facf334e0e0830a87013852f8c3a1cfee11ad702f72f240adf9ad5b9a334e7c", 575032)
+    assert found["python3.11"] == Package(
+        "python3.11",
+        "3.11.2-6+deb12u9",
+        "amd64",
+        "4facf334e0e0830a87013852f8c3a1cfee11ad702f72f240adf9ad5b9a334e7c",
+        575032,
+    )
     assert found["busybox-static"].filename == "busybox-static_1%3a1.35.0-4+deb12u1+b1_amd64.deb"
 
 

@@ -119,9 +119,7 @@ def test_the_command_exit_code_and_output_pass_through(hardened: Any, image: str
     assert (ran.code, ran.stdout, ran.stderr) == (7, "out\n", "err\n")
 
 
-def test_ironworker_mode_sets_variables_and_appends_arguments(
-    hardened: Any, image: str, mayfly_dir: Path
-) -> None:
+def test_ironworker_mode_sets_variables_and_appends_arguments(hardened: Any, image: str, mayfly_dir: Path) -> None:
     env = {**ENV, "MAYFLY_IRONWORKER": "1"}
     ran = hardened.run(image, [BOOT, "sh main.sh"], env=env, mayfly_dir=mayfly_dir)
     assert ran.code == 0, ran.stderr
@@ -153,8 +151,13 @@ def test_the_command_gets_default_signal_dispositions(
 ) -> None:
     # Python ignores SIGPIPE; an ignored signal survives exec, so the agent must restore it.
     env = {**ENV, **({"MAYFLY_RESULT_URL": file_server.url("/result")} if upload else {})}
-    ran = hardened.run(shell_image.tag, [BOOT, "grep SigIgn /proc/self/status"], env=env, mayfly_dir=mayfly_dir,
-                       network="bridge" if upload else "none")
+    ran = hardened.run(
+        shell_image.tag,
+        [BOOT, "grep SigIgn /proc/self/status"],
+        env=env,
+        mayfly_dir=mayfly_dir,
+        network="bridge" if upload else "none",
+    )
     assert ran.code == 0, ran.stderr
     ignored = int(ran.stdout.split()[1], 16)
     for signum in (signal.SIGPIPE, signal.SIGXFSZ):
@@ -210,8 +213,7 @@ def test_fetch_keeps_the_exit_code_and_runs_python_code(
 ) -> None:
     main = b"import json\njson.dump([1, 2], open('/mayfly/result.json', 'w'))\nraise SystemExit(3)\n"
     code = zip_bytes({"main.py": main})
-    ran = hardened.run(python_image.tag, [BOOT, "python3 main.py"], env=fetch_env(file_server, code),
-                       network="bridge")
+    ran = hardened.run(python_image.tag, [BOOT, "python3 main.py"], env=fetch_env(file_server, code), network="bridge")
     assert ran.code == 3, ran.stderr
     assert json.loads(file_server.puts["/result"]) == [1, 2]
 
@@ -221,8 +223,9 @@ def test_a_sha256_mismatch_stops_before_anything_is_unpacked_or_run(
 ) -> None:
     code = zip_bytes({"main.sh": b"touch /mayfly/ran\n"})
     env = fetch_env(file_server, code, sha=sha256(b"something else"))
-    ran = hardened.run(shell_image.tag, [BOOT, "sh main.sh; touch /mayfly/ran"], env=env,
-                       mayfly_dir=empty_mayfly_dir, network="bridge")
+    ran = hardened.run(
+        shell_image.tag, [BOOT, "sh main.sh; touch /mayfly/ran"], env=env, mayfly_dir=empty_mayfly_dir, network="bridge"
+    )
     assert ran.code == BootExit.CHECKSUM
     assert ran.stderr.startswith("mayfly-boot: code package sha256 mismatch")
     assert ran.stderr.count("\n") == 1
@@ -244,8 +247,9 @@ def test_the_agent_own_unpacker_rejects_unsafe_zips(
 ) -> None:
     # The sha256 is right: only the unpacker inside the container stands in the way (test-plan item 21).
     env = fetch_env(file_server, package)
-    ran = hardened.run(image, [BOOT, "sh main.sh; touch /mayfly/ran"], env=env,
-                       mayfly_dir=empty_mayfly_dir, network="bridge")
+    ran = hardened.run(
+        image, [BOOT, "sh main.sh; touch /mayfly/ran"], env=env, mayfly_dir=empty_mayfly_dir, network="bridge"
+    )
     assert ran.code == BootExit.ARCHIVE, ran.stderr
     assert ran.stderr.startswith("mayfly-boot: code package rejected:")
     assert ran.stdout == ""
@@ -258,8 +262,9 @@ def test_a_failed_download_is_not_retried_on_404_and_nothing_runs(
 ) -> None:
     env = fetch_env(file_server, zip_bytes({"main.sh": b"echo hi\n"}))
     env["MAYFLY_PAYLOAD_URL"] = file_server.url("/missing")
-    ran = hardened.run(shell_image.tag, [BOOT, "touch /mayfly/ran"], env=env,
-                       mayfly_dir=empty_mayfly_dir, network="bridge")
+    ran = hardened.run(
+        shell_image.tag, [BOOT, "touch /mayfly/ran"], env=env, mayfly_dir=empty_mayfly_dir, network="bridge"
+    )
     assert ran.code == BootExit.DOWNLOAD
     assert ran.stderr == "mayfly-boot: download of the payload failed: HTTP 404 Not Found\n"
     assert file_server.gets.count("/missing") == 1
@@ -268,8 +273,11 @@ def test_a_failed_download_is_not_retried_on_404_and_nothing_runs(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MAYFLY_CODE_URL", "file:///etc/passwd"), ("MAYFLY_CODE_SHA256", "not-a-sha"),
-     ("MAYFLY_RESULT_URL", "ftp://example.com/result")],
+    [
+        ("MAYFLY_CODE_URL", "file:///etc/passwd"),
+        ("MAYFLY_CODE_SHA256", "not-a-sha"),
+        ("MAYFLY_RESULT_URL", "ftp://example.com/result"),
+    ],
 )
 def test_malformed_variables_are_usage_errors(
     hardened: Any, shell_image: BuiltImage, file_server: Any, variable: str, value: str
@@ -310,8 +318,9 @@ def test_sigterm_is_forwarded_to_the_command_and_no_result_is_sent(
     hardened: Any, shell_image: BuiltImage, file_server: Any, command: str, expected: int
 ) -> None:
     env = fetch_env(file_server, zip_bytes({"main.sh": b""}))
-    container = hardened.start(shell_image.tag, [BOOT, f"echo '{{}}' > /mayfly/result.json; {command}"], env=env,
-                               network="bridge")
+    container = hardened.start(
+        shell_image.tag, [BOOT, f"echo '{{}}' > /mayfly/result.json; {command}"], env=env, network="bridge"
+    )
     try:
         hardened.wait_for_output(container, "started")
         # Were SIGTERM not forwarded, docker would SIGKILL after the grace period: 137.

@@ -23,8 +23,12 @@ def boot() -> types.ModuleType:
 
 def test_exit_codes_match_the_python_mirror_and_the_docstring(boot: types.ModuleType) -> None:
     script = {
-        "USAGE": boot.EXIT_USAGE, "RESULT_UPLOAD": boot.EXIT_RESULT, "DOWNLOAD": boot.EXIT_DOWNLOAD,
-        "CHECKSUM": boot.EXIT_CHECKSUM, "ARCHIVE": boot.EXIT_ARCHIVE, "INTERNAL": boot.EXIT_INTERNAL,
+        "USAGE": boot.EXIT_USAGE,
+        "RESULT_UPLOAD": boot.EXIT_RESULT,
+        "DOWNLOAD": boot.EXIT_DOWNLOAD,
+        "CHECKSUM": boot.EXIT_CHECKSUM,
+        "ARCHIVE": boot.EXIT_ARCHIVE,
+        "INTERNAL": boot.EXIT_INTERNAL,
         "NO_SHELL": boot.EXIT_NO_SHELL,
     }
     assert script == {code.name: code.value for code in BootExit}
@@ -50,8 +54,18 @@ def test_ironworker_mode_appends_arguments_and_sets_variables(boot: types.Module
     env = {"MAYFLY_IRONWORKER": "1", "MAYFLY_TASK_ID": "t1", "MAYFLY_PAYLOAD_FILE": "/mayfly/p.json"}
     argv = boot.shell_argv("ruby worker.rb", env)
     assert argv == [
-        "/bin/sh", "-c", 'ruby worker.rb "$@"', "mayfly",
-        "-payload", "/mayfly/p.json", "-config", "/mayfly/config.json", "-id", "t1", "-d", "/mayfly/task",
+        "/bin/sh",
+        "-c",
+        'ruby worker.rb "$@"',
+        "mayfly",
+        "-payload",
+        "/mayfly/p.json",
+        "-config",
+        "/mayfly/config.json",
+        "-id",
+        "t1",
+        "-d",
+        "/mayfly/task",
     ]
     assert env["PAYLOAD_FILE"] == "/mayfly/p.json"
     assert env["CONFIG_FILE"] == "/mayfly/config.json"

@@ -46,8 +46,6 @@ def test_an_unknown_runtime_lists_the_known_ones() -> None:
 
 def test_a_runtime_toml_without_a_required_field_is_named() -> None:
     with pytest.raises(ValueError, match=r"x/runtime.toml: missing field 'python'"):
-        parse_runtime(
-            'name = "x"\ndescription = "d"\nversion = "1"\n[debian]\npackages = ["a"]\n', "x/runtime.toml"
-        )
+        parse_runtime('name = "x"\ndescription = "d"\nversion = "1"\n[debian]\npackages = ["a"]\n', "x/runtime.toml")
     with pytest.raises(ValueError, match=r"debian\.packages must be a list of strings"):
         parse_runtime('name = "x"\ndescription = "d"\nversion = 1\n[debian]\npackages = "a"\npython = "p"\n')

@@ -43,7 +43,14 @@ def test_the_image_has_sh_the_task_user_and_its_directories(
     ran = hardened.run(image.tag, ["/bin/sh", "-c", command], writable_mayfly=False)
     assert ran.code == 0, ran.stderr
     assert ran.stdout.splitlines() == [
-        "sh", "10001", "mayfly", "10001 755", "10001 755", "0 1777", "0 755", "bundle",
+        "sh",
+        "10001",
+        "mayfly",
+        "10001 755",
+        "10001 755",
+        "0 1777",
+        "0 755",
+        "bundle",
         "#!/usr/bin/python3.11 -IS",
     ]
 

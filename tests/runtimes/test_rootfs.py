@@ -29,21 +29,29 @@ def make_deb(tmp_path: Path, name: str, files: dict[str, bytes]) -> Path:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_bytes(data)
     out = tmp_path / f"{name}_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(src), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(src), str(out)], check=True, capture_output=True
+    )
     return out
 
 
 @needs_dpkg_deb
 def test_only_matching_files_are_taken_from_a_partial_package(tmp_path: Path) -> None:
-    deb = make_deb(tmp_path, "stdlib", {
-        "usr/lib/py/json/__init__.py": b"j", "usr/lib/py/json/decoder.py": b"d", "usr/lib/py/big.py": b"b",
-    })
+    deb = make_deb(
+        tmp_path,
+        "stdlib",
+        {
+            "usr/lib/py/json/__init__.py": b"j",
+            "usr/lib/py/json/decoder.py": b"d",
+            "usr/lib/py/big.py": b"b",
+        },
+    )
     root = tmp_path / "root"
     root.mkdir()
     assert rootfs.extract_files(deb, root, ["usr/lib/py/json/*"]) == 2
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
-        "usr/lib/py/json/__init__.py", "usr/lib/py/json/decoder.py",
+        "usr/lib/py/json/__init__.py",
+        "usr/lib/py/json/decoder.py",
     ]
     with pytest.raises(RuntimeBuildFailed, match="no file matching"):
         rootfs.extract_files(deb, root, ["nothing/*"])

@@ -105,8 +105,9 @@ def test_inspect_shows_the_hardened_baseline(
     assert labels["mayfly.code"] == "hardening"
 
 
-def test_a_spec_cannot_override_the_home_label(make_provider: ProviderFactory, busybox_image: str,
-                                               docker_client: Any) -> None:
+def test_a_spec_cannot_override_the_home_label(
+    make_provider: ProviderFactory, busybox_image: str, docker_client: Any
+) -> None:
     provider = make_provider()
     spec = spec_for(busybox_image, "true", task_id="spoof")
     spec = replace(spec, labels={"mayfly.home": "someone-else", "mayfly.task": "x"})
@@ -119,7 +120,7 @@ def test_a_spec_cannot_override_the_home_label(make_provider: ProviderFactory, b
 def test_the_task_runs_unprivileged(make_provider: ProviderFactory, busybox_image: str) -> None:
     command = (
         "id -u; id -g; "
-        "while read -r k v; do case $k in NoNewPrivs:|CapEff:|CapBnd:) echo \"$k $v\";; esac; done < /proc/self/status"
+        'while read -r k v; do case $k in NoNewPrivs:|CapEff:|CapBnd:) echo "$k $v";; esac; done < /proc/self/status'
     )
     _, st, log = run_to_exit(make_provider(), spec_for(busybox_image, command, task_id="unpriv"))
     assert st.exit_code == 0

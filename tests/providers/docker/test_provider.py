@@ -83,15 +83,30 @@ def test_settings_defaults_are_the_hardened_baseline() -> None:
     assert s.numeric_user() == (10001, 10001)
     assert DockerSettings(user="mayfly").numeric_user() is None
     schema = DockerSettings.model_json_schema()["properties"]
-    assert set(schema) == {"base_url", "user", "pids_limit", "tmpfs_size", "placement", "init", "runtime",
-                           "log_max_size"}
+    assert set(schema) == {
+        "base_url",
+        "user",
+        "pids_limit",
+        "tmpfs_size",
+        "placement",
+        "init",
+        "runtime",
+        "log_max_size",
+    }
     assert all(prop.get("description") for prop in schema.values())
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{"user": "0:0"}, {"user": "root"}, {"user": "0"}, {"pids_limit": 0}, {"tmpfs_size": "lots"},
-     {"placement": "copy"}, {"unknown": 1}],
+    [
+        {"user": "0:0"},
+        {"user": "root"},
+        {"user": "0"},
+        {"pids_limit": 0},
+        {"tmpfs_size": "lots"},
+        {"placement": "copy"},
+        {"unknown": 1},
+    ],
 )
 def test_settings_reject_unsafe_or_unknown_values(bad: dict[str, Any]) -> None:
     with pytest.raises(pydantic.ValidationError):
@@ -113,8 +128,13 @@ def test_container_state_from_inspect() -> None:
     assert running.started_at == pytest.approx(1714564800.123456)
     oom = container_state(
         {
-            "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True,
-                      "StartedAt": "2024-05-01T12:00:00Z", "FinishedAt": "2024-05-01T12:00:02.5Z"},
+            "State": {
+                "Status": "exited",
+                "ExitCode": 137,
+                "OOMKilled": True,
+                "StartedAt": "2024-05-01T12:00:00Z",
+                "FinishedAt": "2024-05-01T12:00:02.5Z",
+            },
             "HostConfig": {"Memory": 32 << 20},
         }
     )
@@ -123,18 +143,32 @@ def test_container_state_from_inspect() -> None:
     assert oom.started_at is not None
     assert oom.finished_at - oom.started_at == pytest.approx(2.5)
     assert "32 MiB" in oom.detail
-    never = container_state({"State": {"Status": "exited", "ExitCode": 127, "StartedAt": "0001-01-01T00:00:00Z",
-                                       "Error": "exec: not found"}})
+    never = container_state(
+        {
+            "State": {
+                "Status": "exited",
+                "ExitCode": 127,
+                "StartedAt": "0001-01-01T00:00:00Z",
+                "Error": "exec: not found",
+            }
+        }
+    )
     assert (never.started_at, never.detail) == (None, "exec: not found")
     # The engine may record StartedAt after FinishedAt for a task that exits at once.
-    quick = container_state({"State": {"Status": "exited", "ExitCode": 0, "StartedAt": "2024-05-01T12:00:00.2Z",
-                                       "FinishedAt": "2024-05-01T12:00:00.1Z"}})
+    quick = container_state(
+        {
+            "State": {
+                "Status": "exited",
+                "ExitCode": 0,
+                "StartedAt": "2024-05-01T12:00:00.2Z",
+                "FinishedAt": "2024-05-01T12:00:00.1Z",
+            }
+        }
+    )
     assert quick.started_at == quick.finished_at
 
 
-def test_without_root_the_task_dir_is_writable_for_everyone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_root_the_task_dir_is_writable_for_everyone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     blobs = LocalBlobStore(tmp_path / "blobs")
     data = zip_of({"main.sh": b"echo hi\n"})
@@ -256,9 +290,7 @@ def test_relaunch_leaves_exactly_one_container_in_the_engine(
 
 
 @docker_only
-def test_a_container_of_another_home_is_never_adopted(
-    make_provider: ProviderFactory, busybox_image: str
-) -> None:
+def test_a_container_of_another_home_is_never_adopted(make_provider: ProviderFactory, busybox_image: str) -> None:
     mine, theirs = make_provider(), make_provider()
     spec = spec_for(busybox_image, "sleep 300", "samename")
     theirs.launch(spec)
@@ -271,8 +303,12 @@ def test_a_container_of_another_home_is_never_adopted(
 
 def _create_never_started(provider: DockerProvider, docker_client: Any, spec: LaunchSpec) -> str:
     """What a runner crash between create and start leaves behind."""
-    labels = {"mayfly.home": provider.context.home_id, "mayfly.target": "local", "mayfly.task": spec.task_id,
-              "mayfly.attempt": "1"}
+    labels = {
+        "mayfly.home": provider.context.home_id,
+        "mayfly.target": "local",
+        "mayfly.task": spec.task_id,
+        "mayfly.attempt": "1",
+    }
     created = docker_client.api.create_container(spec.image, ["true"], name=spec.name, labels=labels)
     return make_handle(spec.name, created["Id"])
 
@@ -359,8 +395,10 @@ def test_the_archive_volume_goes_with_the_container(
 @pytest.mark.parametrize("placement", ["bind", "archive"])
 @pytest.mark.parametrize(
     ("command", "reason"),
-    [("busybox ln -sf /etc/passwd /mayfly/result.json", "link"),
-     ("rm /mayfly/result.json && busybox mkfifo /mayfly/result.json", "not a regular file")],
+    [
+        ("busybox ln -sf /etc/passwd /mayfly/result.json", "link"),
+        ("rm /mayfly/result.json && busybox mkfifo /mayfly/result.json", "not a regular file"),
+    ],
     ids=["symlink", "fifo"],
 )
 def test_a_result_that_is_not_a_regular_file_is_refused(
@@ -380,9 +418,7 @@ def test_an_image_without_mayfly_gets_the_contract_too(
 ) -> None:
     """A registered image has no /mayfly owned by the task user: the task can still read and write it."""
     provider = make_provider(placement=placement)
-    spec = spec_for(
-        bare_image, "pwd; cat /mayfly/payload.json; sh main.sh > /mayfly/result.json", f"bare{placement}"
-    )
+    spec = spec_for(bare_image, "pwd; cat /mayfly/payload.json; sh main.sh > /mayfly/result.json", f"bare{placement}")
     spec = replace(spec, code=make_code(provider, {"main.sh": b"printf '{\"ok\": true}'\n"}))
     handle = provider.launch(spec).handle
     st = provider.wait(handle, 60)
