@@ -50,6 +50,8 @@ BOOT = "/usr/local/bin/mayfly-boot"
 PAYLOAD_FILE = "/mayfly/payload.json"
 CONFIG_FILE = "/mayfly/config.json"
 TASK_DIR = "/mayfly/task"
+#: SIGTERM-to-SIGKILL seconds for containers whose message (and so its setting) is not at hand.
+DEFAULT_GRACE = 10.0
 
 
 def container_env(msg: TaskMessage) -> dict[str, str]:
@@ -120,6 +122,8 @@ class Watch:
     handle: str | None = None
     stopped: str | None = None
     cancel_asked: bool = False
+    #: Seconds between SIGTERM and SIGKILL when this attempt is stopped.
+    grace: float = DEFAULT_GRACE
     #: Set when another runner took the lease over: this one stops reporting.
     abandoned: bool = False
     done: bool = False
@@ -236,7 +240,7 @@ class Runner:
                     # A second message for an attempt in progress (at-least-once delivery): drop it.
                     self.tasks.ack(m)
                     return
-            watch = Watch(msg.task_id, msg.attempt, message=m)
+            watch = Watch(msg.task_id, msg.attempt, message=m, grace=msg.stop_grace_seconds)
             self.watches[key] = watch
         self._spawn(self._run_attempt, watch, msg)
 
@@ -259,15 +263,17 @@ class Runner:
                 self._spawn(self._stop_container, watch, "cancel")
             return
         # Not ours (or not launched yet): stop it wherever it runs; its owner reports the exit.
+        self._spawn(self._cancel_elsewhere, msg)
+
+    def _cancel_elsewhere(self, msg: CancelMessage) -> None:
         try:
             found = self.provider.find(container_name(msg.task_id, msg.attempt))
+            if found is not None:
+                self.provider.cancel(found.handle, DEFAULT_GRACE)
         except Unsupported:
             return
-        if found is not None:
-            try:
-                self.provider.cancel(found.handle, 0.0)
-            except MayflyError as exc:
-                log.warning("cancel of %s failed: %s", msg.task_id, exc)
+        except MayflyError as exc:
+            log.warning("cancel of %s failed: %s", msg.task_id, exc)
 
     # ------------------------------------------------------------ one attempt
 
@@ -275,8 +281,16 @@ class Runner:
         def body() -> None:
             try:
                 fn(*args)
-            except Exception:
-                log.exception("runner thread %s failed", fn.__name__)
+            except Exception as exc:
+                if isinstance(exc, MayflyError):
+                    log.error("%s: %s", fn.__name__, exc.message)
+                else:
+                    log.exception("runner thread %s failed", fn.__name__)
+                watch = args[0] if args and isinstance(args[0], Watch) else None
+                if watch is not None and fn != self._stop_container:
+                    # Give the attempt up without acking: its message comes back after the lease and
+                    # the next delivery reattaches (or reports the container lost).
+                    self._drop(watch)
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
@@ -354,11 +368,13 @@ class Runner:
         logs.start()
         deadline = started + timeout
         while True:
-            st = self.provider.wait(handle, max(0.0, deadline - self.clock()))
+            # Once stopped (timeout or cancel), wait for the exit rather than spin.
+            left = deadline - self.clock() if watch.stopped is None else grace + 30.0
+            st = self.provider.wait(handle, max(0.0, left))
             if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING):
                 break
             if self.clock() >= deadline and watch.stopped is None:
-                self._stop_container(watch, "timeout", grace)
+                self._stop_container(watch, "timeout")
         logs.join(timeout=30)
         writer.close()
         if watch.abandoned:
@@ -417,13 +433,14 @@ class Runner:
         except MayflyError as exc:
             log.warning("log stream of %s ended early: %s", handle, exc)
 
-    def _stop_container(self, watch: Watch, why: str, grace: float = 10.0) -> None:
+    def _stop_container(self, watch: Watch, why: str) -> None:
+        """SIGTERM, then SIGKILL after the attempt's grace period (timeouts and cancels alike)."""
         with watch.lock:
             if watch.stopped is not None or watch.handle is None:
                 return
             watch.stopped = why
         try:
-            self.provider.cancel(watch.handle, 0.0 if why == "cancel" else grace)
+            self.provider.cancel(watch.handle, watch.grace)
         except MayflyError as exc:
             log.warning("stopping %s failed: %s", watch.task_id, exc)
 
@@ -451,6 +468,13 @@ class Runner:
         watch.done = True
         with self._lock:
             if self.watches.get((watch.task_id, watch.attempt)) is watch and watch.message is not None:
+                self.watches.pop((watch.task_id, watch.attempt))
+
+    def _drop(self, watch: Watch) -> None:
+        watch.abandoned = True
+        watch.done = True
+        with self._lock:
+            if self.watches.get((watch.task_id, watch.attempt)) is watch:
                 self.watches.pop((watch.task_id, watch.attempt))
 
     def _heartbeat(self, force: bool = False) -> None:

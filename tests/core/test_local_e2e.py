@@ -172,6 +172,18 @@ def test_cancel_a_running_task(mf: Mayfly, serving: Serving, tmp_path: Path, doc
     deadline = time.monotonic() + 30
     while mf.tasks.get(mf.project_id(), task.id).status != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
+    # The container of a real task, as the engine sees it: every hardening setting is there.
+    (summary,) = containers(docker_client, mf, **{"mayfly.task": task.id})
+    info = docker_client.api.inspect_container(summary.id)
+    host = info["HostConfig"]
+    assert info["Config"]["User"] == "10001:10001"
+    assert (host["CapDrop"], host["SecurityOpt"], host["ReadonlyRootfs"]) == (["ALL"], ["no-new-privileges"], True)
+    assert host["PidsLimit"] > 0
+    assert host["Memory"] == host["MemorySwap"] == 512 * 1024 * 1024
+    assert host["RestartPolicy"]["Name"] in ("", "no")
+    assert [m["Destination"] for m in info["Mounts"]] == ["/mayfly"]
+    assert "docker.sock" not in json.dumps(info)
+    assert host["NetworkMode"] != "host" and host["PidMode"] == "" and host["IpcMode"] != "host"  # noqa: PT018
     asked = mf.tasks.cancel(mf.project_id(), task.id)
     assert asked.cancel_requested
     assert asked.status == "running"
@@ -238,3 +250,12 @@ def test_bad_result_json_is_kept_as_text(mf: Mayfly, serving: Serving, tmp_path:
     done = wait(mf, mf.tasks.queue(mf.project_id(), "res", "{}", TaskOptions()).id)
     assert done.status == "complete"
     assert json.loads(done.result or "null") == "not json\n"
+
+
+def test_a_result_over_its_cap_is_refused_and_the_exit_is_kept(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
+    push(mf, tmp_path, "big", {"main.sh": "head -c 2000000 /dev/zero | tr '\\0' 'x' > /mayfly/result.json\nexit 0\n"})
+    done = wait(mf, mf.tasks.queue(mf.project_id(), "big", "{}", TaskOptions()).id)
+    assert (done.status, done.exit_code, done.result) == ("complete", 0, None)
+    assert done.msg is not None
+    assert done.msg.startswith("result not kept: ")
+    assert "1048576" in done.msg or "1 MiB" in done.msg

@@ -32,3 +32,11 @@ def test_opening_twice_migrates_once(tmp_path: Path) -> None:
     store = Store(url)
     with store.read() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_head_constant_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from mayfly.core.store import HEAD, _alembic_config
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD
