@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, insert, select, update
 
-from mayfly.core import archive
+from mayfly.core import archive, validate
 from mayfly.core.blobs import BlobStore, code_key, sha256_file
 from mayfly.core.config import LOCAL_TARGET, Limits
 from mayfly.core.errors import (
@@ -130,14 +130,14 @@ def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
 def _validate_options(opts: CodeOptions, limits: Limits, known_targets: Callable[[str], object]) -> None:
     if opts.max_concurrency is not None and opts.max_concurrency < 0:
         raise InvalidInput("max concurrency must be 0 (no limit) or more")
-    if opts.retries is not None and not 0 <= opts.retries <= limits.max_retries:
-        raise InvalidInput(f"retries must be between 0 and {limits.max_retries}")
-    if opts.retries_delay is not None and not 0 <= opts.retries_delay <= limits.max_delay:
-        raise InvalidInput(f"retries delay must be between 0 and {limits.max_delay} seconds")
-    if opts.timeout is not None and not 1 <= opts.timeout <= limits.max_timeout:
-        raise InvalidInput(f"timeout must be between 1 and {limits.max_timeout} seconds")
-    if opts.default_priority is not None and opts.default_priority not in (0, 1, 2):
-        raise InvalidInput("priority must be 0, 1 or 2")
+    if opts.retries is not None:
+        validate.retries(opts.retries, limits)
+    if opts.retries_delay is not None:
+        validate.delay(opts.retries_delay, limits, "retries delay")
+    if opts.timeout is not None:
+        validate.timeout(opts.timeout, limits)
+    if opts.default_priority is not None:
+        validate.priority(opts.default_priority)
     if opts.cpu is not None and not 0.01 <= opts.cpu <= 64:
         raise InvalidInput("cpu must be between 0.01 and 64 cores")
     if opts.memory_mb is not None and not 6 <= opts.memory_mb <= 262144:

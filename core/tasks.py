@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from mayfly.core import validate
 from mayfly.core.blobs import BlobStore
 from mayfly.core.codes import validate_env
 from mayfly.core.config import Limits
@@ -97,17 +98,10 @@ class TaskService:
     ) -> dict[str, object]:
         lim = self.limits
         validate_payload(payload, lim)
-        priority = rev.default_priority if opts.priority is None else opts.priority
-        if priority not in (0, 1, 2):
-            raise InvalidInput("priority must be 0, 1 or 2")
-        if not 0 <= opts.delay <= lim.max_delay:
-            raise InvalidInput(f"delay must be between 0 and {lim.max_delay} seconds")
-        timeout = rev.timeout if opts.timeout is None else opts.timeout
-        if not 1 <= timeout <= lim.max_timeout:
-            raise InvalidInput(f"timeout must be between 1 and {lim.max_timeout} seconds")
-        retries = rev.retries if opts.retries is None else opts.retries
-        if not 0 <= retries <= lim.max_retries:
-            raise InvalidInput(f"retries must be between 0 and {lim.max_retries}")
+        priority = validate.priority(rev.default_priority if opts.priority is None else opts.priority)
+        validate.delay(opts.delay, lim)
+        timeout = validate.timeout(rev.timeout if opts.timeout is None else opts.timeout, lim)
+        retries = validate.retries(rev.retries if opts.retries is None else opts.retries, lim)
         target = opts.target or rev.target
         self.known_target(target)
         if opts.label is not None and not 0 < len(opts.label) <= 255:
@@ -239,8 +233,7 @@ class TaskService:
 
     def retry(self, project_id: str, task_id: str, delay: int = 0) -> Task:
         """Queue a new task that repeats a finished one (same revision, payload and options)."""
-        if not 0 <= delay <= self.limits.max_delay:
-            raise InvalidInput(f"delay must be between 0 and {self.limits.max_delay} seconds")
+        validate.delay(delay, self.limits)
         with self.store.write() as conn:
             task = self._get(conn, project_id, task_id)
             if not task.task_status.terminal:
