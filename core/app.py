@@ -17,7 +17,7 @@ from mayfly.core.control import ControlPlane, TargetWiring
 from mayfly.core.messages import CancelMessage
 from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
-from mayfly.core.provider import Provider, ProviderContext
+from mayfly.core.provider import Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
 from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueueSet
 from mayfly.core.runner import Runner
@@ -34,6 +34,7 @@ class Mayfly:
         self.limits = home.limits
         self.resolve_runtime = runtimes
         self._plugins = plugins
+        self._transports: dict[str, Transport] = {}
 
     # ------------------------------------------------------------ parts
 
@@ -65,7 +66,7 @@ class Mayfly:
 
     @cached_property
     def targets(self) -> TargetService:
-        service = TargetService(self.store)
+        service = TargetService(self.store, self.plugins.registry.get)
         service.ensure_local()
         return service
 
@@ -83,15 +84,22 @@ class Mayfly:
 
     # ------------------------------------------------------------ per target
 
+    def transport(self, target: str) -> Transport:
+        """The target's queues and blob store: its provider's own, or the home's embedded ones."""
+        if target not in self._transports:
+            record = self.targets.get(target)
+            cls = self.plugins.registry.get(record.provider)
+            own = cls.transport(cls.Settings.model_validate(record.settings_dict), target)
+            self._transports[target] = own or Transport(EmbeddedQueueSet(self.broker, target), self.blobs)
+        return self._transports[target]
+
     def queues_for(self, target: str) -> QueueSet:
         """The target's task, control and events queues."""
-        self.targets.get(target)
-        return EmbeddedQueueSet(self.broker, target)
+        return self.transport(target).queues
 
     def blobs_for(self, target: str) -> BlobStore:
         """The target's blob store (the home's local directory for local targets)."""
-        self.targets.get(target)
-        return self.blobs
+        return self.transport(target).blobs
 
     def _send_cancel(self, target: str, msg: CancelMessage) -> None:
         self.queues_for(target).get("control").send(msg.dumps())
@@ -113,7 +121,7 @@ class Mayfly:
             name: TargetWiring(self.queues_for(name), self.blobs_for(name), self.targets.get(name).capacity)
             for name in names
         }
-        return ControlPlane(self.store, self.limits, wiring)
+        return ControlPlane(self.store, self.limits, wiring, code_source=self.blobs)
 
     def runner(self, target: str, *, lease: float | None = None) -> Runner:
         """A runner for one target."""

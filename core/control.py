@@ -19,7 +19,7 @@ from mayfly.core.blobs import BlobStore
 from mayfly.core.config import Limits
 from mayfly.core.lifecycle import apply_event
 from mayfly.core.messages import Event
-from mayfly.core.models import TaskStatus
+from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.router import dispatch, publish
 from mayfly.core.store import Store
@@ -48,8 +48,12 @@ class ControlPlane:
         *,
         clock: Callable[[], float] = time.time,
         event_batch: int = 200,
+        code_source: BlobStore | None = None,
     ) -> None:
         self.store = store
+        #: Where code packages are uploaded to (the home's blob store); copied to targets on first use.
+        self.code_source = code_source
+        self._copied: set[tuple[str, str]] = set()
         self.limits = limits
         self.targets = dict(targets)
         self.clock = clock
@@ -75,8 +79,20 @@ class ControlPlane:
         if self._due():
             chosen = dispatch(self.store, {n: w.capacity for n, w in self.targets.items()}, self.clock())
             work += len(chosen)
-        work += publish(self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits)
+        work += publish(
+            self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code
+        )
         return work
+
+    def _ensure_code(self, target: str, code: CodeRef) -> None:
+        """Copy a code package into the target's blob store if it is not there yet (content-addressed)."""
+        blobs = self.targets[target].blobs
+        if self.code_source is None or blobs is self.code_source or (target, code.key) in self._copied:
+            return
+        if not blobs.exists(code.key):
+            with self.code_source.open(code.key) as fh:
+                blobs.put_file(code.key, fh)
+        self._copied.add((target, code.key))
 
     def apply_events(self, name: str, wiring: TargetWiring, wait: float = 0.0) -> int:
         """Apply a batch of events from one target's events queue."""

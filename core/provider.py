@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from mayfly.core.blobs import BlobStore
 from mayfly.core.errors import Unsupported
 from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
+from mayfly.core.queues import QueueSet
 
 
 class Capability(StrEnum):
@@ -62,6 +63,14 @@ class ProviderSettings(BaseModel):
 
 
 @dataclass(frozen=True)
+class Transport:
+    """A target's own queues and blob store (a cloud target's SQS + S3, say)."""
+
+    queues: QueueSet
+    blobs: BlobStore
+
+
+@dataclass(frozen=True)
 class ProviderContext:
     """What the runner hands a provider besides its settings."""
 
@@ -93,6 +102,17 @@ class Provider(abc.ABC):
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         self.settings = settings
         self.context = context
+
+    @classmethod
+    def transport(cls, settings: ProviderSettings, target: str) -> Transport | None:
+        """The queues and blob store of a target of this provider.
+
+        ``None`` (the default) means the home's embedded queues and local blob
+        directory, which is right for a provider whose containers run on this
+        machine. A cloud provider returns its cloud's queue and storage, so a
+        runner in that cloud needs nothing else.
+        """
+        return None
 
     # ------------------------------------------------------------ required
 

@@ -39,6 +39,7 @@ class Target(_Row):
     provider: str
     settings: str
     capacity: int
+    embedded_runner: bool
     created_at: float
 
     @property
@@ -51,6 +52,7 @@ class Target(_Row):
             "name": self.name,
             "provider": self.provider,
             "capacity": self.capacity,
+            "embedded_runner": self.embedded_runner,
             "settings": self.settings_dict,
             "created_at": iso(self.created_at),
         }

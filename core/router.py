@@ -131,8 +131,18 @@ def build_message(task: Task, rev: Revision, limits: Limits) -> TaskMessage:
     )
 
 
-def publish(store: Store, queue_for: Callable[[str], Queue], limits: Limits, batch: int = 500) -> int:
-    """Send the task messages of every ``dispatch_pending`` task; return how many were sent."""
+def publish(
+    store: Store,
+    queue_for: Callable[[str], Queue],
+    limits: Limits,
+    batch: int = 500,
+    ensure_code: Callable[[str, CodeRef], None] | None = None,
+) -> int:
+    """Send the task messages of every ``dispatch_pending`` task; return how many were sent.
+
+    ``ensure_code(target, code)`` is called before a message goes out, so the code
+    package is in the target's blob store before any runner looks for it.
+    """
     sent = 0
     while True:
         with store.read() as conn:
@@ -147,9 +157,10 @@ def publish(store: Store, queue_for: Callable[[str], Queue], limits: Limits, bat
         by_target: dict[str, list[tuple[str, int, str]]] = {}
         for row in rows:
             task, rev = _split(row)
-            by_target.setdefault(task.target, []).append(
-                (task.id, task.attempt, build_message(task, rev, limits).dumps())
-            )
+            msg = build_message(task, rev, limits)
+            if ensure_code is not None and msg.code is not None:
+                ensure_code(task.target, msg.code)
+            by_target.setdefault(task.target, []).append((task.id, task.attempt, msg.dumps()))
         for target, items in by_target.items():
             queue_for(target).send_many([body for _, _, body in items])
             with store.write() as conn:

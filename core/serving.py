@@ -52,7 +52,8 @@ class Serving:
         self.targets = targets
         self.stop_event = threading.Event()
         self.control: ControlPlane | None = mf.control_plane(targets) if control else None
-        self.runners: list[Runner] = [mf.runner(t) for t in targets] if runners else []
+        embedded = [t for t in targets if mf.targets.get(t).embedded_runner]
+        self.runners: list[Runner] = [mf.runner(t) for t in embedded] if runners else []
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:

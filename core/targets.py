@@ -1,21 +1,31 @@
 """Targets: named places tasks run (one provider + its settings + a capacity).
 
-``local`` (the Docker engine on this machine) always exists.
+``local`` (the Docker engine on this machine) always exists. Other targets are
+added by hand (``mayfly target add``) or by deploying a stack, which records the
+stack's outputs as the target's settings.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from sqlalchemy import insert, select
+from pydantic import ValidationError
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mayfly.core.config import LOCAL_TARGET
-from mayfly.core.errors import TargetNotFound
+from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
+from mayfly.core.provider import Provider
 from mayfly.core.records import Target
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
+
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 def default_local_capacity() -> int:
@@ -26,11 +36,23 @@ def default_local_capacity() -> int:
     return max(4, 4 * (os.cpu_count() or 1))
 
 
-class TargetService:
-    """Look up targets; make sure ``local`` exists."""
+def validate_settings(provider: type[Provider], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check settings against the provider's model; one line naming every bad field."""
+    try:
+        model = provider.Settings.model_validate(dict(settings))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise InvalidSettings(f"invalid settings for provider {provider.name!r}: {problems}") from None
+    dumped: dict[str, Any] = model.model_dump(mode="json", exclude_defaults=True)
+    return dumped
 
-    def __init__(self, store: Store) -> None:
+
+class TargetService:
+    """Look up, add and remove targets; make sure ``local`` exists."""
+
+    def __init__(self, store: Store, provider_class: Callable[[str], type[Provider]]) -> None:
         self.store = store
+        self.provider_class = provider_class
         self._cache: dict[str, Target] = {}
 
     def ensure_local(self) -> Target:
@@ -47,6 +69,7 @@ class TargetService:
                         provider="docker",
                         settings="{}",
                         capacity=default_local_capacity(),
+                        embedded_runner=True,
                         created_at=now(),
                     )
                 )
@@ -67,9 +90,61 @@ class TargetService:
         self._cache[name] = target
         return target
 
-    def list(self) -> list[Target]:
+    def list(self) -> builtins.list[Target]:
         with self.store.read() as conn:
-            return [Target.from_row(r) for r in conn.execute(select(s.targets).order_by(s.targets.c.name)).mappings()]
+            rows = conn.execute(select(s.targets).order_by(s.targets.c.name)).mappings()
+            return [Target.from_row(r) for r in rows]
+
+    def add(
+        self,
+        name: str,
+        provider: str,
+        settings: Mapping[str, Any],
+        *,
+        capacity: int = 10,
+        embedded_runner: bool = True,
+        replace: bool = False,
+    ) -> Target:
+        """Add (or with ``replace``, update) a target after validating its settings."""
+        if not NAME.match(name):
+            raise InvalidInput(f"invalid target name {name!r}: lowercase letters, digits and '-', 63 at most")
+        if name == LOCAL_TARGET:
+            raise InvalidInput("the 'local' target is built in and cannot be replaced")
+        if not 1 <= capacity <= 100_000:
+            raise InvalidInput("capacity must be between 1 and 100000")
+        cls = self.provider_class(provider)
+        values = {
+            "provider": provider,
+            "settings": json.dumps(validate_settings(cls, settings), sort_keys=True),
+            "capacity": capacity,
+            "embedded_runner": embedded_runner,
+        }
+        with self.store.write() as conn:
+            exists = conn.execute(select(s.targets.c.name).where(s.targets.c.name == name)).first()
+            if exists and not replace:
+                raise Conflict(f"target {name!r} already exists (use --replace to update it)")
+            if exists:
+                conn.execute(update(s.targets).where(s.targets.c.name == name).values(**values))
+            else:
+                conn.execute(insert(s.targets).values(name=name, created_at=now(), **values))
+        self._cache.pop(name, None)
+        return self.get(name)
+
+    def remove(self, name: str) -> None:
+        """Remove a target that no unfinished task uses."""
+        if name == LOCAL_TARGET:
+            raise InvalidInput("the 'local' target is built in and cannot be removed")
+        self.get(name)
+        with self.store.write() as conn:
+            busy = conn.execute(
+                select(func.count())
+                .select_from(s.tasks)
+                .where(s.tasks.c.target == name, s.tasks.c.status.in_(["queued", "preparing", "running"]))
+            ).scalar_one()
+            if busy:
+                raise Conflict(f"target {name!r} still has {busy} unfinished tasks")
+            conn.execute(delete(s.targets).where(s.targets.c.name == name))
+        self._cache.pop(name, None)
 
     def settings(self, name: str) -> dict[str, object]:
         value: dict[str, object] = json.loads(self.get(name).settings)

@@ -43,6 +43,8 @@ targets = Table(
     Column("settings", Text, nullable=False, server_default="{}"),
     # How many tasks may be preparing or running on this target at once.
     Column("capacity", Integer, nullable=False),
+    # True: `mayfly server` runs this target's runner; False: it runs elsewhere (in its cloud).
+    Column("embedded_runner", Boolean, nullable=False, server_default=text("1")),
     Column("created_at", Float, nullable=False),
 )
 
