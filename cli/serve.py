@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -26,7 +27,9 @@ from mayfly.cli.tasks import (
     read_payload,
     task_options,
 )
-from mayfly.core.serving import ServerLock, Serving, server_running
+from mayfly.core.config import Home
+from mayfly.core.errors import InvalidInput
+from mayfly.core.serving import ServerLock, Serving, remote_runner, server_running
 
 
 def _logging(verbose: bool) -> None:
@@ -67,10 +70,26 @@ def server(
 
 def runner(
     target: Annotated[str, typer.Option("--target", help="Target whose queue to serve.")] = "local",
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            envvar="MAYFLY_TARGET_PROVIDER",
+            help="With --settings: run without a store (a runner in the target's cloud).",
+        ),
+    ] = None,
+    settings: Annotated[
+        str | None,
+        typer.Option("--settings", envvar="MAYFLY_TARGET_SETTINGS", help="The target's settings as JSON."),
+    ] = None,
+    capacity: Annotated[int, typer.Option("--capacity", help="With --settings: most tasks at once.")] = 10,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the runner does.")] = False,
 ) -> None:
     """Run a runner alone for one target (the control plane runs elsewhere) until Ctrl-C."""
     _logging(verbose)
+    if provider is not None or settings is not None:
+        _remote_runner(target, provider, settings, capacity)
+        return
     mf = open_app()
     serving = Serving(mf, [target], control=False)
     try:
@@ -79,6 +98,23 @@ def runner(
         _wait_for_signal(serving.stop_event)
     finally:
         serving.stop()
+
+
+def _remote_runner(target: str, provider: str | None, settings: str | None, capacity: int) -> None:
+    if not provider or not settings:
+        raise InvalidInput("a runner without a store needs both --provider and --settings")
+    try:
+        parsed = json.loads(settings)
+    except ValueError as exc:
+        raise InvalidInput(f"--settings is not valid JSON: {exc}") from None
+    run = remote_runner(target, provider, parsed, Home.from_env(), capacity=capacity)
+    stop = threading.Event()
+    thread = threading.Thread(target=run.run, args=(stop,), name="mayfly-runner", daemon=True)
+    run.provider.check()
+    thread.start()
+    err_console.print(f"mayfly runner for {target} ({provider}) · Ctrl-C to stop")
+    _wait_for_signal(stop)
+    thread.join(10)
 
 
 def run(

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mayfly.core.app import Mayfly
+from mayfly.core.config import Home
 from mayfly.core.control import ControlPlane
+from mayfly.core.errors import Unsupported
+from mayfly.core.plugins import default_plugins
+from mayfly.core.provider import ProviderContext
 from mayfly.core.runner import Runner
+from mayfly.core.targets import validate_settings
 
 log = logging.getLogger("mayfly.serving")
 
@@ -42,6 +48,31 @@ def server_running(path: Path) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
         return False
+
+
+def remote_runner(
+    target: str, provider: str, settings: dict[str, Any], home: Home, *, capacity: int = 10, lease: float = 30.0
+) -> Runner:
+    """A runner that needs no store: for a target whose runner runs in its own cloud.
+
+    Everything comes from the provider's settings: its queues and blob store
+    (:meth:`Provider.transport`) and its API. ``MAYFLY_HOME_ID`` names the owner in
+    the labels/tags of its containers, so a restarted runner finds them again.
+    """
+    cls = default_plugins().registry.get(provider)
+    validated = cls.Settings.model_validate(validate_settings(cls, settings))
+    transport = cls.transport(validated, target)
+    if transport is None:
+        raise Unsupported(
+            f"provider {provider!r} has no queues of its own; its runner must run beside the control plane "
+            "(mayfly server)"
+        )
+    work_dir = home.ensure().run_dir / target
+    work_dir.mkdir(parents=True, exist_ok=True)
+    context = ProviderContext(
+        blobs=transport.blobs, work_dir=work_dir, home_id=os.environ.get("MAYFLY_HOME_ID") or home.id, target=target
+    )
+    return Runner(target, cls(validated, context), transport.queues, transport.blobs, concurrency=capacity, lease=lease)
 
 
 class Serving:

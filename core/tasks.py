@@ -196,6 +196,19 @@ class TaskService:
             ).all()
         return {str(st): int(n) for st, n in rows}
 
+    def count_by_target(self) -> dict[str, dict[str, int]]:
+        """Unfinished tasks of every project per target and status (for capacity views)."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(s.tasks.c.target, s.tasks.c.status, func.count())
+                .where(s.tasks.c.status.in_(["queued", "preparing", "running"]))
+                .group_by(s.tasks.c.target, s.tasks.c.status)
+            ).all()
+        out: dict[str, dict[str, int]] = {}
+        for target, status, n in rows:
+            out.setdefault(str(target), {})[str(status)] = int(n)
+        return out
+
     def events(self, project_id: str, task_id: str) -> builtins.list[EventRecord]:
         """The runner events recorded for a task, oldest first (applied or not)."""
         with self.store.read() as conn:
