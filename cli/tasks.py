@@ -31,6 +31,18 @@ Label = Annotated[str | None, typer.Option("--label", help="Free-text tag to fil
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Extra environment KEY=VALUE (repeatable).")]
 
 
+def read_payloads(payload: str | None, payload_file: Path | None, jsonl: bool) -> list[str]:
+    """One payload, or one per non-empty line of a ``.jsonl`` file (bulk queue)."""
+    text = read_payload(payload, payload_file)
+    bulk = jsonl or (payload_file is not None and payload_file.suffix == ".jsonl")
+    if not bulk:
+        return [text]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInput("the payload file has no lines")
+    return lines
+
+
 def read_payload(payload: str | None, payload_file: Path | None) -> str:
     """The payload text from --payload or --payload-file (not both)."""
     if payload is not None and payload_file is not None:
@@ -104,19 +116,21 @@ def queue(
     label: Label = None,
     env: Env = None,
     target: TargetOpt = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="The payload file holds one payload per line (implied by .jsonl).")
+    ] = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Queue a task of CODE; prints its id."""
+    """Queue a task of CODE (or one per line of a .jsonl payload file, all or none); prints the ids."""
     mf = open_app()
-    text = read_payload(payload, payload_file)
-    task = mf.tasks.queue(
-        mf.project_id(project), code, text, task_options(priority, delay, timeout, retries, target, label, env)
-    )
+    payloads = read_payloads(payload, payload_file, jsonl)
+    opts = task_options(priority, delay, timeout, retries, target, label, env)
+    tasks = mf.tasks.queue_many(mf.project_id(project), code, payloads, opts)
     if as_json:
-        print_json(task.to_json())
+        print_json(tasks[0].to_json() if len(payloads) == 1 and not jsonl else {"tasks": [t.to_json() for t in tasks]})
     else:
-        console.print(task.id)
+        console.print("\n".join(t.id for t in tasks), markup=False)
 
 
 @app.command("show")
@@ -213,10 +227,25 @@ def log(
 
 @app.command("cancel")
 def cancel(
-    task_id: Annotated[str, typer.Argument(help="Task id.")], project: ProjectOpt = None, as_json: JsonOpt = False
+    task_id: Annotated[str | None, typer.Argument(help="Task id.")] = None,
+    code: Annotated[str | None, typer.Option("--code", help="With --all: every unfinished task of this code.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Cancel every queued and running task of --code.")] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Cancel a task: queued tasks end at once; running ones once their container has stopped."""
     mf = open_app()
+    if all_ or code is not None:
+        if not (all_ and code) or task_id is not None:
+            raise InvalidInput("use either TASK_ID or --code NAME --all")
+        now_, stopping = mf.tasks.cancel_all(mf.project_id(project), code)
+        if as_json:
+            print_json({"code": code, "cancelled": now_, "stopping": stopping})
+        else:
+            console.print(f"cancelled {now_} queued tasks of {code}; stopping {stopping} running")
+        return
+    if task_id is None:
+        raise InvalidInput("give a TASK_ID, or --code NAME --all")
     task = mf.tasks.cancel(mf.project_id(project), task_id)
     if as_json:
         print_json(task.to_json(with_payload=False))

@@ -7,6 +7,7 @@ provider and no image tooling.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 
 from mayfly.core.blobs import BlobStore
@@ -14,6 +15,7 @@ from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.codes import CodeService, RuntimeResolver
 from mayfly.core.config import DEFAULT_PROJECT, Home
 from mayfly.core.control import ControlPlane, TargetWiring
+from mayfly.core.errors import TaskAlreadyFinished, TaskNotFound
 from mayfly.core.messages import CancelMessage
 from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
@@ -21,6 +23,8 @@ from mayfly.core.provider import Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
 from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueueSet
 from mayfly.core.runner import Runner
+from mayfly.core.scheduler import fire_due
+from mayfly.core.schedules import ScheduleService
 from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
 from mayfly.core.tasks import TaskService
@@ -75,6 +79,10 @@ class Mayfly:
         return CodeService(self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get)
 
     @cached_property
+    def schedules(self) -> ScheduleService:
+        return ScheduleService(self.store, self.limits, self.codes.get, self.targets.get)
+
+    @cached_property
     def tasks(self) -> TaskService:
         return TaskService(self.store, self.limits, self.codes.get, self.targets.get, self.blobs_for, self._send_cancel)
 
@@ -121,7 +129,19 @@ class Mayfly:
             name: TargetWiring(self.queues_for(name), self.blobs_for(name), self.targets.get(name).capacity)
             for name in names
         }
-        return ControlPlane(self.store, self.limits, wiring, code_source=self.blobs)
+        return ControlPlane(
+            self.store,
+            self.limits,
+            wiring,
+            code_source=self.blobs,
+            scheduler=lambda now: fire_due(self.store, self.tasks, now),
+            cancel=self._cancel_quietly,
+        )
+
+    def _cancel_quietly(self, project_id: str, task_id: str) -> None:
+        """Cancel a task unless it already ended (the overlap policy "replace" races the task's own end)."""
+        with contextlib.suppress(TaskAlreadyFinished, TaskNotFound):
+            self.tasks.cancel(project_id, task_id)
 
     def runner(self, target: str, *, lease: float | None = None) -> Runner:
         """A runner for one target."""

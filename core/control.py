@@ -22,6 +22,7 @@ from mayfly.core.messages import Event
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.router import dispatch, publish
+from mayfly.core.scheduler import Pass
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
 
@@ -49,11 +50,17 @@ class ControlPlane:
         clock: Callable[[], float] = time.time,
         event_batch: int = 200,
         code_source: BlobStore | None = None,
+        scheduler: Callable[[float], Pass] | None = None,
+        cancel: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         #: Where code packages are uploaded to (the home's blob store); copied to targets on first use.
         self.code_source = code_source
         self._copied: set[tuple[str, str]] = set()
+        #: Fires due schedules (None: this control plane runs no scheduler).
+        self.scheduler = scheduler
+        #: Cancels a task by (project id, task id): the "replace" overlap policy uses it.
+        self.cancel = cancel
         self.limits = limits
         self.targets = dict(targets)
         self.clock = clock
@@ -73,6 +80,12 @@ class ControlPlane:
     def step(self, wait: float = 0.0) -> int:
         """One pass over every target; returns how many events and dispatches happened."""
         work = 0
+        if self.scheduler is not None:
+            fired = self.scheduler(self.clock())
+            for project_id, task_id in fired.to_cancel:
+                if self.cancel is not None:
+                    self.cancel(project_id, task_id)
+            work += len(fired.fired)
         for i, (name, wiring) in enumerate(self.targets.items()):
             # Only the first queue waits, so an idle loop sleeps once per pass, not once per target.
             work += self.apply_events(name, wiring, wait if i == 0 else 0.0)

@@ -174,6 +174,7 @@ class Task(_Row):
     cancel_requested: bool
     dispatch_pending: bool
     schedule_id: str | None
+    wait_for: str | None
     created_at: float
     updated_at: float
     dispatched_at: float | None

@@ -61,7 +61,7 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
             if room <= 0:
                 continue
             rows = conn.execute(
-                select(s.tasks.c.id, s.tasks.c.code_id, s.tasks.c.revision_id)
+                select(s.tasks.c.id, s.tasks.c.code_id, s.tasks.c.revision_id, s.tasks.c.wait_for)
                 .where(
                     and_(
                         s.tasks.c.status == TaskStatus.QUEUED.value, s.tasks.c.target == target, s.tasks.c.run_at <= now
@@ -70,10 +70,12 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
                 .order_by(s.tasks.c.priority.desc(), s.tasks.c.id)
                 .limit(SCAN_LIMIT)
             ).all()
-            for task_id, code_id, revision_id in rows:
+            for task_id, code_id, revision_id, wait_for in rows:
                 if room <= 0:
                     break
                 if code_id in paused:
+                    continue
+                if wait_for is not None and not _ended(conn, wait_for):
                     continue
                 if revision_id not in limits:
                     limits[revision_id] = conn.execute(
@@ -99,6 +101,11 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
                 room -= 1
                 chosen.append(Dispatched(task_id, target))
     return chosen
+
+
+def _ended(conn: Connection, task_id: str) -> bool:
+    status = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id == task_id)).scalar()
+    return status is None or TaskStatus(status).terminal
 
 
 def build_message(task: Task, rev: Revision, limits: Limits) -> TaskMessage:

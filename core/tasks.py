@@ -7,6 +7,7 @@ write transaction starts, so a rejected task stores nothing.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,9 +94,10 @@ class TaskService:
 
     # ------------------------------------------------------------ queue
 
-    def _values(
+    def row(
         self, project_id: str, code: Code, rev: Revision, payload: str, opts: TaskOptions, ts: float
     ) -> dict[str, object]:
+        """The validated column values of a new queued task (no id); raises on any bad input."""
         lim = self.limits
         validate_payload(payload, lim)
         priority = validate.priority(rev.default_priority if opts.priority is None else opts.priority)
@@ -141,7 +143,7 @@ class TaskService:
         rows = []
         for i, payload in enumerate(payloads):
             try:
-                values = self._values(project_id, code, rev, payload, opts, ts)
+                values = self.row(project_id, code, rev, payload, opts, ts)
             except InvalidInput as exc:
                 if len(payloads) > 1:
                     raise type(exc)(f"payload {i + 1}: {exc.message}") from None
@@ -244,6 +246,36 @@ class TaskService:
         self.send_cancel(task.target, CancelMessage(task.id, task.attempt))
         return self.get(project_id, task_id)
 
+    def cancel_all(self, project_id: str, code_name: str) -> tuple[int, int]:
+        """Cancel every queued and running task of a code; returns (cancelled now, being stopped)."""
+        code, _ = self.code_of(project_id, code_name)
+        ts = now()
+        with self.store.write() as conn:
+            queued = conn.execute(
+                update(s.tasks)
+                .where(s.tasks.c.code_id == code.id, s.tasks.c.status == TaskStatus.QUEUED.value)
+                .values(
+                    status=TaskStatus.CANCELLED.value,
+                    reason="cancelled",
+                    msg="cancelled by user",
+                    end_time=ts,
+                    updated_at=ts,
+                )
+            ).rowcount
+            active = (
+                conn.execute(
+                    select(s.tasks.c.id).where(
+                        s.tasks.c.code_id == code.id, s.tasks.c.status.in_(["preparing", "running"])
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for task_id in active:
+            with contextlib.suppress(TaskAlreadyFinished):
+                self.cancel(project_id, task_id)
+        return int(queued), len(active)
+
     def retry(self, project_id: str, task_id: str, delay: int = 0) -> Task:
         """Queue a new task that repeats a finished one (same revision, payload and options)."""
         validate.delay(delay, self.limits)
@@ -265,6 +297,7 @@ _UNSET: dict[str, object] = {
     "result": None,
     "handle": None,
     "schedule_id": None,
+    "wait_for": None,
     "dispatched_at": None,
     "start_time": None,
     "end_time": None,

@@ -8,6 +8,7 @@ this metadata.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -132,6 +133,8 @@ tasks = Table(
     # Outbox flag: the task message for the current attempt still has to be sent.
     Column("dispatch_pending", Boolean, nullable=False, server_default=text("0")),
     Column("schedule_id", ID),
+    # Not dispatched before this task has ended (a schedule's "replace" overlap policy).
+    Column("wait_for", ID),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),
@@ -169,6 +172,7 @@ tasks = Table(
     Index("ix_tasks_project_code", "project_id", "code_name", "id"),
     Index("ix_tasks_project_label", "project_id", "label", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
+    Index("ix_tasks_schedule", "schedule_id", "id"),
 )
 
 events = Table(
@@ -185,4 +189,56 @@ events = Table(
     Column("note", Text),
     Column("created_at", Float, nullable=False),
     Index("ix_events_task", "task_id", "id"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("code_id", ID, ForeignKey("codes.id"), nullable=False),
+    Column("code_name", String(255), nullable=False),
+    # "cron", "every" (seconds) or "at" (once).
+    Column("kind", String(8), nullable=False),
+    Column("cron", String(255)),
+    Column("every", Integer),
+    # IANA zone cron is evaluated in.
+    Column("tz", String(64), nullable=False),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float),
+    Column("run_times", Integer),
+    Column("payload", Text, nullable=False),
+    Column("priority", Integer),
+    Column("timeout", Integer),
+    Column("target", String(63)),
+    Column("label", String(255)),
+    # Slots missed while no control plane ran: "skip", "once" or "all".
+    Column("missed", String(8), nullable=False),
+    # A slot while the previous run is unfinished: "allow", "forbid" or "replace".
+    Column("overlap", String(8), nullable=False),
+    # "scheduled", "paused", "complete" or "cancelled".
+    Column("status", String(16), nullable=False),
+    Column("msg", Text),
+    # The next slot (UTC epoch seconds), None once finished.
+    Column("next_start", Float),
+    Column("last_run_time", Float),
+    Column("run_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_schedules_due", "status", "next_start"),
+    Index("ix_schedules_project", "project_id", "id"),
+)
+
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", ID, ForeignKey("schedules.id"), nullable=False),
+    # The slot's instant in UTC milliseconds: with the schedule, the identity of a fire.
+    Column("slot_ms", BigInteger, nullable=False),
+    Column("fired_at", Float, nullable=False),
+    Column("task_id", ID),
+    Column("skipped", Boolean, nullable=False),
+    Column("reason", Text),
+    UniqueConstraint("schedule_id", "slot_ms", name="uq_schedule_fires_slot"),
 )

@@ -1,0 +1,148 @@
+"""``mayfly schedule``: recurring and one-off runs of a code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mayfly.cli.context import open_app
+from mayfly.cli.options import JsonOpt, ProjectOpt, TargetOpt
+from mayfly.cli.output import console, fields, print_json, table
+from mayfly.cli.tasks import Label, Payload, PayloadFile, Priority, Timeout, read_payload
+from mayfly.core.records import iso
+from mayfly.core.schedules import Schedule, ScheduleSpec
+
+app = typer.Typer(help="Schedules: cron, intervals or one-off times that queue tasks.", no_args_is_help=True)
+
+Id = Annotated[str, typer.Argument(help="Schedule id.")]
+
+
+def _when(s: Schedule) -> str:
+    if s.kind == "cron":
+        return f"cron {s.cron} ({s.tz})"
+    if s.kind == "every":
+        return f"every {s.every}s"
+    return f"at {iso(s.start_at)}"
+
+
+@app.command("create")
+def create(
+    code: Annotated[str, typer.Argument(help="Code name.")],
+    every: Annotated[str | None, typer.Option("--every", help="Interval: 90, 30s, 5m, 1h30m, 1d (≥ 1 s).")] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron expression: minute hour day month weekday.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Run once at this ISO 8601 time.")] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --cron and of naive times.")] = "UTC",
+    start_at: Annotated[str | None, typer.Option("--start-at", help="First possible run (ISO 8601).")] = None,
+    end_at: Annotated[str | None, typer.Option("--end-at", help="No runs after this time (ISO 8601).")] = None,
+    run_times: Annotated[int | None, typer.Option("--run-times", help="Stop after this many runs.")] = None,
+    payload: Payload = None,
+    payload_file: PayloadFile = None,
+    priority: Priority = None,
+    timeout: Timeout = None,
+    target: TargetOpt = None,
+    label: Label = None,
+    missed: Annotated[
+        str, typer.Option("--missed", help="Slots missed while no control plane ran: skip, once or all.")
+    ] = "skip",
+    overlap: Annotated[
+        str, typer.Option("--overlap", help="A slot while the last run is unfinished: allow, forbid or replace.")
+    ] = "allow",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a schedule for CODE; prints its id."""
+    mf = open_app()
+    spec = ScheduleSpec(
+        cron=cron,
+        every=every,
+        at=at,
+        tz=tz,
+        start_at=start_at,
+        end_at=end_at,
+        run_times=run_times,
+        payload=read_payload(payload, payload_file),
+        priority=priority,
+        timeout=timeout,
+        target=target,
+        label=label,
+        missed=missed,
+        overlap=overlap,
+    )
+    sched = mf.schedules.create(mf.project_id(project), code, spec)
+    if as_json:
+        print_json(sched.to_json())
+    else:
+        console.print(sched.id)
+
+
+@app.command("list")
+def list_schedules(
+    status: Annotated[str | None, typer.Option("--status", help="scheduled, paused, complete or cancelled.")] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List schedules, newest first."""
+    mf = open_app()
+    items = mf.schedules.list(mf.project_id(project), status)
+    if as_json:
+        print_json({"schedules": [x.to_json() for x in items]})
+        return
+    table(
+        ("ID", "CODE", "WHEN", "STATUS", "NEXT", "RUNS"),
+        ((x.id, x.code_name, _when(x), x.status, iso(x.next_start) or "-", x.run_count) for x in items),
+    )
+
+
+@app.command("show")
+def show(schedule_id: Id, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a schedule: next run, runs so far, errors, the tasks it fired and the runs it skipped."""
+    mf = open_app()
+    doc = mf.schedules.details(mf.project_id(project), schedule_id)
+    if as_json:
+        print_json(doc)
+        return
+    keys = (
+        "id",
+        "code_name",
+        "kind",
+        "cron",
+        "run_every",
+        "tz",
+        "status",
+        "msg",
+        "next_start",
+        "last_run_time",
+        "run_count",
+        "error_count",
+        "start_at",
+        "end_at",
+        "run_times",
+        "missed",
+        "overlap",
+        "label",
+        "target",
+    )
+    fields([(k, doc[k]) for k in keys])
+    if doc["tasks"]:
+        table(("SLOT", "TASK", "STATUS"), ((t["slot"], t["task_id"], t["status"]) for t in doc["tasks"]), title="fired")
+    if doc["skipped"]:
+        table(("SLOT", "WHY"), ((t["slot"], t["reason"]) for t in doc["skipped"]), title="skipped")
+
+
+def _status_command(verb: str, doc: str) -> None:
+    def command(schedule_id: Id, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+        mf = open_app()
+        sched = getattr(mf.schedules, verb)(mf.project_id(project), schedule_id)
+        if as_json:
+            print_json(sched.to_json())
+        else:
+            console.print(f"{sched.id} {sched.status}")
+
+    command.__doc__ = doc
+    app.command(verb)(command)
+
+
+_status_command("pause", "Stop firing until resumed.")
+_status_command("resume", "Fire again from the next slot (slots passed while paused are not caught up).")
+_status_command("cancel", "End the schedule for good; tasks it already queued stay.")
