@@ -49,20 +49,32 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 
 def server(
+    host: Annotated[str, typer.Option("--host", help="Interface the HTTP API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the HTTP API (0: no API).")] = 8080,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the loops do.")] = False,
 ) -> None:
-    """Run the control plane and a runner for every target until Ctrl-C."""
+    """Run the HTTP API, the control plane and a runner for every target until Ctrl-C."""
     _logging(verbose)
     mf = open_app()
     targets = [t.name for t in mf.targets.list()]
     lock = ServerLock(mf.home.server_lock)
     lock.acquire()
     serving = Serving(mf, targets)
+    api = None
     try:
         serving.start()
-        err_console.print(f"mayfly server on {mf.home.root} · targets: {', '.join(targets)} · Ctrl-C to stop")
+        where = "no API"
+        if port:
+            from mayfly.api.serve import ApiServer
+
+            api = ApiServer(mf, host, port)
+            api.start()
+            where = api.url
+        err_console.print(f"mayfly server on {mf.home.root} · {where} · targets: {', '.join(targets)} · Ctrl-C to stop")
         _wait_for_signal(serving.stop_event)
     finally:
+        if api is not None:
+            api.stop()
         serving.stop()
         lock.release()
         err_console.print("stopped; running containers are reattached by the next runner")

@@ -28,6 +28,7 @@ from mayfly.core.schedules import ScheduleService
 from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
 from mayfly.core.tasks import TaskService
+from mayfly.core.tokens import TokenService
 
 
 class Mayfly:
@@ -81,6 +82,10 @@ class Mayfly:
     @cached_property
     def schedules(self) -> ScheduleService:
         return ScheduleService(self.store, self.limits, self.codes.get, self.targets.get)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        return TokenService(self.store)
 
     @cached_property
     def tasks(self) -> TaskService:

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.core.errors import InvalidInput, NotFound
+from mayfly.core.errors import Conflict, InvalidInput, NotFound
 from mayfly.core.ids import new_id
 from mayfly.core.records import Project
 from mayfly.core.store import Store, now
@@ -36,6 +36,24 @@ class ProjectService:
         except IntegrityError:
             pass  # created by a concurrent process
         return self.get(name)
+
+    def create(self, name: str) -> Project:
+        """A new project; an existing name is a conflict."""
+        if not NAME.match(name):
+            raise InvalidInput(f"invalid project name {name!r}: letters, digits, '.', '_' and '-'")
+        try:
+            with self.store.write() as conn:
+                conn.execute(insert(s.projects).values(id=new_id(), name=name, created_at=now()))
+        except IntegrityError:
+            raise Conflict(f"project {name!r} already exists") from None
+        return self.get(name)
+
+    def by_id(self, project_id: str) -> Project:
+        with self.store.read() as conn:
+            row = conn.execute(select(s.projects).where(s.projects.c.id == project_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"unknown project {project_id!r}")
+        return Project.from_row(row)
 
     def get(self, name: str) -> Project:
         with self.store.read() as conn:

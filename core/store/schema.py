@@ -242,3 +242,20 @@ schedule_fires = Table(
     Column("reason", Text),
     UniqueConstraint("schedule_id", "slot_ms", name="uq_schedule_fires_slot"),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(100)),
+    # SHA-256 of the secret: the secret itself is shown once and never stored.
+    Column("hash", String(64), nullable=False, unique=True),
+    # The first characters of the secret, to recognise a token in lists.
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+    Index("ix_tokens_project", "project_id", "id"),
+)
