@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from mayfly.cli import codes, runtimes, schedules, serve, targets, tasks
+from mayfly.cli import codes, deploy, runtimes, schedules, serve, targets, tasks
 from mayfly.cli.output import exit_with_error
 from mayfly.cli.plugins import plugins
 from mayfly.core import __version__
@@ -41,6 +41,7 @@ app.command("run")(serve.run)
 app.command("server")(serve.server)
 app.command("runner")(serve.runner)
 app.command("plugins")(plugins)
+deploy.register(app)
 
 
 def _version(value: bool) -> None:

@@ -17,6 +17,7 @@ SUBPACKAGES = {
     "cli": "cli",
     "runtimes": "runtimes",
     "testing": "testing",
+    "api": "api",
 }
 
 

@@ -34,6 +34,8 @@ THROTTLING = frozenset(
         "RequestThrottled",
         "SlowDown",
         "ProvisionedThroughputExceededException",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
     }
 )
 ACCESS_DENIED = frozenset(
@@ -46,6 +48,8 @@ ACCESS_DENIED = frozenset(
         "SignatureDoesNotMatch",
         "ExpiredToken",
         "ExpiredTokenException",
+        "KmsAccessDenied",
+        "KMS.AccessDeniedException",
     }
 )
 
