@@ -17,7 +17,7 @@ from sqlalchemy import and_, select
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import Limits
-from mayfly.core.lifecycle import apply_event
+from mayfly.core.lifecycle import apply_events
 from mayfly.core.messages import Event
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Message, QueueSet
@@ -122,10 +122,8 @@ class ControlPlane:
                 events_q.ack(m)
         now = self.clock()
         with self.store.write() as conn:
-            for _, event in parsed:
-                apply_event(conn, event, now, self.limits)
-        for m, _ in parsed:
-            events_q.ack(m)
+            apply_events(conn, [e for _, e in parsed], now, self.limits)
+        events_q.ack_many([m for m, _ in parsed])
         return len(parsed)
 
     def _resolve(self, event: Event, blobs: BlobStore) -> Event:

@@ -15,6 +15,7 @@ Rules:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,48 @@ def move(conn: Connection, task: Task, new: TaskStatus, now: float, **fields: An
 
 def apply_event(conn: Connection, event: Event, now: float, limits: Limits) -> Outcome:
     """Apply one runner event to its task and record it; must run inside a write transaction."""
-    task = load_task(conn, event.task_id)
+    return apply_events(conn, [event], now, limits)[0]
+
+
+def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: Limits) -> list[Outcome]:
+    """Apply runner events in order and record them all; must run inside a write transaction.
+
+    The tasks are read with one query and the events recorded with one insert, so a
+    batch costs little more than its status updates.
+    """
+    ids = list({e.task_id for e in events})
+    cache: dict[str, Task] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids[start : start + 500]))).mappings()
+        cache.update((r["id"], Task.from_row(r)) for r in rows)
+    outcomes = []
+    records = []
+    for event in events:
+        task = cache.get(event.task_id)
+        if task is None and event.task_id not in cache:
+            task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
+        outcome = _decide(conn, task, event, now, limits)
+        if outcome.applied:
+            cache.pop(event.task_id, None)
+        outcomes.append(outcome)
+        records.append(
+            {
+                "task_id": event.task_id,
+                "attempt": event.attempt,
+                "kind": event.kind.value,
+                "data": json.dumps(event.data),
+                "at": event.at,
+                "applied": outcome.applied,
+                "note": outcome.note,
+                "created_at": now,
+            }
+        )
+    if records:
+        conn.execute(insert(s.events), records)
+    return outcomes
+
+
+def _decide(conn: Connection, task: Task | None, event: Event, now: float, limits: Limits) -> Outcome:
     if task is None:
         outcome = Outcome(False, "unknown task")
     elif task.task_status.terminal:
@@ -97,18 +139,6 @@ def apply_event(conn: Connection, event: Event, now: float, limits: Limits) -> O
         outcome = Outcome(False, f"stale attempt {event.attempt} (task is on attempt {task.attempt})")
     else:
         outcome = _apply(conn, task, event, now, limits)
-    conn.execute(
-        insert(s.events).values(
-            task_id=event.task_id,
-            attempt=event.attempt,
-            kind=event.kind.value,
-            data=json.dumps(event.data),
-            at=event.at,
-            applied=outcome.applied,
-            note=outcome.note,
-            created_at=now,
-        )
-    )
     return outcome
 
 

@@ -35,6 +35,7 @@ class LogWriter:
         *,
         flush_every: float = 0.5,
         flush_bytes: int = 256 * 1024,
+        fresh: bool = False,
     ) -> None:
         self.blobs = blobs
         self.prefix = log_prefix(task_id, attempt)
@@ -43,8 +44,9 @@ class LogWriter:
         self.flush_bytes = flush_bytes
         #: Bytes of the stream seen so far (kept or dropped).
         self.seen = 0
-        #: Bytes already stored before this writer started (a reattach resumes after them).
-        self.stored = stored_size(blobs, self.prefix)
+        #: Bytes already stored before this writer started (a reattach resumes after them);
+        #: ``fresh`` says the container was just launched, so there can be none.
+        self.stored = 0 if fresh else stored_size(blobs, self.prefix)
         self._buf = bytearray()
         self._buf_start = self.stored
         self._last_flush = time.monotonic()

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, func, select, update
+from sqlalchemy import Column, Connection, and_, bindparam, func, select, update
 
 from mayfly.core.config import Limits
+from mayfly.core.errors import StoreUnavailable
 from mayfly.core.messages import TaskMessage
 from mayfly.core.models import ACTIVE_STATUSES, CodeRef, TaskStatus
 from mayfly.core.queues import Queue
@@ -84,23 +85,24 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
                 cap = limits[revision_id]
                 if cap is not None and per_code[code_id] >= cap:
                     continue
-                res = conn.execute(
-                    update(s.tasks)
-                    .where(s.tasks.c.id == task_id, s.tasks.c.status == TaskStatus.QUEUED.value)
-                    .values(
-                        status=TaskStatus.PREPARING.value,
-                        attempt=s.tasks.c.attempt + 1,
-                        dispatch_pending=True,
-                        dispatched_at=now,
-                        updated_at=now,
-                    )
-                )
-                if res.rowcount != 1:
-                    continue
                 per_code[code_id] += 1
                 room -= 1
                 chosen.append(Dispatched(task_id, target))
+        if chosen:
+            # One executemany; the status guard keeps it a compare-and-set per row.
+            res = conn.execute(
+                _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": d.task_id} for d in chosen]
+            )
+            if res.rowcount != len(chosen):  # pragma: no cover - SQLite holds the write lock; other stores may race
+                raise StoreUnavailable("dispatch raced another control plane; retrying on the next pass")
     return chosen
+
+
+_TO_PREPARING = (
+    update(s.tasks)
+    .where(s.tasks.c.id == bindparam("tid"), s.tasks.c.status == TaskStatus.QUEUED.value)
+    .values(status=TaskStatus.PREPARING.value, attempt=s.tasks.c.attempt + 1, dispatch_pending=True)
+)
 
 
 def _ended(conn: Connection, task_id: str) -> bool:
@@ -171,12 +173,12 @@ def publish(
         for target, items in by_target.items():
             queue_for(target).send_many([body for _, _, body in items])
             with store.write() as conn:
-                for task_id, attempt, _ in items:
-                    conn.execute(
-                        update(s.tasks)
-                        .where(s.tasks.c.id == task_id, s.tasks.c.attempt == attempt)
-                        .values(dispatch_pending=False)
-                    )
+                conn.execute(
+                    update(s.tasks)
+                    .where(s.tasks.c.id == bindparam("tid"), s.tasks.c.attempt == bindparam("n"))
+                    .values(dispatch_pending=False),
+                    [{"tid": task_id, "n": attempt} for task_id, attempt, _ in items],
+                )
             sent += len(items)
         if len(rows) < batch:
             return sent

@@ -43,6 +43,7 @@ from mayfly.core.messages import (
 from mayfly.core.models import ContainerStatus, LaunchSpec
 from mayfly.core.provider import Capability, Provider
 from mayfly.core.queues import Message, QueueSet
+from mayfly.core.queues.batching import BatchingQueue
 
 log = logging.getLogger("mayfly.runner")
 
@@ -126,6 +127,8 @@ class Watch:
     grace: float = DEFAULT_GRACE
     #: Set when another runner took the lease over: this one stops reporting.
     abandoned: bool = False
+    #: This runner launched the container (rather than finding it): no log can be stored yet.
+    fresh: bool = False
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -149,6 +152,9 @@ class Runner:
         self.tasks = queues.get("tasks")
         self.control = queues.get("control")
         self.events = queues.get("events")
+        # Watch threads report and ack through group commits: one queue write serves many threads.
+        self._events_out = BatchingQueue(self.events)
+        self._task_acks = BatchingQueue(self.tasks)
         self.blobs = blobs
         self.concurrency = concurrency
         self.lease = lease
@@ -304,11 +310,13 @@ class Runner:
         def rk(name: str) -> str:
             return run_key(msg.task_id, msg.attempt, name)
 
-        if self.blobs.exists(rk("exited")):
+        # One listing tells which of this attempt's records exist (exited, cancel, launched).
+        records = {key.rsplit("/", 1)[-1] for key in self.blobs.list(rk(""))}
+        if "exited" in records:
             self._send_raw(self.blobs.get(rk("exited")).decode())
             self._finish(watch, remove=False)
             return
-        if self.blobs.exists(rk("cancel")):
+        if "cancel" in records:
             self._report(
                 watch, EventKind.EXITED, stopped="cancel", exit_code=None, message="cancelled before it started"
             )
@@ -322,7 +330,7 @@ class Runner:
             self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
             self._finish(watch, remove=False)
             return
-        if existing is None and self.blobs.exists(rk("launched")):
+        if existing is None and "launched" in records:
             self._report(
                 watch,
                 EventKind.LOST,
@@ -346,6 +354,7 @@ class Runner:
             self._finish(watch, remove=False)
             return
         watch.handle = result.handle
+        watch.fresh = not result.existing
         # A cancel that raced the launch: the record is written before the cancel message is sent.
         if watch.cancel_asked or self.blobs.exists(rk("cancel")):
             self._stop_container(watch, "cancel")
@@ -360,12 +369,19 @@ class Runner:
             self._finish(watch, remove=False)
             return
         started = st.started_at or self.clock()
-        self._report(watch, EventKind.STARTED, handle=handle, started_at=started)
-        writer = LogWriter(self.blobs, watch.task_id, watch.attempt, max_log)
-        logs = threading.Thread(
-            target=self._pump_logs, args=(handle, writer), daemon=True, name=f"mayfly-logs-{watch.task_id}"
-        )
-        logs.start()
+        if st.status is not ContainerStatus.EXITED:
+            # A container that has already exited gets one event, EXITED, which carries its start time.
+            self._report(watch, EventKind.STARTED, handle=handle, started_at=started)
+        writer = LogWriter(self.blobs, watch.task_id, watch.attempt, max_log, fresh=watch.fresh)
+        if st.status is ContainerStatus.EXITED:
+            # Nothing more will be written: read the log here rather than in a thread of its own.
+            logs = None
+            self._pump_logs(handle, writer)
+        else:
+            logs = threading.Thread(
+                target=self._pump_logs, args=(handle, writer), daemon=True, name=f"mayfly-logs-{watch.task_id}"
+            )
+            logs.start()
         deadline = started + timeout
         while True:
             # Once stopped (timeout or cancel), wait for the exit rather than spin.
@@ -375,7 +391,8 @@ class Runner:
                 break
             if self.clock() >= deadline and watch.stopped is None:
                 self._stop_container(watch, "timeout")
-        logs.join(timeout=30)
+        if logs is not None:
+            logs.join(timeout=30)
         writer.close()
         if watch.abandoned:
             return
@@ -401,7 +418,7 @@ class Runner:
         data.update(self._collect_result(watch, handle, max_result))
         event = self._event(watch, EventKind.EXITED, data)
         self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.dumps().encode())
-        self.events.send(event.dumps())
+        self._events_out.send(event.dumps())
         self._finish(watch, remove=True)
 
     def _collect_result(self, watch: Watch, handle: str, max_result: int) -> dict[str, object]:
@@ -451,15 +468,16 @@ class Runner:
 
     def _report(self, watch: Watch, kind: EventKind, **data: object) -> None:
         if not watch.abandoned:
-            self.events.send(self._event(watch, kind, data).dumps())
+            self._events_out.send(self._event(watch, kind, data).dumps())
 
     def _send_raw(self, body: str) -> None:
-        self.events.send(body)
+        self._events_out.send(body)
 
     def _finish(self, watch: Watch, *, remove: bool) -> None:
         """Ack the message, then remove the container (in that order: see the module docstring)."""
         if watch.message is not None and not watch.abandoned:
-            self.tasks.ack(watch.message)
+            watch.done = True  # no heartbeat extends a message that is being acked
+            self._task_acks.ack(watch.message)
         if remove and watch.handle is not None and not watch.abandoned:
             try:
                 self.provider.remove(watch.handle)

@@ -53,6 +53,10 @@ class Queue(abc.ABC):
     def ack(self, message: Message) -> bool:
         """Delete the message; False when the lease was lost (it was or will be redelivered)."""
 
+    def ack_many(self, messages: Sequence[Message]) -> list[bool]:
+        """Ack several messages; backends batch where they can."""
+        return [self.ack(m) for m in messages]
+
     @abc.abstractmethod
     def extend(self, message: Message, lease: float) -> bool:
         """Keep the message leased for ``lease`` more seconds; False when the lease was lost."""

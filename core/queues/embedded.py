@@ -155,15 +155,17 @@ class EmbeddedQueue(Queue):
         )
         return cur.rowcount == 1
 
-    def ack_many(self, messages: Sequence[Message]) -> None:
+    def ack_many(self, messages: Sequence[Message]) -> list[bool]:
         """Ack several messages in one transaction."""
         conn = self.broker._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "DELETE FROM messages WHERE id = ? AND receipt = ?", [(int(m.id), m.receipt) for m in messages]
-            )
+            done = [
+                conn.execute("DELETE FROM messages WHERE id = ? AND receipt = ?", (int(m.id), m.receipt)).rowcount == 1
+                for m in messages
+            ]
             conn.execute("COMMIT")
+            return done
         except BaseException:
             conn.execute("ROLLBACK")
             raise
