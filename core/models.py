@@ -110,6 +110,8 @@ class LaunchSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: Whether the image carries the Mayfly boot script (runtime images do).
     has_boot: bool = True
+    #: Cap of /mayfly/result.json (the boot script refuses to upload more).
+    max_result_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class ContainerState:
     #: Epoch seconds, when known.
     started_at: float | None = None
     finished_at: float | None = None
+    #: The platform, not the task's code, ended it: "retry" (spot capacity reclaimed, maintenance, no
+    #: capacity: another attempt may work) or "fail" (it never ran and never will: image missing, ...).
+    infra: str | None = None
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ def launch_spec(msg: TaskMessage) -> LaunchSpec:
         network=msg.network,
         labels={"mayfly.code": msg.code_name},
         has_boot=msg.has_boot,
+        max_result_bytes=msg.max_result_bytes,
     )
 
 
@@ -398,6 +399,14 @@ class Runner:
             return
         if st.status is ContainerStatus.MISSING:
             self._report(watch, EventKind.LOST, message="the container disappeared while running")
+            self._finish(watch, remove=True)
+            return
+        if st.infra is not None and watch.stopped is None:
+            # The platform ended it: an infrastructure failure, retried on its own budget (or not at all).
+            kind = EventKind.LOST if st.infra == "retry" else EventKind.LAUNCH_FAILED
+            self._report(
+                watch, kind, message=st.detail or "the platform stopped the task", retryable=st.infra == "retry"
+            )
             self._finish(watch, remove=True)
             return
         stopped = watch.stopped

@@ -52,3 +52,19 @@ class EcsSettings(ProviderSettings):
         default=20.0, gt=0, description="Sustained RunTask rate (Fargate's task launch rate: 20/s per region)."
     )
     launch_burst: int = Field(default=100, ge=1, description="Burst of task launches (Fargate: 100).")
+    stop_timeout: int = Field(
+        default=30,
+        ge=2,
+        le=120,
+        description="Seconds ECS waits after SIGTERM before SIGKILL when a task is stopped (Fargate allows 2-120).",
+    )
+    status_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the runner asks ECS about its tasks: one DescribeTasks per 100 watched tasks each time.",
+    )
+    log_reads_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description="Cap on CloudWatch GetLogEvents calls per second by this process (AWS allows 25/s per account).",
+    )

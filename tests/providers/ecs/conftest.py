@@ -194,7 +194,8 @@ def ecs_world(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[E
         try:
             clients = Clients(AWS_TEST_REGION)
             ec2 = clients("ec2")
-            # NOTE: moto's RunTask needs a subnet of a VPC with DNS hostnames (the default VPC has them).
+            # NOTE: moto's RunTask needs a subnet of a VPC with DNS hostnames (the default VPC has them) and a
+            # security group (AWS falls back to the VPC's default group when none is given).
             subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
             group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
             clients("ecs").create_cluster(clusterName=ECS_TEST_CLUSTER)
