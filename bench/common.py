@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.nullprovider import NullPlugin
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import RuntimeInfo
 from mayfly.core.config import Home
 from mayfly.core.plugins import build_plugins
-
-from bench.nullprovider import NullPlugin
 
 
 @dataclass
@@ -71,12 +70,18 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     try:
-        docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "not running"
+        docker = (
+            subprocess.run(
+                ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "not running"
+        )
     except (OSError, subprocess.SubprocessError):
         docker = "not installed"
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}, Docker {docker}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}, Docker {docker}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def print_table(title: str, rows: Sequence[Row]) -> None:

@@ -17,19 +17,20 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import Row, fresh_home, open_mayfly, print_table
 from mayfly.core.codes import CodeOptions
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
-
-from bench.common import Row, fresh_home, open_mayfly, print_table
 
 
 def _baseline_bulk(path: Path, n: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, project TEXT, code TEXT, status TEXT, payload TEXT, "
-                 "priority INT, run_at REAL, target TEXT, created REAL, updated REAL)")
+    conn.execute(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, project TEXT, code TEXT, status TEXT, payload TEXT, "
+        "priority INT, run_at REAL, target TEXT, created REAL, updated REAL)"
+    )
     rows = [(f"{i:024x}", "p", "c", "queued", json.dumps({"i": i}), 0, 0.0, "null", 0.0, 0.0) for i in range(n)]
     t0 = time.perf_counter()
     conn.execute("BEGIN")
@@ -67,7 +68,7 @@ def _baseline_life(path: Path, n: int, batch: int = 200) -> float:
     return elapsed
 
 
-def _runner_process(home: str, stop: "multiprocessing.synchronize.Event") -> None:
+def _runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
     """A runner for the null target in its own process (as `mayfly runner` runs beside `mayfly server`)."""
     mf = open_mayfly(Path(home))
     runner = mf.runner("null")
@@ -128,8 +129,9 @@ def run(n: int = 100_000, n_e2e: int = 20_000, capacity: int = 256, split: bool 
     mf.close()
     return [
         Row(f"bulk queue {n:,} tasks", n / bulk, n / base_bulk, "tasks/s", "≥ 5,000 tasks/s"),
-        Row(f"end to end, {n_e2e:,} tasks (null provider)", n_e2e / e2e, n_e2e / base_life, "tasks/s",
-            "≥ 1,000 tasks/s"),
+        Row(
+            f"end to end, {n_e2e:,} tasks (null provider)", n_e2e / e2e, n_e2e / base_life, "tasks/s", "≥ 1,000 tasks/s"
+        ),
     ]
 
 
