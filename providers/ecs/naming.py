@@ -120,6 +120,19 @@ def tags_of(task: Mapping[str, object]) -> dict[str, str]:
     return found
 
 
+def attempt_of_task(task: Mapping[str, object]) -> tuple[str, int] | None:
+    """(task id, attempt) of a described task: from its tags, else from ``startedBy``.
+
+    ECS deletes a task's tags when it is stopped (StopTask), so a stopped task is
+    recognised by ``startedBy`` (``m-<task>-<attempt>``), which it keeps.
+    """
+    found = attempt_of(tags_of(task))
+    if found is not None:
+        return found
+    m = re.match(r"^m-(?P<task>[0-9a-f]{24})-(?P<attempt>\d+)$", str(task.get("startedBy") or ""))
+    return (m.group("task"), int(m.group("attempt"))) if m else None
+
+
 def attempt_of(tags: Mapping[str, str]) -> tuple[str, int] | None:
     """(task id, attempt) from a task's tags, or None when they are absent or malformed."""
     try:

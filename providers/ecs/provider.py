@@ -72,6 +72,7 @@ from mayfly.providers.ecs.naming import (
     T_TARGET,
     T_TASK,
     attempt_of,
+    attempt_of_task,
     client_token,
     make_handle,
     make_tags,
@@ -486,7 +487,7 @@ class EcsProvider(Provider):
         seen = self.poller.peek(handle)
         if seen is None or seen.task is None:
             seen = self.poller.get([handle], self.settings.status_poll_seconds)[handle]
-        return attempt_of(tags_of(seen.task)) if seen.task is not None else None
+        return attempt_of_task(seen.task) if seen.task is not None else None
 
     def result(self, handle: str, max_bytes: int) -> bytes | None:
         """What the boot script uploaded from /mayfly/result.json, or None."""

@@ -1,0 +1,117 @@
+"""``mayfly emulator``: local emulators of the clouds' APIs, for trying targets without an account.
+
+``mayfly emulator aws`` serves SQS, S3, CloudWatch Logs, IAM (moto) and an ECS
+API whose tasks really run in the local Docker engine, on one port; see
+:mod:`mayfly.providers.ecs.emulator` for what it covers and what it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mayfly.cli.output import exit_with_error
+from mayfly.core.errors import MayflyError, MissingDependency
+
+if TYPE_CHECKING:
+    from mayfly.providers.ecs.emulator import AwsEmulator
+
+INSTALL_HINT = 'the AWS emulator needs moto\'s server and boto3: pip install "moto[server]>=5" boto3'
+
+app = typer.Typer(help="Local emulators of the clouds' APIs (tasks run in local Docker).", no_args_is_help=True)
+
+
+@app.callback()
+def emulator() -> None:
+    """Local emulators of the clouds' APIs (tasks run in local Docker)."""
+
+
+def _say(line: str = "") -> None:
+    typer.echo(line)
+    sys.stdout.flush()
+
+
+@contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, for the duration of the block."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command("aws")
+def aws(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (also always the Docker bridge gateway).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")] = 4566,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Create this target's resources and print its 'mayfly target add' command."),
+    ] = None,
+    region: Annotated[str, typer.Option("--region", help="Region of the target's resources.")] = "us-east-1",
+    network: Annotated[str, typer.Option("--network", help="Docker network the task containers join.")] = "bridge",
+    container_host: Annotated[
+        str | None,
+        typer.Option("--container-host", help="Host name or IP task containers use for the emulator (default: auto)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request and task.")] = False,
+) -> None:
+    """Serve AWS for Mayfly on this machine: ECS tasks run in local Docker; SQS, S3, Logs, IAM by moto."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose:
+        logging.getLogger("mayfly.providers.ecs.emulator").setLevel(logging.DEBUG)
+    try:
+        from mayfly.providers.ecs.emulator import AwsEmulator
+    except ImportError as exc:
+        exit_with_error(MissingDependency(f"{INSTALL_HINT} ({exc})"))
+
+    emu = AwsEmulator(host, port, region=region, network=network, container_host=container_host)
+    with _stop_on_signal() as stop:
+        try:
+            emu.start()
+        except MayflyError as err:
+            exit_with_error(err)
+        try:
+            _serve(emu, target, region, stop)
+        except MayflyError as err:
+            emu.stop()
+            exit_with_error(err)
+        emu.stop()
+    _say("stopped")
+
+
+def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Event) -> None:
+    """Print the endpoint (and create the target), then serve until ``stop`` is set."""
+    listening = ", ".join(f"{address}:{emu.port}" for address in (emu.reachability.bind if emu.reachability else []))
+    _say("AWS emulator: ECS (tasks run as local Docker containers) + moto (SQS, S3, CloudWatch Logs, IAM, ...)")
+    _say(f"endpoint: {emu.endpoint_url}")
+    _say(f"listening on: {listening}")
+    _say("  use the endpoint on this host, in targets and in task containers alike; any credentials work:")
+    _say(f"  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={region}")
+    if target is not None:
+        settings = emu.bootstrap_target(target, region)
+        _say()
+        _say(f"target {target}: cluster, queues, bucket, log group and execution role created; add it with:")
+        _say(f"mayfly target add {target} --provider ecs --settings {shlex.quote(json.dumps(settings))}")
+    _say()
+    _say("Ctrl-C to stop (the task containers it started are removed)")
+    while not stop.wait(0.5):
+        pass
