@@ -100,7 +100,7 @@ def test_ironworker_arguments_and_environment(home: Path, runtime_images: dict[s
 def test_run_uses_a_running_server(home: Path, hello: str) -> None:
     env = {**os.environ, "MAYFLY_HOME": str(home)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mayfly.cli", "server"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "mayfly.cli", "server", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
         assert server.stderr is not None

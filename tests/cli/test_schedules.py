@@ -106,7 +106,7 @@ def test_cancel_all_tasks_of_a_code(job: str) -> None:
 @contextmanager
 def server(home: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mayfly.cli", "server"],
+        [sys.executable, "-m", "mayfly.cli", "server", "--port", "0"],
         text=True,
         stderr=subprocess.PIPE,
         env={**os.environ, "MAYFLY_HOME": str(home), **env},
