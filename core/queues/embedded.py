@@ -3,8 +3,8 @@
 They behave like the cloud queues Mayfly uses (SQS, Pub/Sub, Azure Storage
 Queue): a received message is leased, not removed; it comes back when its lease
 expires unless it is acked; ``extend`` is the heartbeat of a long task. Several
-processes on one home share the file. A receiver in the same process is woken as
-soon as a message is sent; one in another process polls, backing off to 100 ms.
+processes on one home share the file. A waiting receiver, in this process or
+another, is woken by the send itself (:mod:`.wakeup`), not by a polling timer.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mayfly.core.queues import Message, Queue, QueueSet
+from mayfly.core.queues.wakeup import WakeupHub
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -31,17 +32,19 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS ix_messages_visible ON messages (queue, visible_at, id);
 """
 
+#: Without wake-ups (not Linux) a receiver polls, backing off to this.
 _MAX_POLL = 0.1
+#: The longest a receiver sleeps without looking again (a safety net: wake-ups are not expected to be lost).
+_MAX_SLEEP = 1.0
 
 
 class EmbeddedBroker:
-    """The SQLite file and the in-process wake-ups shared by all queues of a home."""
+    """The SQLite file and the wake-ups shared by all queues of a home (across its processes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._cond = threading.Condition()
-        self._generation = 0
+        self.wakeups = WakeupHub(path.with_name(path.stem + "-wake"))
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
@@ -54,21 +57,6 @@ class EmbeddedBroker:
             self._local.conn = conn
         return conn
 
-    def notify(self) -> None:
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
-
-    def wait(self, generation: int, timeout: float) -> None:
-        """Sleep until a send in this process or ``timeout``."""
-        with self._cond:
-            if self._generation == generation:
-                self._cond.wait(timeout)
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
     def queue(self, name: str) -> EmbeddedQueue:
         return EmbeddedQueue(self, name)
 
@@ -77,10 +65,14 @@ class EmbeddedBroker:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        self.wakeups.close()
 
 
 class EmbeddedQueue(Queue):
     """One named queue inside an :class:`EmbeddedBroker`."""
+
+    #: The longest a waiting receiver sleeps before looking again on its own.
+    max_sleep = _MAX_SLEEP
 
     def __init__(self, broker: EmbeddedBroker, name: str) -> None:
         self.broker = broker
@@ -105,20 +97,33 @@ class EmbeddedQueue(Queue):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self.broker.notify()
+        self.broker.wakeups.notify(self.name)
         return ids
 
     def receive(self, max_messages: int = 1, *, wait: float = 0.0, lease: float = 30.0) -> list[Message]:
         deadline = time.monotonic() + wait
+        # Bound before looking, so a send between the look and the sleep still wakes us.
+        listener = self.broker.wakeups.listener(self.name) if wait > 0 else None
         pause = 0.005
         while True:
-            generation = self.broker.generation
             got = self._lease(max_messages, lease)
             left = deadline - time.monotonic()
             if got or left <= 0:
                 return got
-            self.broker.wait(generation, min(pause, left))
-            pause = min(pause * 2, _MAX_POLL)
+            if listener is None:
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, _MAX_POLL)
+            else:
+                listener.wait(min(left, self._next_visible_in()))
+
+    def _next_visible_in(self) -> float:
+        """Seconds until the next delayed or leased message becomes visible (capped)."""
+        row = (
+            self.broker._conn().execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (self.name,)).fetchone()
+        )
+        if row is None or row[0] is None:
+            return self.max_sleep
+        return min(self.max_sleep, max(0.001, float(row[0]) - time.time()))
 
     def _lease(self, max_messages: int, lease: float) -> list[Message]:
         conn = self.broker._conn()

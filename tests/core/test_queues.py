@@ -95,3 +95,27 @@ def test_a_waiting_receiver_wakes_on_send(tmp_path: Path) -> None:
     q.send("ping")
     t.join(5)
     assert got == ["ping"]
+
+
+_WAITER = """
+import sys, time
+from pathlib import Path
+from mayfly.core.queues.embedded import EmbeddedBroker
+q = EmbeddedBroker(Path(sys.argv[1])).queue("t")
+q.max_sleep = 3600  # no looking on its own: only a wake-up can end the wait
+print("ready", flush=True)
+got = q.receive(1, wait=3600)
+print(got[0].body, flush=True)
+"""
+
+
+def test_a_receiver_in_another_process_is_woken_by_the_send(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    q = EmbeddedBroker(path).queue("t")
+    proc = subprocess.Popen([sys.executable, "-c", _WAITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)  # let it fall asleep
+    q.send("wake")
+    out, _ = proc.communicate(timeout=60)  # without a wake-up it would sleep for an hour
+    assert out.strip() == "wake"
