@@ -44,6 +44,7 @@ from mayfly.core.models import ContainerStatus, LaunchSpec
 from mayfly.core.provider import Capability, Provider
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.queues.batching import BatchingQueue
+from mayfly.core.workers import WorkerPool
 
 log = logging.getLogger("mayfly.runner")
 
@@ -163,6 +164,8 @@ class Runner:
         self.watches: dict[tuple[str, int], Watch] = {}
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
+        # Attempts run on reused threads (starting a thread per task cost more than the task).
+        self._pool = WorkerPool(name="mayfly-attempt")
         self._stop = threading.Event()
         self._last_heartbeat = 0.0
 
@@ -302,6 +305,9 @@ class Runner:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
 
+        if fn == self._run_attempt:
+            self._pool.submit(body)
+            return
         thread = threading.Thread(target=body, name=f"mayfly-{fn.__name__}", daemon=True)
         with self._lock:
             self._threads.add(thread)
