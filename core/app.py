@@ -15,8 +15,10 @@ from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.codes import CodeService, RuntimeResolver
 from mayfly.core.config import DEFAULT_PROJECT, Home
 from mayfly.core.control import ControlPlane, TargetWiring
+from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import TaskAlreadyFinished, TaskNotFound
 from mayfly.core.messages import CancelMessage
+from mayfly.core.metrics import Metrics
 from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
 from mayfly.core.provider import Provider, ProviderContext, Transport
@@ -29,6 +31,7 @@ from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
 from mayfly.core.tasks import TaskService
 from mayfly.core.tokens import TokenService
+from mayfly.core.webhooks import WebhookService
 
 
 class Mayfly:
@@ -63,6 +66,11 @@ class Mayfly:
     def home_id(self) -> str:
         return self.home.id
 
+    @cached_property
+    def metrics(self) -> Metrics:
+        """This process's counters and histograms (the control plane and deliverer observe, /metrics reads)."""
+        return Metrics()
+
     # ------------------------------------------------------------ services
 
     @cached_property
@@ -86,6 +94,10 @@ class Mayfly:
     @cached_property
     def tokens(self) -> TokenService:
         return TokenService(self.store)
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        return WebhookService(self.store)
 
     @cached_property
     def tasks(self) -> TaskService:
@@ -141,7 +153,12 @@ class Mayfly:
             code_source=self.blobs,
             scheduler=lambda now: fire_due(self.store, self.tasks, now),
             cancel=self._cancel_quietly,
+            metrics=self.metrics,
         )
+
+    def deliverer(self) -> Deliverer:
+        """Sends completion webhooks from the store's outbox."""
+        return Deliverer(self.store, metrics=self.metrics)
 
     def _cancel_quietly(self, project_id: str, task_id: str) -> None:
         """Cancel a task unless it already ended (the overlap policy "replace" races the task's own end)."""

@@ -35,6 +35,7 @@ from mayfly.core.ids import new_id
 from mayfly.core.records import Code, Revision
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
+from mayfly.core.webhook_urls import validate_url
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
@@ -72,6 +73,8 @@ class CodeOptions:
     cpu: float | None = None
     memory_mb: int | None = None
     ironworker: bool | None = None
+    #: Completion webhook URL of its tasks; ``""`` removes the previous revision's.
+    webhook: str | None = None
 
 
 #: Built-in defaults for a code's first revision.
@@ -89,6 +92,7 @@ DEFAULTS = CodeOptions(
     cpu=1.0,
     memory_mb=512,
     ironworker=False,
+    webhook="",
 )
 
 #: ``max_concurrency = 0`` on the command line means "no limit".
@@ -150,6 +154,8 @@ def _validate_options(opts: CodeOptions, limits: Limits, known_targets: Callable
         raise InvalidInput(f"config is larger than {limits.max_payload_bytes} bytes")
     if opts.target is not None:
         known_targets(opts.target)
+    if opts.webhook:
+        validate_url(opts.webhook)
 
 
 def _merge(base: CodeOptions, new: CodeOptions) -> CodeOptions:
@@ -172,6 +178,7 @@ def _options_of(rev: Revision) -> CodeOptions:
         cpu=rev.cpu,
         memory_mb=rev.memory_mb,
         ironworker=rev.ironworker,
+        webhook=rev.webhook or "",
     )
 
 
@@ -344,6 +351,7 @@ class CodeService:
                     cpu=opts.cpu or 1.0,
                     memory_mb=opts.memory_mb or 512,
                     ironworker=bool(opts.ironworker),
+                    webhook=opts.webhook or None,
                     created_at=ts,
                 )
             )

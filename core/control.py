@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, select
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import Limits
 from mayfly.core.lifecycle import apply_events
 from mayfly.core.messages import Event
+from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Message, QueueSet
+from mayfly.core.records import Task
 from mayfly.core.router import dispatch, publish
 from mayfly.core.scheduler import Pass
 from mayfly.core.store import Store
@@ -52,8 +54,11 @@ class ControlPlane:
         code_source: BlobStore | None = None,
         scheduler: Callable[[float], Pass] | None = None,
         cancel: Callable[[str, str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: Where launch latency and run duration are observed (None: nowhere).
+        self.metrics = metrics
         #: Where code packages are uploaded to (the home's blob store); copied to targets on first use.
         self.code_source = code_source
         self._copied: set[tuple[str, str]] = set()
@@ -121,10 +126,40 @@ class ControlPlane:
                 log.error("dropping malformed event from %s: %s", name, exc)
                 events_q.ack(m)
         now = self.clock()
+        events = [e for _, e in parsed]
         with self.store.write() as conn:
-            apply_events(conn, [e for _, e in parsed], now, self.limits)
+            before = self._statuses(conn, {e.task_id for e in events})
+            outcomes = apply_events(conn, events, now, self.limits)
+            applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
+            started, ended = self._changed(conn, before, applied)
         events_q.ack_many([m for m, _ in parsed])
+        if self.metrics is not None:
+            # Observed after the commit: a rolled-back batch is applied again and must count once.
+            self.metrics.observe_started(started)
+            self.metrics.observe_ended(ended)
         return len(parsed)
+
+    def _statuses(self, conn: Connection, ids: set[str]) -> dict[str, str]:
+        """Task statuses before a batch is applied (read only when metrics are kept)."""
+        if self.metrics is None:
+            return {}
+        rows = conn.execute(select(s.tasks.c.id, s.tasks.c.status).where(s.tasks.c.id.in_(ids))).all()
+        return {str(i): str(st) for i, st in rows}
+
+    def _changed(self, conn: Connection, before: dict[str, str], applied: set[str]) -> tuple[list[Task], list[Task]]:
+        """Tasks the batch started (a quick container goes from preparing straight to its end), and those it ended."""
+        if self.metrics is None or not applied:
+            return [], []
+        rows = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(applied))).mappings()
+        tasks = [Task.from_row(r) for r in rows]
+        started = [
+            t
+            for t in tasks
+            if before.get(t.id) == TaskStatus.PREPARING.value
+            and t.start_time is not None
+            and t.task_status is not TaskStatus.PREPARING
+        ]
+        return started, [t for t in tasks if t.task_status.terminal]
 
     def _resolve(self, event: Event, blobs: BlobStore) -> Event:
         """Fetch a result the runner left in the blob store, so the store keeps it with the task."""

@@ -9,7 +9,10 @@ Rules:
   ``running``, so the transaction that records a terminal status frees it;
 * user failures (non-zero exit, OOM, timeout) retry as a *new* task linked by
   ``retry_of`` after ``retries_delay``; infrastructure failures (launch failed,
-  container lost) relaunch the *same* task as a new attempt, on their own budget.
+  container lost) relaunch the *same* task as a new attempt, on their own budget;
+* every status write goes through :func:`move` or :func:`cancel_queued_of_code`,
+  and both hand the tasks that became terminal to :func:`_ended`, which queues
+  their completion webhooks in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mayfly.core.messages import Event, EventKind
 from mayfly.core.models import ACTIVE_STATUSES, Reason, TaskStatus
 from mayfly.core.records import Task
 from mayfly.core.store import schema as s
+from mayfly.core.webhooks import Ended, enqueue
 
 #: Allowed moves. Terminal statuses have no entry: nothing leaves them.
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -82,7 +86,16 @@ def move(conn: Connection, task: Task, new: TaskStatus, now: float, **fields: An
     if new.terminal:
         values.setdefault("end_time", now)
     res = conn.execute(update(s.tasks).where(s.tasks.c.id == task.id, s.tasks.c.status == old.value).values(**values))
-    return res.rowcount == 1
+    if res.rowcount != 1:
+        return False
+    if new.terminal:
+        _ended(conn, [Ended(task.id, task.project_id, task.webhook)], new, now)
+    return True
+
+
+def _ended(conn: Connection, ended: Sequence[Ended], status: TaskStatus, now: float) -> None:
+    """What every terminal transition writes besides the status: the completion webhook outbox rows."""
+    enqueue(conn, ended, status, now)
 
 
 def apply_event(conn: Connection, event: Event, now: float, limits: Limits) -> Outcome:
@@ -259,12 +272,31 @@ _COPIED = (
     "retries",
     "retries_delay",
     "schedule_id",
+    "webhook",
 )
 
 
 def cancel_queued(conn: Connection, task: Task, now: float) -> bool:
     """Cancel a task that holds no container yet; False if it already moved on."""
     return move(conn, task, TaskStatus.CANCELLED, now, reason=Reason.CANCELLED.value, msg="cancelled by user")
+
+
+def cancel_queued_of_code(conn: Connection, code_id: str, now: float) -> int:
+    """Cancel every queued task of a code in one statement; returns how many."""
+    rows = conn.execute(
+        update(s.tasks)
+        .where(s.tasks.c.code_id == code_id, s.tasks.c.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.CANCELLED.value,
+            reason=Reason.CANCELLED.value,
+            msg="cancelled by user",
+            end_time=now,
+            updated_at=now,
+        )
+        .returning(s.tasks.c.id, s.tasks.c.project_id, s.tasks.c.webhook)
+    ).all()
+    _ended(conn, [Ended(*row) for row in rows], TaskStatus.CANCELLED, now)
+    return len(rows)
 
 
 def holds_slot(status: TaskStatus) -> bool:

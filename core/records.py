@@ -82,6 +82,7 @@ class Revision(_Row):
     cpu: float
     memory_mb: int
     ironworker: bool
+    webhook: str | None
     created_at: float
 
     @property
@@ -111,6 +112,7 @@ class Revision(_Row):
             "cpu": self.cpu,
             "memory_mb": self.memory_mb,
             "ironworker": self.ironworker,
+            "webhook": self.webhook,
             "created_at": iso(self.created_at),
         }
 
@@ -175,6 +177,7 @@ class Task(_Row):
     dispatch_pending: bool
     schedule_id: str | None
     wait_for: str | None
+    webhook: str | None
     created_at: float
     updated_at: float
     dispatched_at: float | None
@@ -254,3 +257,45 @@ class EventRecord(_Row):
             "applied": self.applied,
             "note": self.note,
         }
+
+
+@dataclass(frozen=True)
+class Delivery(_Row):
+    """One attempt to deliver a completion webhook; ``attempted_at`` is None while it waits."""
+
+    id: int
+    delivery_id: str
+    task_id: str
+    project_id: str
+    status: str
+    attempt: int
+    url: str
+    created_at: float
+    next_attempt_at: float
+    attempted_at: float | None
+    status_code: int | None
+    error: str | None
+    delivered: bool
+
+    @property
+    def event(self) -> str:
+        return f"task.{self.status}"
+
+    @property
+    def pending(self) -> bool:
+        return self.attempted_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "delivery_id": self.delivery_id,
+            "event": self.event,
+            "attempt": self.attempt,
+            "at": iso(self.attempted_at),
+            "status_code": self.status_code,
+            "error": self.error,
+            "delivered": self.delivered,
+        }
+        if self.pending:
+            body["pending"] = True
+            body["next_attempt_at"] = iso(self.next_attempt_at)
+        return body

@@ -12,6 +12,7 @@ from typing import IO, Any
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
 from mayfly.core.control import ControlPlane
+from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import Unsupported
 from mayfly.core.plugins import default_plugins
 from mayfly.core.provider import ProviderContext
@@ -76,13 +77,15 @@ def remote_runner(
 
 
 class Serving:
-    """A control plane and a runner per target, each in its own thread."""
+    """A control plane, the webhook deliverer and a runner per target, each in its own thread."""
 
     def __init__(self, mf: Mayfly, targets: list[str], *, control: bool = True, runners: bool = True) -> None:
         self.mf = mf
         self.targets = targets
         self.stop_event = threading.Event()
         self.control: ControlPlane | None = mf.control_plane(targets) if control else None
+        #: Webhooks are sent wherever a control plane runs (the outbox is in its store).
+        self.deliverer: Deliverer | None = mf.deliverer() if control else None
         embedded = [t for t in targets if mf.targets.get(t).embedded_runner]
         self.runners: list[Runner] = [mf.runner(t) for t in embedded] if runners else []
         self._threads: list[threading.Thread] = []
@@ -93,6 +96,8 @@ class Serving:
             runner.provider.check()
         if self.control is not None:
             self._spawn("control", self.control.run)
+        if self.deliverer is not None:
+            self._spawn("webhooks", self.deliverer.run)
         for runner in self.runners:
             self._spawn(f"runner-{runner.target}", runner.run)
 

@@ -27,13 +27,14 @@ from mayfly.core.errors import (
     TaskNotFound,
 )
 from mayfly.core.ids import new_id
-from mayfly.core.lifecycle import cancel_queued, create_retry, load_task
+from mayfly.core.lifecycle import cancel_queued, cancel_queued_of_code, create_retry, load_task
 from mayfly.core.logstore import read_log
 from mayfly.core.messages import CancelMessage, run_key
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Code, EventRecord, Revision, Task
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
+from mayfly.core.webhook_urls import validate_url
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class TaskOptions:
     target: str | None = None
     label: str | None = None
     env: Mapping[str, str] | None = None
+    #: Completion webhook URL; ``None`` takes the revision's, ``""`` means none for this task.
+    webhook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,20 @@ class TaskService:
     # ------------------------------------------------------------ queue
 
     def row(
-        self, project_id: str, code: Code, rev: Revision, payload: str, opts: TaskOptions, ts: float
+        self,
+        project_id: str,
+        code: Code,
+        rev: Revision,
+        payload: str,
+        opts: TaskOptions,
+        ts: float,
+        *,
+        webhook_checked: bool = False,
     ) -> dict[str, object]:
-        """The validated column values of a new queued task (no id); raises on any bad input."""
+        """The validated column values of a new queued task (no id); raises on any bad input.
+
+        ``webhook_checked``: the caller already ran the SSRF check on ``opts.webhook`` (once per bulk queue).
+        """
         lim = self.limits
         validate_payload(payload, lim)
         priority = validate.priority(rev.default_priority if opts.priority is None else opts.priority)
@@ -109,6 +123,9 @@ class TaskService:
         if opts.label is not None and not 0 < len(opts.label) <= 255:
             raise InvalidInput("label must be 1 to 255 characters")
         env = validate_env(opts.env or {})
+        if opts.webhook and not webhook_checked:
+            validate_url(opts.webhook)
+        webhook = rev.webhook if opts.webhook is None else opts.webhook
         return dict(
             project_id=project_id,
             code_id=code.id,
@@ -126,6 +143,7 @@ class TaskService:
             label=opts.label,
             retries=retries,
             retries_delay=rev.retries_delay,
+            webhook=webhook or None,
             created_at=ts,
             updated_at=ts,
         )
@@ -139,11 +157,13 @@ class TaskService:
     ) -> builtins.list[Task]:
         """Queue one task per payload in one transaction: all of them or, on any bad input, none."""
         code, rev = self.code_of(project_id, code_name)
+        if opts.webhook:
+            validate_url(opts.webhook)
         ts = now()
         rows = []
         for i, payload in enumerate(payloads):
             try:
-                values = self.row(project_id, code, rev, payload, opts, ts)
+                values = self.row(project_id, code, rev, payload, opts, ts, webhook_checked=True)
             except InvalidInput as exc:
                 if len(payloads) > 1:
                     raise type(exc)(f"payload {i + 1}: {exc.message}") from None
@@ -251,17 +271,7 @@ class TaskService:
         code, _ = self.code_of(project_id, code_name)
         ts = now()
         with self.store.write() as conn:
-            queued = conn.execute(
-                update(s.tasks)
-                .where(s.tasks.c.code_id == code.id, s.tasks.c.status == TaskStatus.QUEUED.value)
-                .values(
-                    status=TaskStatus.CANCELLED.value,
-                    reason="cancelled",
-                    msg="cancelled by user",
-                    end_time=ts,
-                    updated_at=ts,
-                )
-            ).rowcount
+            queued = cancel_queued_of_code(conn, code.id, ts)
             active = (
                 conn.execute(
                     select(s.tasks.c.id).where(

@@ -33,6 +33,8 @@ projects = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(100), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # Key of the HMAC signature on completion webhooks; created on first use, kept in clear (HMAC needs it).
+    Column("webhook_secret", String(64)),
 )
 
 targets = Table(
@@ -90,6 +92,8 @@ code_revisions = Table(
     Column("memory_mb", Integer, nullable=False),
     # Pass IronWorker's -payload/-config/-id/-d arguments and env.
     Column("ironworker", Boolean, nullable=False, server_default=text("0")),
+    # Completion webhook URL: the default of its tasks.
+    Column("webhook", Text),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("code_id", "rev", name="uq_code_revisions_code_rev"),
 )
@@ -135,6 +139,8 @@ tasks = Table(
     Column("schedule_id", ID),
     # Not dispatched before this task has ended (a schedule's "replace" overlap policy).
     Column("wait_for", ID),
+    # Completion webhook URL (the task's own, else its revision's); None: no webhook.
+    Column("webhook", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),
@@ -258,4 +264,33 @@ tokens = Table(
     Column("revoked_at", Float),
     Column("last_used_at", Float),
     Index("ix_tokens_project", "project_id", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # One row per attempt; the row of a pending attempt has no attempted_at yet (the outbox).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Shared by every attempt of one delivery (task, status reached): receivers dedupe on it.
+    Column("delivery_id", ID, nullable=False),
+    Column("task_id", ID, ForeignKey("tasks.id"), nullable=False),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    # The terminal status the task reached.
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # When the attempt is due; a deliverer pushes it forward while it holds the attempt (a lease).
+    Column("next_attempt_at", Float, nullable=False),
+    Column("attempted_at", Float),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("delivered", Boolean, nullable=False, server_default=text("0")),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("attempted_at IS NULL"),
+        postgresql_where=text("attempted_at IS NULL"),
+    ),
+    Index("ix_webhook_deliveries_task", "task_id", "id"),
 )
