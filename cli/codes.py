@@ -37,6 +37,10 @@ Memory = Annotated[int | None, typer.Option("--memory", help="Memory limit in Mi
 Command = Annotated[
     str | None, typer.Option("--command", "-c", help="Command run in /mayfly/task, e.g. 'python3 main.py'.")
 ]
+Webhook = Annotated[
+    str | None,
+    typer.Option("--webhook", help="URL POSTed when a task of this code ends (signed; '' removes it)."),
+]
 IronWorker = Annotated[
     bool | None,
     typer.Option("--ironworker/--no-ironworker", help="Pass IronWorker's -payload/-config/-id/-d arguments and env."),
@@ -57,6 +61,7 @@ def _options(
     cpu: float | None,
     memory: int | None,
     ironworker: bool | None,
+    webhook: str | None = None,
 ) -> CodeOptions:
     return CodeOptions(
         command=command,
@@ -72,6 +77,7 @@ def _options(
         cpu=cpu,
         memory_mb=memory,
         ironworker=ironworker,
+        webhook=webhook,
     )
 
 
@@ -100,6 +106,7 @@ def _show(code: Code, rev: Revision, as_json: bool) -> None:
             ("memory MiB", rev.memory_mb),
             ("env", rev.env_dict),
             ("ironworker", rev.ironworker or None),
+            ("webhook", rev.webhook),
             ("paused", code.paused or None),
             ("updated", iso(code.updated_at)),
         ]
@@ -124,6 +131,7 @@ def push(
     cpu: Cpu = None,
     memory: Memory = None,
     ironworker: IronWorker = None,
+    webhook: Webhook = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -143,6 +151,7 @@ def push(
         cpu,
         memory,
         ironworker,
+        webhook,
     )
     code, rev = mf.codes.push(mf.project_id(project), name, path, runtime=runtime, options=opts)
     if as_json:
@@ -170,6 +179,7 @@ def register(
     cpu: Cpu = None,
     memory: Memory = None,
     ironworker: IronWorker = None,
+    webhook: Webhook = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -189,6 +199,7 @@ def register(
         cpu,
         memory,
         ironworker,
+        webhook,
     )
     code, rev = mf.codes.register(mf.project_id(project), name, image, opts)
     if as_json:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from mayfly.cli.context import open_app
+from mayfly.cli.context import open_local, require_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import console, err_console, fields, print_json
 from mayfly.core.config import Home
@@ -107,6 +107,7 @@ def _engine(view: ProgressView | None = None) -> DeployEngine:
 
 def _load(ref: str, command: str, *, credentials: bool = True) -> tuple[DeployEngine, Stack]:
     """The stack, validated, and every precondition checked, before anything runs."""
+    require_local(command)
     engine = _engine()
     stack = engine.load(ref)
     engine.preflight(stack, command, credentials=credentials)
@@ -131,7 +132,7 @@ def deploy(
     from mayfly.infra.deploy import deploy as run_deploy
 
     _, loaded = _load(stack, "deploy")
-    mf = open_app()
+    mf = open_local("deploy")
     err_console.print(f"deploying stack {loaded.name} ({loaded.cloud}, {loaded.region})…")
     with err_console.status(f"deploying {loaded.name}…") as status:
         view = ProgressView(err_console, status, planning=False)
@@ -179,7 +180,7 @@ def destroy(
             abort=True,
             err=True,
         )
-    mf = open_app()
+    mf = open_local("destroy")
     with err_console.status(f"destroying {loaded.name}…") as status:
         made = run_destroy(mf, loaded, progress=ProgressView(err_console, status, planning=False))
     if as_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.status import Status
 
@@ -14,9 +15,12 @@ from mayfly.core.errors import ExitCode
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Task
 
+if TYPE_CHECKING:
+    from mayfly.cli.remote import RemoteMayfly
+
 
 def follow(
-    mf: Mayfly,
+    mf: Mayfly | RemoteMayfly,
     project_id: str,
     task_id: str,
     *,
@@ -24,7 +28,12 @@ def follow(
     on_idle: Callable[[], None] | None = None,
     show_status: bool = True,
 ) -> Task:
-    """Write the task's log to stdout as it grows; return the task once it has ended."""
+    """Write the task's log to stdout as it grows; return the task once it has ended.
+
+    Against a server, the log comes from its streaming endpoint (no polling here).
+    """
+    if not isinstance(mf, Mayfly):
+        return mf.tasks.follow(task_id, sys.stdout.buffer)
     pos = 0
     attempt = 0
     out = sys.stdout.buffer

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mayfly.cli.context import require_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import console, err_console, print_json, table
 from mayfly.core.config import Home
@@ -40,6 +41,7 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a runtime image on the local engine; works offline (from Debian packages)."""
+    require_local("runtime build")
     from mayfly.runtimes import build as build_image
     from mayfly.runtimes import get_runtime
 

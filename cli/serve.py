@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mayfly.cli.context import open_app
+from mayfly.cli.context import open_app, open_local
 from mayfly.cli.follow import follow, summary, task_exit_code
 from mayfly.cli.options import ProjectOpt, TargetOpt
 from mayfly.cli.output import err_console
@@ -24,9 +24,11 @@ from mayfly.cli.tasks import (
     Priority,
     Retries,
     Timeout,
+    Webhook,
     read_payload,
     task_options,
 )
+from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
 from mayfly.core.errors import InvalidInput
 from mayfly.core.serving import ServerLock, Serving, remote_runner, server_running
@@ -55,7 +57,7 @@ def server(
 ) -> None:
     """Run the HTTP API, the control plane and a runner for every target until Ctrl-C."""
     _logging(verbose)
-    mf = open_app()
+    mf = open_local("server")
     targets = [t.name for t in mf.targets.list()]
     lock = ServerLock(mf.home.server_lock)
     lock.acquire()
@@ -102,7 +104,7 @@ def runner(
     if provider is not None or settings is not None:
         _remote_runner(target, provider, settings, capacity)
         return
-    mf = open_app()
+    mf = open_local("runner")
     serving = Serving(mf, [target], control=False)
     try:
         serving.start()
@@ -139,20 +141,22 @@ def run(
     retries: Retries = None,
     label: Label = None,
     env: Env = None,
+    webhook: Webhook = None,
     target: TargetOpt = None,
     project: ProjectOpt = None,
 ) -> None:
     """Queue a task, run it, stream its log; exit with the task's exit code.
 
     Works whether or not a server runs on this home: without one, this command
-    runs a control plane and a runner itself until the task ends.
+    runs a control plane and a runner itself until the task ends. With MAYFLY_URL
+    set, the server runs it and its log is streamed from there.
     """
     mf = open_app()
     pid = mf.project_id(project)
-    opts = task_options(priority, delay, timeout, retries, target, label, env)
+    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook)
     text = read_payload(payload, payload_file)
     serving = None
-    if not server_running(mf.home.server_lock):
+    if isinstance(mf, Mayfly) and not server_running(mf.home.server_lock):
         serving = Serving(mf, [t.name for t in mf.targets.list()])
         serving.start()
     try:
@@ -172,8 +176,10 @@ def run(
 
 
 def _drain(serving: Serving, grace: float = 5.0) -> None:
-    """Give other tasks this process started a moment to finish; the next runner reattaches the rest."""
+    """Give other tasks this process started, and due webhooks, a moment; the next server takes the rest."""
     deadline = time.monotonic() + grace
-    while serving.in_flight() and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        serving.in_flight() or (serving.deliverer is not None and serving.deliverer.due())
+    ):
         time.sleep(0.05)
     serving.stop()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mayfly.cli.context import open_app
+from mayfly.cli.context import open_app, open_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import console, err_console, fields, print_json, table
 from mayfly.core.errors import InvalidInput
@@ -81,7 +81,7 @@ def show(name: Name, as_json: JsonOpt = False) -> None:
 @app.command("check")
 def check(name: Name, as_json: JsonOpt = False) -> None:
     """Check credentials, permissions and resources of a target before anything runs on it."""
-    mf = open_app()
+    mf = open_local("target check")
     mf.targets.get(name)
     with err_console.status(f"checking {name}…"):
         provider = mf.provider_for(name)
@@ -111,7 +111,7 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a target by hand (a deploy adds its target itself)."""
-    mf = open_app()
+    mf = open_local("target add")
     target = mf.targets.add(
         name,
         provider,
@@ -129,6 +129,6 @@ def add(
 @app.command("remove")
 def remove(name: Name) -> None:
     """Remove a target that has no unfinished tasks."""
-    mf = open_app()
+    mf = open_local("target remove")
     mf.targets.remove(name)
     console.print(f"removed target {name}")

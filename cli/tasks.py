@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mayfly.cli.context import open_app
 from mayfly.cli.follow import follow, summary
@@ -29,6 +30,10 @@ Timeout = Annotated[int | None, typer.Option("--timeout", help="Seconds before t
 Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries if it fails (0-10).")]
 Label = Annotated[str | None, typer.Option("--label", help="Free-text tag to filter tasks by.")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Extra environment KEY=VALUE (repeatable).")]
+Webhook = Annotated[
+    str | None,
+    typer.Option("--webhook", help="URL POSTed when the task ends (default: the code's; '' for none)."),
+]
 
 
 def read_payloads(payload: str | None, payload_file: Path | None, jsonl: bool) -> list[str]:
@@ -65,6 +70,7 @@ def task_options(
     target: str | None,
     label: str | None,
     env: list[str] | None,
+    webhook: str | None = None,
 ) -> TaskOptions:
     return TaskOptions(
         priority=priority,
@@ -74,6 +80,7 @@ def task_options(
         target=target,
         label=label,
         env=parse_env_pairs(env) if env else None,
+        webhook=webhook,
     )
 
 
@@ -115,6 +122,7 @@ def queue(
     retries: Retries = None,
     label: Label = None,
     env: Env = None,
+    webhook: Webhook = None,
     target: TargetOpt = None,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="The payload file holds one payload per line (implied by .jsonl).")
@@ -125,7 +133,7 @@ def queue(
     """Queue a task of CODE (or one per line of a .jsonl payload file, all or none); prints the ids."""
     mf = open_app()
     payloads = read_payloads(payload, payload_file, jsonl)
-    opts = task_options(priority, delay, timeout, retries, target, label, env)
+    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook)
     tasks = mf.tasks.queue_many(mf.project_id(project), code, payloads, opts)
     if as_json:
         print_json(tasks[0].to_json() if len(payloads) == 1 and not jsonl else {"tasks": [t.to_json() for t in tasks]})
@@ -144,13 +152,33 @@ def show(
     mf = open_app()
     pid = mf.project_id(project)
     task = mf.tasks.get(pid, task_id)
+    deliveries = mf.webhooks.deliveries(pid, task_id) if task.webhook else []
     if as_json:
         doc = task.to_json()
+        doc["webhook"] = (
+            {"url": task.webhook, "deliveries": [d.to_json() for d in deliveries]} if task.webhook else None
+        )
         if events:
             doc["events"] = [e.to_json() for e in mf.tasks.events(pid, task_id)]
         print_json(doc)
         return
     show_task(task)
+    if task.webhook:
+        console.print(f"[bold]webhook[/bold]  {escape(task.webhook)}")
+        table(
+            ("ATTEMPT", "EVENT", "AT", "STATUS CODE", "ERROR", "DELIVERED"),
+            (
+                (
+                    d.attempt,
+                    d.event,
+                    iso(d.attempted_at) or f"due {iso(d.next_attempt_at)}",
+                    d.status_code,
+                    d.error,
+                    d.delivered,
+                )
+                for d in deliveries
+            ),
+        )
     if events:
         table(
             ("AT", "ATTEMPT", "KIND", "APPLIED", "NOTE"),

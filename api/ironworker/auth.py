@@ -1,0 +1,35 @@
+"""Who is calling: IronWorker's ``Authorization: OAuth TOKEN`` (or ``Bearer``, or ``?oauth=``) and the project.
+
+A Mayfly token is bound to one project; the ``{project_id}`` of the URL must be
+that project. Another project's id answers 404 "Project not found", exactly
+like an id that does not exist, so ids of other tenants cannot be probed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from mayfly.api.deps import bearer_secret, get_mayfly
+from mayfly.core.errors import NotFound
+from mayfly.core.tokens import Unauthorized
+
+
+def project(project_id: str, request: Request) -> str:
+    """The project id of the URL, once the token is valid and bound to it."""
+    mf = get_mayfly(request)
+    secret = bearer_secret(request)
+    if not secret:
+        raise Unauthorized("Invalid authentication: send 'Authorization: OAuth TOKEN' or ?oauth=TOKEN")
+    try:
+        token = mf.tokens.authenticate(secret)
+    except Unauthorized as exc:
+        raise Unauthorized(f"Invalid authentication: {exc.message}") from None
+    if token.project_id != project_id:
+        raise NotFound("Project not found")
+    return project_id
+
+
+#: The calling project's id, for route signatures.
+ProjectId = Annotated[str, Depends(project)]

@@ -1,0 +1,319 @@
+"""Between IronWorker's vocabulary and Mayfly's: runtimes, payloads, statuses, paging and the JSON of each object.
+
+IronWorker's field names are kept exactly, including its quirks the official
+clients depend on: ``code_rev`` is a string (the Go client decodes it into a
+string), times are RFC 3339 strings (the Python client parses ``latest_change``
+and schedule times with dateutil). Fields without a value are left out rather
+than sent as null, as IronWorker's own optional fields were.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mayfly.api.ironworker.errors import MissingField
+from mayfly.core import slots
+from mayfly.core.errors import InvalidInput
+from mayfly.core.models import TaskStatus
+from mayfly.core.records import Code, Revision, Task, iso
+from mayfly.core.schedules import Schedule
+
+PYTHON = "python-3.11"
+SHELL = "shell"
+
+#: IronWorker's legacy ``runtime`` names: the Mayfly runtime and how it runs ``file_name``.
+LEGACY_RUNTIMES: dict[str, tuple[str, str]] = {
+    "python": (PYTHON, "python3 {}"),
+    "python3": (PYTHON, "python3 {}"),
+    "sh": (SHELL, "sh {}"),
+    "binary": (SHELL, "sh {}"),
+}
+#: How each Mayfly runtime runs a ``file_name`` when the runtime is named directly.
+RUNTIME_COMMANDS: dict[str, str] = {PYTHON: "python3 {}", SHELL: "sh {}"}
+
+#: IronWorker's status filters of ``GET /tasks``; ``killed`` became ``cancelled`` in IronWorker itself.
+STATUS_FLAGS: dict[str, str] = {
+    "queued": TaskStatus.QUEUED.value,
+    "preparing": TaskStatus.PREPARING.value,
+    "running": TaskStatus.RUNNING.value,
+    "complete": TaskStatus.COMPLETE.value,
+    "error": TaskStatus.ERROR.value,
+    "cancelled": TaskStatus.CANCELLED.value,
+    "killed": TaskStatus.CANCELLED.value,
+    "timeout": TaskStatus.TIMEOUT.value,
+}
+
+#: IronWorker's list limits: ``page`` from 0 to 100, ``per_page`` from 1 to 100 (default 30).
+MAX_PAGE = 100
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 30
+
+#: IronWorker refused schedules that run more often than once a minute; this API keeps that floor.
+MIN_RUN_EVERY = 60
+
+#: What the shipped runtimes cover, for error messages.
+RUNTIME_HELP = (
+    "runtime 'python' or 'python3' (Mayfly's python-3.11), 'sh' or 'binary' (Mayfly's shell), "
+    "a Mayfly runtime name as runtime or stack, or a Docker image as 'image'"
+)
+
+
+# ------------------------------------------------------------------ runtimes and commands
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The Mayfly runtime a legacy IronWorker upload runs on, and how it runs a ``file_name``."""
+
+    runtime: str
+    #: ``str.format`` template taking the quoted file name; None when the runtime has no known interpreter.
+    template: str | None
+
+
+def choose_runtime(runtime: str | None, stack: str | None, image: str | None) -> RuntimeChoice:
+    """Map IronWorker's ``stack``, ``runtime`` or (for a zip on a base image) ``image`` to a Mayfly runtime."""
+    if stack:
+        name = stack.strip().lower()
+        if name in RUNTIME_COMMANDS:
+            return RuntimeChoice(name, RUNTIME_COMMANDS[name])
+        language, _, version = name.partition("-")
+        if language == "python":
+            if version.startswith("2"):
+                raise InvalidInput(f"stack {stack!r}: Python 2 is not available; use stack 'python-3.11'")
+            return RuntimeChoice(PYTHON, RUNTIME_COMMANDS[PYTHON])
+        # Any other Mayfly runtime named exactly (the caller checks that it exists).
+        return RuntimeChoice(name, None)
+    if runtime:
+        name = runtime.strip().lower()
+        if name in LEGACY_RUNTIMES:
+            return RuntimeChoice(*LEGACY_RUNTIMES[name])
+        return RuntimeChoice(name, RUNTIME_COMMANDS.get(name))
+    if image:
+        # IronWorker's "zip on a base image" (iron/python, iron/images:python-3.x): Mayfly runs zips on its runtimes.
+        if "python" in image.lower():
+            return RuntimeChoice(PYTHON, RUNTIME_COMMANDS[PYTHON])
+        raise InvalidInput(
+            f"a zip on image {image!r} is not supported: upload the zip with runtime 'python' or 'sh' "
+            "(or a Mayfly runtime as stack), or register an image that contains the code (image without a file)"
+        )
+    raise MissingField(f"runtime, stack or image is required; use {RUNTIME_HELP}")
+
+
+def entry_file(file_name: str) -> str:
+    """``file_name`` as a path inside the zip (zip tools drop a leading ``/`` and ``./``)."""
+    name = file_name.strip().lstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    if not name:
+        raise InvalidInput("file_name is empty")
+    return name
+
+
+def command_for(choice: RuntimeChoice, command: str | None, file_name: str | None) -> str | None:
+    """The command: IronWorker's ``command`` as given, else the runtime's interpreter on ``file_name``."""
+    if command:
+        return command
+    if file_name is None:
+        return None  # the runtime's default command
+    if choice.template is None:
+        raise InvalidInput(f"runtime {choice.runtime!r} has no known way to run file_name: give 'command' as well")
+    return choice.template.format(shlex.quote(entry_file(file_name)))
+
+
+def file_name_of(command: str) -> str | None:
+    """The entry file of a ``<interpreter> <file>`` command (IronWorker's ``file_name``), if it is one."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    return argv[1] if len(argv) == 2 and not argv[1].startswith("-") else None
+
+
+# ------------------------------------------------------------------ payloads and times
+
+
+def payload_text(value: Any, where: str = "payload") -> str:
+    """The task payload Mayfly stores: IronWorker's string as given when it is JSON, else wrapped as a JSON string.
+
+    IronWorker payloads are any string; Mayfly's are JSON. A JSON string payload
+    is stored unchanged; any other text is stored as a JSON string, so
+    ``IronWorker.payload()`` (which JSON-decodes the file) still returns the
+    original text. A payload sent as a JSON object or array is serialised.
+    """
+    if value is None:
+        raise MissingField(f"{where} is required")
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return json.dumps(value)
+        return value
+    return json.dumps(value)
+
+
+def epoch(value: Any, where: str) -> float | None:
+    """An RFC 3339 time (or epoch seconds) as UTC epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return slots.parse_time(value, ZoneInfo("UTC"))
+        except InvalidInput:
+            raise InvalidInput(f"{where}: invalid time {value!r}; use RFC 3339, e.g. 2026-12-01T09:00:00Z") from None
+    raise InvalidInput(f"{where} must be an RFC 3339 time")
+
+
+def page_window(page: int | None, per_page: int | None) -> tuple[int, int]:
+    """IronWorker's ``page``/``per_page`` as (offset, limit)."""
+    p = 0 if page is None else page
+    n = DEFAULT_PER_PAGE if per_page is None or per_page == 0 else per_page
+    if not 0 <= p <= MAX_PAGE:
+        raise InvalidInput(f"page must be between 0 and {MAX_PAGE}")
+    if not 1 <= n <= MAX_PER_PAGE:
+        raise InvalidInput(f"per_page must be between 1 and {MAX_PER_PAGE}")
+    return p * n, n
+
+
+def _compact(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def cluster_of(target: str) -> str:
+    """IronWorker's ``cluster`` of a task: the Mayfly target it runs on."""
+    return target
+
+
+# ------------------------------------------------------------------ objects
+
+
+def code_json(code: Code, rev: Revision) -> dict[str, Any]:
+    """A code package as ``GET /codes/{id}`` shows it."""
+    return _compact(
+        {
+            "id": code.id,
+            "project_id": code.project_id,
+            "name": code.name,
+            "runtime": rev.runtime,
+            "stack": rev.runtime,
+            "image": rev.image,
+            "command": rev.command or None,
+            "file_name": file_name_of(rev.command) if rev.kind == "zip" else None,
+            "rev": code.latest_rev,
+            "latest_checksum": rev.sha256,
+            "latest_history_id": rev.id,
+            "latest_change": iso(rev.created_at),
+            "config": rev.config or None,
+            "env_vars": rev.env_dict or None,
+            "max_concurrency": rev.max_concurrency,
+            "retries": rev.retries,
+            "retries_delay": rev.retries_delay,
+            "default_priority": rev.default_priority,
+            "timeout": rev.timeout,
+            "paused": code.paused,
+            "created_at": iso(code.created_at),
+            "updated_at": iso(code.updated_at),
+        }
+    )
+
+
+def revision_json(code: Code, rev: Revision) -> dict[str, Any]:
+    """One entry of ``GET /codes/{id}/revisions``."""
+    return _compact(
+        {
+            "id": rev.id,
+            "code_id": code.id,
+            "project_id": code.project_id,
+            "name": code.name,
+            "rev": rev.rev,
+            "runtime": rev.runtime,
+            "image": rev.image,
+            "command": rev.command or None,
+            "file_name": file_name_of(rev.command) if rev.kind == "zip" else None,
+            "checksum": rev.sha256,
+            "code_size": rev.size,
+            "config": rev.config or None,
+            "max_concurrency": rev.max_concurrency,
+            "retries": rev.retries,
+            "retries_delay": rev.retries_delay,
+            "default_priority": rev.default_priority,
+            "created_at": iso(rev.created_at),
+        }
+    )
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as ``GET /tasks/{id}`` shows it (``percent`` once the store keeps progress)."""
+    percent: int | None = getattr(task, "percent", None)
+    return _compact(
+        {
+            "id": task.id,
+            "project_id": task.project_id,
+            "code_id": task.code_id,
+            "code_name": task.code_name,
+            "code_rev": str(task.code_rev),
+            "code_history_id": task.revision_id,
+            "status": task.status,
+            "msg": task.msg,
+            "percent": percent,
+            "created_at": iso(task.created_at),
+            "updated_at": iso(task.updated_at),
+            "start_time": iso(task.start_time),
+            "end_time": iso(task.end_time),
+            "duration": task.duration_ms,
+            "retry_count": task.retry_count,
+            "payload": task.payload,
+            "label": task.label,
+            "priority": task.priority,
+            "timeout": task.timeout,
+            "delay": task.delay,
+            "cluster": cluster_of(task.target),
+            "log_size": task.log_size,
+            "schedule_id": task.schedule_id,
+        }
+    )
+
+
+def schedule_json(sched: Schedule, error_count: int) -> dict[str, Any]:
+    """A schedule as ``GET /schedules/{id}`` shows it."""
+    return _compact(
+        {
+            "id": sched.id,
+            "project_id": sched.project_id,
+            "code_id": sched.code_id,
+            "code_name": sched.code_name,
+            "status": sched.status,
+            "msg": sched.msg,
+            "payload": sched.payload,
+            "start_at": iso(sched.start_at),
+            "end_at": iso(sched.end_at),
+            "next_start": iso(sched.next_start),
+            "last_run_time": iso(sched.last_run_time),
+            "run_every": sched.every if sched.kind == "every" else None,
+            "run_times": sched.run_times,
+            "run_count": sched.run_count,
+            "error_count": error_count,
+            "priority": sched.priority,
+            "timeout": sched.timeout,
+            "label": sched.label,
+            "cluster": cluster_of(sched.target) if sched.target else None,
+            "created_at": iso(sched.created_at),
+            "updated_at": iso(sched.updated_at),
+        }
+    )
+
+
+def status_filter(flags: Iterable[str]) -> list[str]:
+    """Mayfly statuses for IronWorker's status flags (OR-ed), de-duplicated in order."""
+    out: list[str] = []
+    for flag in flags:
+        status = STATUS_FLAGS[flag]
+        if status not in out:
+            out.append(status)
+    return out

@@ -1,0 +1,237 @@
+"""Tasks: bulk queue, webhook, list with IronWorker's filters, info, log, cancel, retry, progress.
+
+Queueing is all or none: every task of a request is validated before any is
+stored. IronWorker payloads are any string, Mayfly's are JSON; a payload that
+is not JSON is stored as a JSON string (see :func:`~.mapping.payload_text`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from mayfly.api.deps import get_mayfly
+from mayfly.api.ironworker.auth import ProjectId
+from mayfly.api.ironworker.body import Fields, items, json_body, read_capped, to_int
+from mayfly.api.ironworker.errors import IronRoute, MissingField
+from mayfly.api.ironworker.mapping import STATUS_FLAGS, page_window, payload_text, status_filter, task_json
+from mayfly.core.app import Mayfly
+from mayfly.core.errors import InvalidInput, NotFound, TargetNotFound, Unsupported
+from mayfly.core.records import Task
+from mayfly.core.store import now
+from mayfly.core.store import schema as s
+from mayfly.core.tasks import TaskOptions
+
+router = APIRouter(route_class=IronRoute, tags=["ironworker"])
+
+MayflyDep = Annotated[Mayfly, Depends(get_mayfly)]
+JsonBody = Annotated[Any, Depends(json_body)]
+
+#: IronWorker's limit on webhook bodies (they become the payload).
+WEBHOOK_MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """One task of a queue request, in Mayfly's terms."""
+
+    code_name: str
+    payload: str
+    options: TaskOptions
+
+
+def target_of(mf: Mayfly, cluster: str | None) -> str | None:
+    """IronWorker's ``cluster`` is a Mayfly target; ``default`` (or none) means the code's own target."""
+    if cluster is None or cluster == "default":
+        return None
+    try:
+        mf.targets.get(cluster)
+    except TargetNotFound:
+        known = ", ".join(t.name for t in mf.targets.list())
+        raise InvalidInput(f"unknown cluster {cluster!r}: clusters are Mayfly targets ({known})") from None
+    return cluster
+
+
+def task_options(
+    mf: Mayfly, priority: int | None, timeout: int | None, delay: int | None, cluster: str | None, label: str | None
+) -> TaskOptions:
+    """IronWorker's task settings; a timeout of 0 (ironcli's "not given") takes the code's default."""
+    return TaskOptions(
+        priority=priority,
+        timeout=timeout or None,
+        delay=delay or 0,
+        target=target_of(mf, cluster),
+        label=label,
+    )
+
+
+def new_task(mf: Mayfly, f: Fields) -> NewTask:
+    """One entry of ``{"tasks": [...]}`` (IronWorker's ``name`` and ``sync`` are accepted and ignored)."""
+    return NewTask(
+        code_name=f.required_str("code_name"),
+        payload=payload_text(f.raw("payload"), f"{f.where}.payload"),
+        options=task_options(
+            mf,
+            f.int_or_none("priority"),
+            f.int_or_none("timeout"),
+            f.int_or_none("delay"),
+            f.str_or_none("cluster"),
+            f.str_or_none("label"),
+        ),
+    )
+
+
+def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[NewTask]) -> list[Task]:
+    """Validate every task, then queue them; a bad one stores none."""
+    ts = now()
+    for i, t in enumerate(tasks):
+        code, rev = mf.codes.get(project_id, t.code_name)
+        try:
+            mf.tasks.row(project_id, code, rev, t.payload, t.options, ts)
+        except InvalidInput as exc:
+            if len(tasks) > 1:
+                raise type(exc)(f"tasks[{i}]: {exc.message}") from None
+            raise
+    queued: list[Task] = []
+    start = 0
+    # Runs of tasks with the same code and options are queued in one transaction each.
+    while start < len(tasks):
+        end = start + 1
+        while end < len(tasks) and (tasks[end].code_name, tasks[end].options) == (
+            tasks[start].code_name,
+            tasks[start].options,
+        ):
+            end += 1
+        group = tasks[start:end]
+        queued += mf.tasks.queue_many(project_id, group[0].code_name, [t.payload for t in group], group[0].options)
+        start = end
+    return queued
+
+
+@router.post("/tasks")
+def queue_tasks(pid: ProjectId, body: JsonBody, mf: MayflyDep) -> dict[str, Any]:
+    """Queue tasks in bulk: ``{"tasks": [{"code_name", "payload", ...}]}``."""
+    tasks = [new_task(mf, f) for f in items(body, "tasks")]
+    queued = queue_all(mf, pid, tasks)
+    return {"msg": "Queued up", "tasks": [{"id": t.id} for t in queued]}
+
+
+@router.post("/tasks/webhook")
+async def webhook(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, Any]:
+    """Queue a task whose payload is the raw request body (≤ 64 KB); settings come from the query string."""
+    q = request.query_params
+    code_name = q.get("code_name")
+    if not code_name:
+        raise MissingField("code_name is required in the query string")
+    raw = await read_capped(request, WEBHOOK_MAX_BYTES, "webhook body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the webhook body must be UTF-8 text (Mayfly payloads are JSON)") from None
+    options = task_options(
+        mf,
+        to_int(q.get("priority"), "priority"),
+        to_int(q.get("timeout"), "timeout"),
+        to_int(q.get("delay"), "delay"),
+        q.get("cluster") or None,
+        q.get("label") or None,
+    )
+    (task,) = queue_all(mf, pid, [NewTask(code_name, payload_text(text), options)])
+    return {"id": task.id, "msg": "Queued up."}
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no")
+
+
+@router.get("/tasks")
+def list_tasks(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, Any]:
+    """Tasks newest first, filtered by code, status flags (OR-ed), creation time, label and cluster; one page."""
+    q = request.query_params
+    offset, limit = page_window(to_int(q.get("page"), "page"), to_int(q.get("per_page"), "per_page"))
+    query = select(s.tasks).where(s.tasks.c.project_id == pid)
+    if q.get("code_name"):
+        query = query.where(s.tasks.c.code_name == q["code_name"])
+    statuses = status_filter(flag for flag in STATUS_FLAGS if _flag(q.get(flag)))
+    if statuses:
+        query = query.where(s.tasks.c.status.in_(statuses))
+    from_time, to_time = to_int(q.get("from_time"), "from_time"), to_int(q.get("to_time"), "to_time")
+    if from_time is not None:
+        query = query.where(s.tasks.c.created_at >= from_time)
+    if to_time is not None:
+        query = query.where(s.tasks.c.created_at <= to_time)
+    if q.get("label"):
+        query = query.where(s.tasks.c.label == q["label"])
+    if q.get("cluster") and q["cluster"] != "default":
+        query = query.where(s.tasks.c.target == q["cluster"])
+    query = query.order_by(s.tasks.c.id.desc()).offset(offset).limit(limit)
+    with mf.store.read() as conn:
+        tasks = [Task.from_row(row) for row in conn.execute(query).mappings()]
+    return {"tasks": [task_json(t) for t in tasks]}
+
+
+@router.get("/tasks/{task_id}")
+def get_task(pid: ProjectId, task_id: str, mf: MayflyDep) -> dict[str, Any]:
+    """One task with IronWorker's fields."""
+    return task_json(mf.tasks.get(pid, task_id))
+
+
+def _log(mf: Mayfly, project_id: str, task_id: str) -> Response:
+    task = mf.tasks.get(project_id, task_id)
+    if task.attempt < 1:
+        # IronWorker's clients poll on 404 until a log exists (wait_for_task_log).
+        raise NotFound("Log not found: the task has not started")
+    data = b"".join(mf.tasks.log(project_id, task_id))
+    return Response(data, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/tasks/{task_id}/log")
+def task_log(pid: ProjectId, task_id: str, mf: MayflyDep) -> Response:
+    """The task's log (stdout and stderr of its latest attempt) as text/plain."""
+    return _log(mf, pid, task_id)
+
+
+@router.get("/tasks/{task_id}/outlog")
+def task_outlog(pid: ProjectId, task_id: str, mf: MayflyDep) -> Response:
+    """IronWorker's stdout-only log of "sync" tasks; Mayfly keeps one log, so this is the same as ``/log``."""
+    return _log(mf, pid, task_id)
+
+
+@router.post("/tasks/{task_id}/cancel")
+def cancel_task(pid: ProjectId, task_id: str, mf: MayflyDep) -> dict[str, Any]:
+    """Cancel a queued or running task."""
+    mf.tasks.cancel(pid, task_id)
+    return {"msg": "Cancelled"}
+
+
+@router.post("/tasks/{task_id}/retry")
+def retry_task(pid: ProjectId, task_id: str, body: JsonBody, mf: MayflyDep) -> dict[str, Any]:
+    """Queue a new task repeating a finished one, after ``delay`` seconds."""
+    delay = Fields(body, "").int_or_none("delay") if body is not None else None
+    task = mf.tasks.retry(pid, task_id, delay or 0)
+    return {"msg": "Queued up", "tasks": [{"id": task.id}]}
+
+
+@router.post("/tasks/{task_id}/progress")
+def set_progress(pid: ProjectId, task_id: str, body: JsonBody, mf: MayflyDep) -> dict[str, Any]:
+    """Record a task's progress: ``percent`` (0-100) and ``msg``, shown by ``GET /tasks/{id}``."""
+    f = Fields(body if body is not None else {}, "")
+    percent = f.int_or_none("percent")
+    if percent is not None and not 0 <= percent <= 100:
+        raise InvalidInput("percent must be between 0 and 100")
+    msg = f.raw("msg")
+    if msg is not None and not isinstance(msg, str):
+        raise InvalidInput("msg must be a string")
+    if msg is not None and len(msg.encode()) > mf.limits.max_payload_bytes:
+        raise InvalidInput(f"msg is larger than {mf.limits.max_payload_bytes} bytes")
+    mf.tasks.get(pid, task_id)
+    setter = getattr(mf.tasks, "set_progress", None)
+    if setter is None:
+        raise Unsupported("task progress is not stored by this server yet")
+    setter(pid, task_id, percent, msg)
+    return {"msg": "Progress set"}
