@@ -290,6 +290,25 @@ def pause(
     print_json(code.to_json()) if as_json else console.print(f"paused {code.name}")
 
 
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="Code name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a code: cancel its queued tasks and end its schedules. Finished tasks keep their history."""
+    mf = open_app()
+    pid = mf.project_id(project)
+    if not yes and not typer.confirm(f"Delete code {name!r}, cancel its queued tasks and end its schedules?"):
+        raise typer.Exit(1)
+    cancelled = mf.codes.delete(pid, name)
+    if as_json:
+        print_json({"name": name, "deleted": True, "cancelled_tasks": cancelled})
+    else:
+        console.print(f"deleted {name} ({cancelled} queued task{'s' if cancelled != 1 else ''} cancelled)")
+
+
 @app.command("resume")
 def resume(
     name: Annotated[str, typer.Argument(help="Code name.")], project: ProjectOpt = None, as_json: JsonOpt = False

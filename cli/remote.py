@@ -204,6 +204,10 @@ class RemoteCodes:
         doc = self.http.json("POST", _code_path(name, "/pause" if paused else "/resume"))
         return rebuild.code(doc)[0]
 
+    def delete(self, project_id: str, name: str) -> int:
+        doc = self.http.json("DELETE", _code_path(name))
+        return int(doc["cancelled_tasks"])
+
 
 def _code_and_latest(doc: Mapping[str, Any]) -> tuple[Code, Revision]:
     code, latest = rebuild.code(doc)

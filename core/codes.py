@@ -32,6 +32,7 @@ from mayfly.core.errors import (
     UploadTooLarge,
 )
 from mayfly.core.ids import new_id
+from mayfly.core.lifecycle import cancel_queued_of_code
 from mayfly.core.records import Code, Revision
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
@@ -402,7 +403,7 @@ class CodeService:
                     s.code_revisions,
                     (s.code_revisions.c.code_id == s.codes.c.id) & (s.code_revisions.c.rev == s.codes.c.latest_rev),
                 )
-                .where(s.codes.c.project_id == project_id)
+                .where(s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None))
                 .order_by(s.codes.c.name)
             ).all()
         out = []
@@ -439,6 +440,27 @@ class CodeService:
                 f"code {name!r} revision {revision.rev} is an image ({revision.image}); there is no package to download"
             )
         return revision, self.blobs.open(revision.blob_key)
+
+    def delete(self, project_id: str, name: str) -> int:
+        """Delete a code: cancel its queued tasks and end its schedules; returns how many tasks were cancelled.
+
+        The row stays, renamed ``~<id>``, so finished tasks keep their history and the
+        name is free for a new code. Running tasks carry on (cancel them first with
+        ``mayfly task cancel --code``); zips stay in the blob store for their downloads.
+        """
+        ts = now()
+        with self.store.write() as conn:
+            code = self._get(conn, project_id, name)
+            cancelled = cancel_queued_of_code(conn, code.id, ts)
+            conn.execute(
+                update(s.schedules)
+                .where(s.schedules.c.code_id == code.id, s.schedules.c.status.in_(("scheduled", "paused")))
+                .values(status="cancelled", next_start=None, msg="code deleted", updated_at=ts)
+            )
+            conn.execute(
+                update(s.codes).where(s.codes.c.id == code.id).values(name=f"~{code.id}", deleted_at=ts, updated_at=ts)
+            )
+        return cancelled
 
     def set_paused(self, project_id: str, name: str, paused: bool) -> Code:
         """Pause or resume a code's queued tasks."""

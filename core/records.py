@@ -126,6 +126,7 @@ class Code(_Row):
     paused: bool
     created_at: float
     updated_at: float
+    deleted_at: float | None = None
 
     def to_json(self, latest: Revision | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -183,6 +184,8 @@ class Task(_Row):
     dispatched_at: float | None
     start_time: float | None
     end_time: float | None
+    percent: int | None = None
+    progress_msg: str | None = None
 
     @property
     def task_status(self) -> TaskStatus:
@@ -228,6 +231,8 @@ class Task(_Row):
             "log_size": self.log_size,
             "log_truncated": self.log_truncated,
             "cancel_requested": self.cancel_requested,
+            "percent": self.percent,
+            "progress_msg": self.progress_msg,
             "result": json.loads(self.result) if self.result is not None else None,
         }
         if with_payload:

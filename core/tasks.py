@@ -19,6 +19,7 @@ from mayfly.core.blobs import BlobStore
 from mayfly.core.codes import validate_env
 from mayfly.core.config import Limits
 from mayfly.core.errors import (
+    CodeNotFound,
     InvalidInput,
     InvalidPayload,
     PayloadTooLarge,
@@ -266,6 +267,24 @@ class TaskService:
         self.send_cancel(task.target, CancelMessage(task.id, task.attempt))
         return self.get(project_id, task_id)
 
+    def set_progress(self, project_id: str, task_id: str, percent: int | None, msg: str | None) -> Task:
+        """Record the progress a worker reports (0-100 and a message); a finished task keeps its last."""
+        if percent is not None and not 0 <= percent <= 100:
+            raise InvalidInput("percent must be between 0 and 100")
+        if msg is not None and len(msg.encode()) > self.limits.max_payload_bytes:
+            raise InvalidInput(f"progress message is larger than {self.limits.max_payload_bytes} bytes")
+        with self.store.write() as conn:
+            task = self._get(conn, project_id, task_id)
+            if task.task_status.terminal:
+                raise TaskAlreadyFinished(f"task {task_id} already ended ({task.status})")
+            values: dict[str, object] = {"updated_at": now()}
+            if percent is not None:
+                values["percent"] = percent
+            if msg is not None:
+                values["progress_msg"] = msg
+            conn.execute(update(s.tasks).where(s.tasks.c.id == task_id).values(**values))
+            return self._get(conn, project_id, task_id)
+
     def cancel_all(self, project_id: str, code_name: str) -> tuple[int, int]:
         """Cancel every queued and running task of a code; returns (cancelled now, being stopped)."""
         code, _ = self.code_of(project_id, code_name)
@@ -293,6 +312,9 @@ class TaskService:
             task = self._get(conn, project_id, task_id)
             if not task.task_status.terminal:
                 raise TaskNotFinished(f"task {task_id} is still {task.status}; cancel it first or wait")
+            deleted = conn.execute(select(s.codes.c.deleted_at).where(s.codes.c.id == task.code_id)).scalar()
+            if deleted is not None:
+                raise CodeNotFound(f"code {task.code_name!r} of task {task_id} was deleted; push it again first")
             new = create_retry(conn, task, now(), delay=float(delay))
             return self._get(conn, project_id, new)
 

@@ -44,7 +44,6 @@ from mayfly.core.errors import (
     InvalidArchive,
     InvalidInput,
     RuntimeNotFound,
-    Unsupported,
     UploadTooLarge,
 )
 from mayfly.core.records import Code, Revision
@@ -65,7 +64,9 @@ def code_by_id(mf: Mayfly, project_id: str, code_id: str) -> tuple[Code, Revisio
     """The code with this id in the project, and its latest revision; 404 "Code not found" otherwise."""
     with mf.store.read() as conn:
         name = conn.execute(
-            select(s.codes.c.name).where(s.codes.c.id == code_id, s.codes.c.project_id == project_id)
+            select(s.codes.c.name).where(
+                s.codes.c.id == code_id, s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None)
+            )
         ).scalar()
     if name is None:
         raise CodeNotFound("Code not found")
@@ -302,13 +303,7 @@ def resume_code(pid: ProjectId, code_id: str, mf: MayflyDep) -> dict[str, Any]:
 
 @router.delete("/codes/{code_id}")
 def delete_code(pid: ProjectId, code_id: str, mf: MayflyDep) -> dict[str, Any]:
-    """Delete a code package, once the code service can (``CodeService.delete``); 501 until then."""
+    """Delete a code package: its queued tasks are cancelled, its schedules end, finished tasks stay."""
     code, _ = code_by_id(mf, pid, code_id)
-    delete = getattr(mf.codes, "delete", None)
-    if delete is None:
-        raise Unsupported(
-            "deleting a code package is not supported by this server yet; "
-            "pause its task queue instead (POST .../pause_task_queue)"
-        )
-    delete(pid, code.name)
+    mf.codes.delete(pid, code.name)
     return {"msg": "Deleted"}

@@ -249,8 +249,7 @@ def revision_json(code: Code, rev: Revision) -> dict[str, Any]:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """A task as ``GET /tasks/{id}`` shows it (``percent`` once the store keeps progress)."""
-    percent: int | None = getattr(task, "percent", None)
+    """A task as ``GET /tasks/{id}`` shows it; ``msg`` is the worker's progress message while it has one."""
     return _compact(
         {
             "id": task.id,
@@ -260,8 +259,8 @@ def task_json(task: Task) -> dict[str, Any]:
             "code_rev": str(task.code_rev),
             "code_history_id": task.revision_id,
             "status": task.status,
-            "msg": task.msg,
-            "percent": percent,
+            "msg": task.progress_msg or task.msg,
+            "percent": task.percent,
             "created_at": iso(task.created_at),
             "updated_at": iso(task.updated_at),
             "start_time": iso(task.start_time),

@@ -21,7 +21,7 @@ from mayfly.api.ironworker.body import Fields, items, json_body, read_capped, to
 from mayfly.api.ironworker.errors import IronRoute, MissingField
 from mayfly.api.ironworker.mapping import STATUS_FLAGS, page_window, payload_text, status_filter, task_json
 from mayfly.core.app import Mayfly
-from mayfly.core.errors import InvalidInput, NotFound, TargetNotFound, Unsupported
+from mayfly.core.errors import InvalidInput, NotFound, TargetNotFound
 from mayfly.core.records import Task
 from mayfly.core.store import now
 from mayfly.core.store import schema as s
@@ -229,9 +229,5 @@ def set_progress(pid: ProjectId, task_id: str, body: JsonBody, mf: MayflyDep) ->
         raise InvalidInput("msg must be a string")
     if msg is not None and len(msg.encode()) > mf.limits.max_payload_bytes:
         raise InvalidInput(f"msg is larger than {mf.limits.max_payload_bytes} bytes")
-    mf.tasks.get(pid, task_id)
-    setter = getattr(mf.tasks, "set_progress", None)
-    if setter is None:
-        raise Unsupported("task progress is not stored by this server yet")
-    setter(pid, task_id, percent, msg)
+    mf.tasks.set_progress(pid, task_id, percent, msg)
     return {"msg": "Progress set"}

@@ -149,6 +149,12 @@ def cancel_all(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     return {"code": name, "cancelled": cancelled, "stopping": stopping}
 
 
+@router.delete("/codes/{name:path}")
+def delete_code(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
+    """Delete the code: its queued tasks are cancelled and its schedules end; finished tasks keep their history."""
+    return {"name": name, "deleted": True, "cancelled_tasks": mf.codes.delete(caller.project_id, name)}
+
+
 @router.get("/codes/{name:path}")
 def get_code(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """A code and its latest revision."""

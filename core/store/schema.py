@@ -62,6 +62,8 @@ codes = Table(
     Column("paused", Boolean, nullable=False, server_default=text("0")),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # A deleted code keeps its row for its tasks' history; its name becomes "~<id>" to free the real one.
+    Column("deleted_at", Float),
     UniqueConstraint("project_id", "name", name="uq_codes_project_name"),
 )
 
@@ -141,6 +143,9 @@ tasks = Table(
     Column("wait_for", ID),
     # Completion webhook URL (the task's own, else its revision's); None: no webhook.
     Column("webhook", Text),
+    # Progress a worker reports (IronWorker's POST .../progress): 0-100 and a message.
+    Column("percent", Integer),
+    Column("progress_msg", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),

@@ -177,3 +177,39 @@ def test_max_concurrency_zero_means_no_limit(mf: Mayfly, project: str, hello_dir
     mf.codes.push(project, "h", hello_dir, runtime="shell", options=CodeOptions(max_concurrency=2))
     _, rev = mf.codes.push(project, "h", hello_dir, runtime="shell", options=CodeOptions(max_concurrency=0))
     assert rev.max_concurrency is None
+
+
+def test_delete_cancels_queued_tasks_ends_schedules_and_frees_the_name(
+    mf: Mayfly, project: str, hello_dir: Path
+) -> None:
+    from mayfly.core.schedules import ScheduleSpec
+    from mayfly.core.tasks import TaskOptions
+
+    mf.codes.push(project, "gone", hello_dir, runtime="shell", options=CodeOptions())
+    done = mf.tasks.queue(project, "gone", "{}", TaskOptions())
+    mf.tasks.cancel(project, done.id)  # a finished task: its history must survive the delete
+    queued = mf.tasks.queue(project, "gone", "{}", TaskOptions(delay=3600))
+    sched = mf.schedules.create(project, "gone", ScheduleSpec(every="1h"))
+
+    assert mf.codes.delete(project, "gone") == 1
+
+    assert "gone" not in [code.name for code, _ in mf.codes.list(project)]
+    with pytest.raises(CodeNotFound):
+        mf.codes.get(project, "gone")
+    with pytest.raises(CodeNotFound):
+        mf.tasks.queue(project, "gone", "{}", TaskOptions())
+    with pytest.raises(CodeNotFound):
+        mf.tasks.retry(project, done.id)
+    assert mf.tasks.get(project, queued.id).status == "cancelled"
+    assert mf.tasks.get(project, done.id).code_name == "gone"
+    assert mf.schedules.get(project, sched.id).status == "cancelled"
+
+    # The name is free again: a new code, starting at revision 1.
+    code, rev = mf.codes.push(project, "gone", hello_dir, runtime="shell", options=CodeOptions())
+    assert rev.rev == 1
+    assert code.deleted_at is None
+
+
+def test_delete_of_an_unknown_code_changes_nothing(mf: Mayfly, project: str) -> None:
+    with pytest.raises(CodeNotFound):
+        mf.codes.delete(project, "nope")

@@ -126,3 +126,18 @@ def test_list_filters_and_pages(mf: Mayfly, project: str, code: str) -> None:
     assert [t.id for t in page1 + page2] == ids[::-1]
     with pytest.raises(InvalidInput, match="unknown status 'done'"):
         mf.tasks.list(project, TaskFilter(status=["done"]))
+
+
+def test_progress_is_kept_until_the_task_ends(mf: Mayfly, project: str, code: str) -> None:
+    task = mf.tasks.queue(project, code, "{}", TaskOptions(delay=3600))
+    mf.tasks.set_progress(project, task.id, 40, "working")
+    mf.tasks.set_progress(project, task.id, None, "still working")  # a message alone keeps the percent
+    got = mf.tasks.get(project, task.id)
+    assert (got.percent, got.progress_msg) == (40, "still working")
+    assert got.to_json()["percent"] == 40
+    with pytest.raises(InvalidInput):
+        mf.tasks.set_progress(project, task.id, 101, None)
+    mf.tasks.cancel(project, task.id)
+    with pytest.raises(TaskAlreadyFinished):
+        mf.tasks.set_progress(project, task.id, 90, None)
+    assert mf.tasks.get(project, task.id).percent == 40
