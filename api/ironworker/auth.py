@@ -12,6 +12,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from mayfly.api.deps import bearer_secret, get_mayfly
+from mayfly.api.errors import RateLimited
+from mayfly.api.v1.auth import limiter
+from mayfly.api.v1.ratelimit import retry_after
 from mayfly.core.errors import NotFound
 from mayfly.core.tokens import Unauthorized
 
@@ -28,6 +31,11 @@ def project(project_id: str, request: Request) -> str:
         raise Unauthorized(f"Invalid authentication: {exc.message}") from None
     if token.project_id != project_id:
         raise NotFound("Project not found")
+    # The same per-project budget as the native API: a project cannot dodge its limit through /2.
+    wait = limiter(request).take(token.project_id)
+    if wait > 0:
+        seconds = retry_after(wait)
+        raise RateLimited(f"Too many requests for this project: retry in {seconds} s", retry_after=seconds)
     return project_id
 
 
