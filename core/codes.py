@@ -368,7 +368,11 @@ class CodeService:
 
     def _get(self, conn: Connection, project_id: str, name: str) -> Code:
         row = (
-            conn.execute(select(s.codes).where(s.codes.c.project_id == project_id, s.codes.c.name == name))
+            conn.execute(
+                select(s.codes).where(
+                    s.codes.c.project_id == project_id, s.codes.c.name == name, s.codes.c.deleted_at.is_(None)
+                )
+            )
             .mappings()
             .first()
         )
