@@ -20,9 +20,6 @@ import pytest
 from iron_worker import CodePackage, IronWorker, Task
 from requests.exceptions import HTTPError
 
-from mayfly.core.codes import CodeService
-from mayfly.core.tasks import TaskService
-
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 PAYLOAD = {"name": "mayfly", "n": [1, 2, 3], "text": "ünïcode"}
@@ -292,30 +289,27 @@ def test_auth_and_not_found(iw: IronWorker, hello: CodePackage, server: Any) -> 
     assert (r.status_code, r.json()) == (404, {"msg": "Code not found"})
 
 
-def test_progress_and_delete_follow_the_core(iw: IronWorker, hello: CodePackage, server: Any) -> None:
+def test_progress_and_code_delete(iw: IronWorker, hello: CodePackage, server: Any) -> None:
     task = iw.queue(code_name="hello", payload={}, delay=3600)
-    if hasattr(TaskService, "set_progress"):
-        iw.setProgress(task, 40, "working")
-        info = iw.task(task)
-        assert (info.percent, info.message) == (40, "working")
-    else:
-        with pytest.raises(HTTPError) as err:
-            iw.setProgress(task, 40, "working")
-        assert _status(err.value) == 501
-        assert _msg(err.value) == "task progress is not stored by this server yet"
+    iw.setProgress(task, 40, "working")
+    info = iw.task(task)
+    assert (info.percent, info.message) == (40, "working")
     iw.cancel(task)
     r = httpx.post(server.path(f"tasks/{task.id}/progress"), headers=server.auth, json={"percent": 101})
     assert (r.status_code, r.json()) == (400, {"msg": "percent must be between 0 and 100"})
     spare = {"name": "to-delete", "image": "mayfly/runtime-shell:1", "command": "true"}
     r = httpx.post(server.path("codes"), headers=server.auth, files={"data": (None, json.dumps(spare))})
     code_id = r.json()["id"]
-    if hasattr(CodeService, "delete"):
-        assert iw.deleteCode(code_id) is True
-        assert code_id not in [c.id for c in iw.codes()]
-    else:
-        with pytest.raises(HTTPError) as err:
-            iw.deleteCode(code_id)
-        assert _status(err.value) == 501
+    queued = iw.queue(code_name="to-delete", payload={}, delay=3600)
+    assert iw.deleteCode(code_id) is True
+    assert code_id not in [c.id for c in iw.codes()]
+    assert iw.task(queued).status == "cancelled"  # its queued tasks end with it
+    with pytest.raises(HTTPError) as err:
+        iw.queue(code_name="to-delete", payload={})
+    assert _status(err.value) == 404
+    with pytest.raises(HTTPError) as err:
+        iw.deleteCode(code_id)
+    assert _status(err.value) == 404
 
 
 def test_the_task_object_of_the_client(iw: IronWorker, hello: CodePackage) -> None:
