@@ -32,7 +32,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 
 
 def _expected_files() -> set[str]:
-    """Every .py and py.typed under the mapped folders, plus the runtimes' data files."""
+    """Every .py and py.typed under the mapped folders, plus the runtimes' data files and the dashboard's files."""
     expected = set()
     for pkg, folder in SUBPACKAGES.items():
         for path in (ROOT / folder).rglob("*"):
@@ -44,6 +44,7 @@ def _expected_files() -> set[str]:
                 or path.name == "py.typed"
                 or (folder == "runtimes" and (rel.startswith("boot/") or rel.endswith("/runtime.toml")))
                 or path.name == "script.py.mako"
+                or (folder == "api" and rel.startswith("dashboard_static/"))
             ):
                 expected.add(f"mayfly/{pkg}/{rel}")
     return expected
