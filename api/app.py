@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mayfly.core import __version__
 from mayfly.core.app import Mayfly
@@ -19,6 +21,10 @@ def error_body(path: str, code: str, message: str) -> dict[str, object]:
     if path.startswith("/2/"):
         return {"msg": message}
     return {"code": code, "message": message}
+
+
+#: Stable codes of the errors the framework answers itself (no route, wrong method).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(mf: Mayfly) -> FastAPI:
@@ -43,6 +49,20 @@ def create_app(mf: Mayfly) -> FastAPI:
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         status = 400
         return JSONResponse(error_body(request.url.path, "invalid_input", message), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown paths and methods under the APIs get their error shape too; other paths keep FastAPI's answer.
+        path = request.url.path
+        if not (path.startswith("/v1/") or path.startswith("/2/")):
+            return await http_exception_handler(request, exc)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = {
+            404: f"no route {request.method} {path}",
+            405: f"method {request.method} is not allowed on {path}",
+        }.get(exc.status_code, str(exc.detail))
+        body = error_body(path, code, message)
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     for router in _routers():
         app.include_router(router)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from mayfly.api.app import create_app
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import RuntimeInfo
+from mayfly.core.config import Home, Limits
 from mayfly.core.tasks import TaskFilter
 
 SERVER_OWNED_TASK_FIELDS = ["id", "status", "attempts", "attempt", "result", "exit_code", "project", "project_id"]
@@ -155,3 +161,42 @@ def test_rate_limit_is_per_project_with_retry_after(two: Any, monkeypatch: pytes
     _error(refused, 429, "rate_limited")
     assert int(refused.headers["Retry-After"]) >= 1
     assert two.client.get("/v1/project", headers=two.as_b).status_code == 200  # another project's budget
+
+
+def _busybox_runtime(name: str) -> RuntimeInfo:
+    return RuntimeInfo(name=name, image="busybox", default_command="sh main.sh")
+
+
+def test_unknown_routes_and_methods_have_the_error_shape(two: Any) -> None:
+    assert "no route" in _error(two.client.get("/v1/nothing-here", headers=two.as_a), 404, "not_found")
+    assert "not allowed" in _error(two.client.delete("/v1/tasks", headers=two.as_a), 405, "method_not_allowed")
+
+
+def test_a_streamed_upload_over_the_cap_is_413_while_read(
+    tmp_path: Path, zip_of: Callable[[dict[str, str]], bytes]
+) -> None:
+    """No Content-Length to refuse up front: the upload is counted as it streams in and cut at the cap."""
+    mf = Mayfly(Home(tmp_path / "home", Limits(max_upload_bytes=1024)), _busybox_runtime)
+    pid = mf.projects.create("small").id
+    _, token = mf.tokens.create(pid)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data; boundary=xyz"}
+
+    def body() -> Iterator[bytes]:
+        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="c.zip"\r\n\r\n'
+        for _ in range(64):  # 4 MiB: over the 1 KiB cap plus the multipart allowance
+            yield b"\0" * 64 * 1024
+        yield b"\r\n--xyz--\r\n"
+
+    try:
+        with TestClient(create_app(mf), raise_server_exceptions=False) as client:
+            resp = client.post("/v1/codes", headers=headers, content=body())
+            _error(resp, 413, "upload_too_large")
+            small = client.post(
+                "/v1/codes",
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": ("c.zip", zip_of({"main.sh": "echo"}), "application/zip")},
+                data={"data": json.dumps({"name": "ok", "runtime": "shell"})},
+            )
+            assert small.status_code == 201, small.text
+    finally:
+        mf.close()
