@@ -38,6 +38,8 @@ class Site:
     token: str
     bearer: dict[str, str]
     schedule_id: str
+    #: The token of a second project on the same server.
+    other_token: str
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, busybox_image: str, start_ser
         mf = Mayfly(Home(srv.home), resolve_runtime)
         try:
             mf.targets.add("spare", "docker", {}, capacity=3, embedded_runner=False)
+            _, other_token = mf.tokens.create(mf.projects.ensure("other").id, name="other")
         finally:
             mf.close()
         with httpx.Client(base_url=srv.url, headers=srv.bearer, timeout=30) as client:
@@ -57,7 +60,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, busybox_image: str, start_ser
                 "/v1/schedules", json={"code_name": "hello", "cron": "0 3 * * *", "tz": "Europe/Berlin", "label": "x"}
             )
             assert r.status_code == 201, r.text
-            yield Site(srv.url, srv.token, srv.bearer, r.json()["id"])
+            yield Site(srv.url, srv.token, srv.bearer, r.json()["id"], other_token)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +130,12 @@ def test_the_dashboard_reads_need_the_token_and_stay_in_the_project(site: Site) 
     r = httpx.get(f"{site.url}/dashboard/api/tasks", params={"target": "spare"}, headers=site.bearer)
     assert r.status_code == 200, r.text
     assert [t["id"] for t in r.json()["tasks"]] == [spare]
+    other = {"Authorization": f"Bearer {site.other_token}"}
+    r = httpx.get(f"{site.url}/dashboard/api/tasks", params={"target": "spare"}, headers=other)
+    assert r.status_code == 200, r.text
+    assert r.json()["tasks"] == []
+    r = httpx.get(f"{site.url}/dashboard/api/schedules/next", headers=other)
+    assert r.json() == {"next": {}}
     r = httpx.get(f"{site.url}/dashboard/api/schedules/next", params={"count": 3}, headers=site.bearer)
     runs = r.json()["next"][site.schedule_id]
     assert len(runs) == 3
@@ -244,3 +253,20 @@ def test_codes_schedules_and_targets_show_real_data(site: Site, page: Page, tmp_
     assert len(data) > 1000
     if os.environ.get("MAYFLY_DOCS_SCREENSHOT"):
         shutil.copyfile(shot, DOCS_PNG)
+
+
+def test_text_from_the_api_is_shown_as_text_never_as_html(site: Site, page: Page) -> None:
+    label = '<img src=x onerror="window.pwned=1">'
+    payload = '{"html": "<script>window.pwned=2</script>"}'
+    held = _queue(site, "hello", target="spare", delay=3600, label=label, payload=payload)
+    _login(page, site)
+    row = page.locator(f'tr[data-task="{held}"]')
+    expect(row).to_contain_text(label)
+    assert row.locator("img").count() == 0
+    row.locator("a").click()
+    expect(page.locator("#task-fields")).to_contain_text("<script>window.pwned=2</script>")
+    assert page.locator("#task-fields script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.click("#cancel")
+    expect(page.locator("#task-status .badge")).to_have_text("cancelled")
+    expect(page.locator("#retry")).to_be_visible()
