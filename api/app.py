@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mayfly.core import __version__
@@ -63,6 +63,14 @@ def create_app(mf: Mayfly) -> FastAPI:
         }.get(exc.status_code, str(exc.detail))
         body = error_body(path, code, message)
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # A bug, not a client error: the API's shape with no detail (the traceback goes to the server's log).
+        path = request.url.path
+        if not (path.startswith("/v1/") or path.startswith("/2/")):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return JSONResponse(error_body(path, "internal_error", "internal server error"), status_code=500)
 
     for router in _routers():
         app.include_router(router)

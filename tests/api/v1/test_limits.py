@@ -200,3 +200,13 @@ def test_a_streamed_upload_over_the_cap_is_413_while_read(
             assert small.status_code == 201, small.text
     finally:
         mf.close()
+
+
+def test_an_internal_error_keeps_the_shape_and_hides_the_detail(two: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(type(two.mf.tasks), "list", broken)
+    resp = two.client.get("/v1/tasks", headers=two.as_a)
+    assert _error(resp, 500, "internal_error") == "internal server error"
+    assert "secret detail" not in resp.text
