@@ -204,5 +204,12 @@ def test_lists_show_only_the_callers_objects(two: Any) -> None:
     assert two.client.get("/v1/schedules", headers=two.as_b).json() == {"schedules": []}
     assert two.client.get("/v1/project", headers=two.as_b).json()["name"] == "beta"
     # Queueing a task of A's code with B's token does not reach A's code.
-    refused = two.client.post("/v1/tasks", headers=two.as_b, json={"code_name": "c1/x"})
-    assert (refused.status_code, refused.json()["code"]) == (404, "code_not_found")
+    a_code = "c1/x"
+    for path, body in [
+        ("/v1/tasks", {"code_name": a_code}),
+        ("/v1/tasks/bulk", {"code_name": a_code, "payloads": [{}]}),
+        ("/v1/schedules", {"code_name": a_code, "every": "1h"}),
+    ]:
+        refused = two.client.post(path, headers=two.as_b, json=body)
+        assert (path, refused.status_code, refused.json()["code"]) == (path, 404, "code_not_found")
+    assert two.client.get("/v1/tasks", headers=two.as_b, params={"code": a_code}).json()["tasks"] == []
