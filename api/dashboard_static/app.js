@@ -470,7 +470,9 @@ function scheduleRule(s) {
 async function schedulesView() {
   const life = startView();
   const holder = el("div", { id: "schedules" });
-  $("view").append(el("div", { class: "bar" }, el("h1", {}, "Schedules")), holder);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  $("view").append(el("div", { class: "bar" }, el("h1", {}, "Schedules"), el("span", { class: "grow" }),
+    el("span", { class: "muted" }, `Times in ${zone}.`)), holder);
   poll(life, async () => {
     const [data, next] = await Promise.all([
       api("/v1/schedules", { signal: life.abort.signal }),
