@@ -195,6 +195,11 @@ function flash(err) {
 function poll(life, fn, every = POLL_MS) {
   const tick = async () => {
     if (life.abort.signal.aborted) return;
+    if (document.hidden) {
+      // A background tab spends none of the project's request budget; it catches up when shown.
+      life.timers.push(setTimeout(tick, every));
+      return;
+    }
     try {
       await fn();
       if (current === life) $("flash").hidden = true;
@@ -228,6 +233,7 @@ function route() {
 async function tasksView(params) {
   const life = startView();
   const filter = { status: params.get("status") || "", code: params.get("code") || "", target: params.get("target") || "" };
+  const limit = Math.min(1000, Math.max(50, parseInt(params.get("limit") || "50", 10) || 50));
   const select = (name, label, options) =>
     el("label", {}, label,
       el("select", { id: `filter-${name}`, name, onchange: (e) => setFilter(name, e.target.value) },
@@ -237,6 +243,10 @@ async function tasksView(params) {
     const next = { ...filter, [name]: value };
     location.hash = `#/tasks${qs(next)}`;
   };
+  const more = el("button", { type: "button", id: "more", hidden: true }, "Show more");
+  more.onclick = () => {
+    location.hash = `#/tasks${qs({ ...filter, limit: Math.min(1000, limit * 2) })}`;
+  };
   const live = el("span", { class: "live", id: "live" }, "live");
   const head = el("div", { class: "bar" }, el("h1", {}, "Tasks"), el("span", { class: "grow" }), live);
   const filters = el("div", { class: "filters bar", id: "filters" },
@@ -244,7 +254,7 @@ async function tasksView(params) {
     select("code", "Code", filter.code ? [filter.code] : []),
     select("target", "Target", filter.target ? [filter.target] : []));
   const holder = el("div", { id: "tasks" });
-  $("view").append(head, filters, holder);
+  $("view").append(head, filters, holder, el("div", { class: "actions" }, more));
 
   // Fill the code and target choices from /v1 (keeping a filter that names one no longer there).
   const fill = async (name, path, key, pick) => {
@@ -260,7 +270,7 @@ async function tasksView(params) {
   fill("target", "/v1/targets", "targets", (t) => t.name).catch(flash);
 
   poll(life, async () => {
-    const query = { status: filter.status || null, code: filter.code || null, limit: 50 };
+    const query = { status: filter.status || null, code: filter.code || null, limit };
     const data = filter.target
       ? await api(`/dashboard/api/tasks${qs({ ...query, target: filter.target })}`, { signal: life.abort.signal })
       : await api(`/v1/tasks${qs(query)}`, { signal: life.abort.signal });
@@ -277,6 +287,7 @@ async function tasksView(params) {
         el("td", { class: "num" }, duration(t.duration_ms))));
     holder.replaceChildren(table(["Task", "Code", "Status", "Target", "Label", "Created", "Duration#"], rows,
       "No tasks match."));
+    more.hidden = data.tasks.length < limit || limit >= 1000;
   });
 }
 

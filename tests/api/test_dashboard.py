@@ -270,3 +270,22 @@ def test_text_from_the_api_is_shown_as_text_never_as_html(site: Site, page: Page
     page.click("#cancel")
     expect(page.locator("#task-status .badge")).to_have_text("cancelled")
     expect(page.locator("#retry")).to_be_visible()
+
+
+def test_show_more_reaches_past_the_first_page(site: Site, page: Page) -> None:
+    r = httpx.post(
+        f"{site.url}/v1/tasks/bulk",
+        headers=site.bearer,
+        json={"code_name": "fails", "payloads": [{"n": i} for i in range(60)], "delay": 3600, "target": "spare"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    oldest = r.json()["tasks"][0]["id"]
+    _login(page, site)
+    rows = page.locator("#tasks tbody tr[data-task]")
+    expect(rows).to_have_count(50)
+    expect(page.locator(f'tr[data-task="{oldest}"]')).to_have_count(0)
+    page.click("#more")
+    expect(page.locator(f'tr[data-task="{oldest}"]')).to_be_visible()
+    assert "limit=100" in page.url
+    assert httpx.post(f"{site.url}/v1/codes/fails/cancel_all", headers=site.bearer).status_code == 200
