@@ -129,12 +129,13 @@ class TokenService:
         return [_token(r) for r in rows]
 
     def revoke(self, project_id: str, token_id: str) -> Token:
-        """Revoke a token of the project; it fails on its next request."""
+        """Revoke a token of the project; it fails on its next request. Revoking again keeps the first time."""
         with self.store.write() as conn:
             row = conn.execute(select(s.tokens).where(s.tokens.c.id == token_id)).mappings().first()
             if row is None or row["project_id"] != project_id:
                 raise NotFound(f"unknown token {token_id!r}")
-            conn.execute(update(s.tokens).where(s.tokens.c.id == token_id).values(revoked_at=now()))
+            if row["revoked_at"] is None:
+                conn.execute(update(s.tokens).where(s.tokens.c.id == token_id).values(revoked_at=now()))
             return _token(conn.execute(select(s.tokens).where(s.tokens.c.id == token_id)).mappings().one())
 
     def authenticate(self, secret: str | None) -> Token:

@@ -73,6 +73,8 @@ def test_token_revoke(home: Path) -> None:
     assert "revoked token" in _ok("token", "revoke", made["id"])
     [token] = json.loads(_ok("token", "list", "--project", "acme", "--json"))["tokens"]
     assert token["state"] == "revoked"
+    again = json.loads(_ok("token", "revoke", made["id"], "--json"))
+    assert again["revoked_at"] == token["revoked_at"]  # revoking twice keeps the first time
     mf = Mayfly(Home(home), resolve_runtime)
     try:
         with pytest.raises(Unauthorized, match="revoked"):
