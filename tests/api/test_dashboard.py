@@ -40,6 +40,8 @@ class Site:
     schedule_id: str
     #: The token of a second project on the same server.
     other_token: str
+    home: Path
+    project_id: str
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, busybox_image: str, start_ser
                 "/v1/schedules", json={"code_name": "hello", "cron": "0 3 * * *", "tz": "Europe/Berlin", "label": "x"}
             )
             assert r.status_code == 201, r.text
-            yield Site(srv.url, srv.token, srv.bearer, r.json()["id"], other_token)
+            yield Site(srv.url, srv.token, srv.bearer, r.json()["id"], other_token, srv.home, srv.project_id)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +156,25 @@ def test_a_wrong_token_shows_the_error_and_stays_on_login(site: Site, page: Page
     assert page.evaluate("sessionStorage.getItem('mayfly.token')") is None
 
 
-def test_a_revoked_session_token_returns_to_login_with_the_message(site: Site, page: Page) -> None:
+def test_a_token_revoked_while_logged_in_returns_to_login_with_the_message(site: Site, page: Page) -> None:
+    mf = Mayfly(Home(site.home), resolve_runtime)
+    try:
+        token, secret = mf.tokens.create(site.project_id, name="short-lived")
+        page.goto(site.url)
+        page.fill("#token", secret)
+        page.click("#login-submit")
+        expect(page.locator("#project-name")).to_have_text("dash")
+        expect(page.locator("#tasks table")).to_be_visible()
+        mf.tokens.revoke(site.project_id, token.id)
+    finally:
+        mf.close()
+    # The next poll of the task list is refused: back to the login screen, saying why.
+    expect(page.locator("#login-error")).to_contain_text("Logged out")
+    expect(page.locator("#main")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('mayfly.token')") is None
+
+
+def test_a_bad_token_left_in_the_tab_returns_to_login_on_load(site: Site, page: Page) -> None:
     _login(page, site)
     page.evaluate("sessionStorage.setItem('mayfly.token', 'mfy_expired')")
     page.reload()
