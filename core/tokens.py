@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from mayfly.core.errors import InvalidInput, MayflyError, NotFound
+from mayfly.core.errors import ExitCode, InvalidInput, MayflyError, NotFound
 from mayfly.core.ids import new_id
 from mayfly.core.records import iso
 from mayfly.core.store import Store, now
@@ -33,6 +33,8 @@ class Unauthorized(MayflyError):
 
     code = "unauthorized"
     http_status = 401
+    #: The CLI's "credentials missing" exit code: a bad token must not look like a failed task (1).
+    exit_code = ExitCode.UNAVAILABLE
 
 
 def _base62(n: int, width: int) -> str:

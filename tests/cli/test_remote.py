@@ -163,10 +163,10 @@ def test_another_project_is_refused_not_ignored(env: dict[str, str]) -> None:
 
 def test_bad_or_missing_token(env: dict[str, str]) -> None:
     no_token = _run({**env, "MAYFLY_TOKEN": ""}, "task", "list")
-    assert no_token.exit_code != 0
+    assert no_token.exit_code == ExitCode.UNAVAILABLE
     assert "MAYFLY_TOKEN is not" in no_token.stderr
     wrong = _run({**env, "MAYFLY_TOKEN": "mfy_wrong"}, "task", "list")
-    assert wrong.exit_code != 0
+    assert wrong.exit_code == ExitCode.UNAVAILABLE  # not 1, which `mayfly run` uses for a failed task
     assert "malformed token" in wrong.stderr
     assert env["MAYFLY_TOKEN"] not in wrong.stderr + wrong.stdout
 
