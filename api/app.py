@@ -45,7 +45,8 @@ def create_app(mf: Mayfly) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        loc = tuple(first.get("loc", ()))
+        where = ".".join(str(p) for p in loc if p != "body") or ("body" if loc == ("body",) else "")
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         status = 400
         return JSONResponse(error_body(request.url.path, "invalid_input", message), status_code=status)

@@ -149,6 +149,10 @@ def test_errors_have_a_stable_code(two: Any) -> None:
     _error(two.client.post("/v1/tasks", headers=two.as_a, json={"code_name": "nope"}), 404, "code_not_found")
     bad = two.client.post("/v1/tasks", headers={**two.as_a, "Content-Type": "application/json"}, content=b"{")
     _error(bad, 400, "invalid_input")
+    empty = two.client.post("/v1/tasks", headers=two.as_a)
+    assert _error(empty, 400, "invalid_input") == "body: Field required"
+    not_an_object = two.client.post("/v1/tasks", headers=two.as_a, json=[1])
+    assert _error(not_an_object, 400, "invalid_input").startswith("body: ")
 
 
 def test_rate_limit_is_per_project_with_retry_after(two: Any, monkeypatch: pytest.MonkeyPatch) -> None:
