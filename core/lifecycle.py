@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
@@ -85,12 +85,32 @@ def move(conn: Connection, task: Task, new: TaskStatus, now: float, **fields: An
     values = {"status": new.value, "updated_at": now, **fields}
     if new.terminal:
         values.setdefault("end_time", now)
-    res = conn.execute(update(s.tasks).where(s.tasks.c.id == task.id, s.tasks.c.status == old.value).values(**values))
+    res = conn.execute(_move_statement(frozenset(values)), {**values, "_id": task.id, "_old": old.value})
     if res.rowcount != 1:
         return False
     if new.terminal:
         _ended(conn, [Ended(task.id, task.project_id, task.webhook)], new, now)
     return True
+
+
+_MOVES: dict[frozenset[str], Update] = {}
+
+
+def _move_statement(columns: frozenset[str]) -> Update:
+    """The compare-and-set UPDATE setting ``columns``, built once per set of columns.
+
+    A statement object reused with bound values skips SQLAlchemy's per-call construction
+    and cache-key walk, which cost more than the UPDATE itself when events come by hundreds.
+    """
+    stmt = _MOVES.get(columns)
+    if stmt is None:
+        stmt = (
+            update(s.tasks)
+            .where(s.tasks.c.id == bindparam("_id"), s.tasks.c.status == bindparam("_old"))
+            .values({c: bindparam(c) for c in sorted(columns)})
+        )
+        _MOVES[columns] = stmt
+    return stmt
 
 
 def _ended(conn: Connection, ended: Sequence[Ended], status: TaskStatus, now: float) -> None:

@@ -29,6 +29,7 @@ from mayfly.core.queues import Queue
 from mayfly.core.records import Revision, Task
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
+from mayfly.core.validate import PRIORITIES
 
 #: How many queued rows one dispatch pass looks at per target.
 SCAN_LIMIT = 1000
@@ -61,16 +62,15 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
             room = capacity - per_target[target]
             if room <= 0:
                 continue
-            rows = conn.execute(
-                select(s.tasks.c.id, s.tasks.c.code_id, s.tasks.c.revision_id, s.tasks.c.wait_for)
-                .where(
-                    and_(
-                        s.tasks.c.status == TaskStatus.QUEUED.value, s.tasks.c.target == target, s.tasks.c.run_at <= now
-                    )
-                )
-                .order_by(s.tasks.c.priority.desc(), s.tasks.c.id)
-                .limit(SCAN_LIMIT)
-            ).all()
+            # One scan per priority, highest first: each walks ix_tasks_queued (target, priority, id) in
+            # order and stops at the limit. A single ORDER BY priority DESC, id sorts every queued row of
+            # the target in a temporary B-tree on each pass (id ascends where priority descends).
+            rows: list[Any] = []
+            for priority in PRIORITIES:
+                left = SCAN_LIMIT - len(rows)
+                if left <= 0:
+                    break
+                rows += conn.execute(_SCAN, {"target": target, "priority": priority, "now": now, "n": left}).all()
             for task_id, code_id, revision_id, wait_for in rows:
                 if room <= 0:
                     break
@@ -97,6 +97,20 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
                 raise StoreUnavailable("dispatch raced another control plane; retrying on the next pass")
     return chosen
 
+
+_SCAN = (
+    select(s.tasks.c.id, s.tasks.c.code_id, s.tasks.c.revision_id, s.tasks.c.wait_for)
+    .where(
+        and_(
+            s.tasks.c.status == TaskStatus.QUEUED.value,
+            s.tasks.c.target == bindparam("target"),
+            s.tasks.c.priority == bindparam("priority"),
+            s.tasks.c.run_at <= bindparam("now"),
+        )
+    )
+    .order_by(s.tasks.c.id)
+    .limit(bindparam("n"))
+)
 
 _TO_PREPARING = (
     update(s.tasks)

@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mayfly.core.blobs import BlobStore
@@ -43,7 +43,7 @@ from mayfly.core.messages import (
 from mayfly.core.models import ContainerStatus, LaunchSpec
 from mayfly.core.provider import Capability, Provider
 from mayfly.core.queues import Message, QueueSet
-from mayfly.core.queues.batching import BatchingQueue
+from mayfly.core.queues.batching import GroupCommit
 from mayfly.core.workers import WorkerPool
 
 log = logging.getLogger("mayfly.runner")
@@ -154,9 +154,9 @@ class Runner:
         self.tasks = queues.get("tasks")
         self.control = queues.get("control")
         self.events = queues.get("events")
-        # Watch threads report and ack through group commits: one queue write serves many threads.
-        self._events_out = BatchingQueue(self.events)
-        self._task_acks = BatchingQueue(self.tasks)
+        # Watch threads report and ack through one group commit: one queue write serves many threads, and
+        # an attempt's last event and the ack of its message go in the same write (events first).
+        self._outbox: GroupCommit[tuple[str | None, Message | None], bool] = GroupCommit(self._send_and_ack)
         self.blobs = blobs
         self.concurrency = concurrency
         self.lease = lease
@@ -320,31 +320,39 @@ class Runner:
         # One listing tells which of this attempt's records exist (exited, cancel, launched).
         records = {key.rsplit("/", 1)[-1] for key in self.blobs.list(rk(""))}
         if "exited" in records:
-            self._send_raw(self.blobs.get(rk("exited")).decode())
-            self._finish(watch, remove=False)
+            self._finish(watch, remove=False, event=self.blobs.get(rk("exited")).decode())
             return
         if "cancel" in records:
-            self._report(
-                watch, EventKind.EXITED, stopped="cancel", exit_code=None, message="cancelled before it started"
+            self._finish(
+                watch,
+                remove=False,
+                event=self._body(
+                    watch, EventKind.EXITED, stopped="cancel", exit_code=None, message="cancelled before it started"
+                ),
             )
-            self._finish(watch, remove=False)
             return
         try:
             existing = self.provider.find(msg.name)
         except Unsupported:
             existing = None
         except MayflyError as exc:
-            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
-            self._finish(watch, remove=False)
+            self._finish(
+                watch,
+                remove=False,
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True),
+            )
             return
         if existing is None and "launched" in records:
-            self._report(
+            self._finish(
                 watch,
-                EventKind.LOST,
-                message="the container of this attempt disappeared before it reported an exit "
-                "(engine restarted or container removed)",
+                remove=False,
+                event=self._body(
+                    watch,
+                    EventKind.LOST,
+                    message="the container of this attempt disappeared before it reported an exit "
+                    "(engine restarted or container removed)",
+                ),
             )
-            self._finish(watch, remove=False)
             return
         if existing is None:
             self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
@@ -353,12 +361,18 @@ class Runner:
             # was created but never started (a crash between the two).
             result = self.provider.launch(launch_spec(msg))
         except LaunchFailed as exc:
-            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable)
-            self._finish(watch, remove=False)
+            self._finish(
+                watch,
+                remove=False,
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable),
+            )
             return
         except MayflyError as exc:
-            self._report(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True)
-            self._finish(watch, remove=False)
+            self._finish(
+                watch,
+                remove=False,
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True),
+            )
             return
         watch.handle = result.handle
         watch.fresh = not result.existing
@@ -372,8 +386,9 @@ class Runner:
         handle = watch.handle
         st = self.provider.state(handle)
         if st.status is ContainerStatus.MISSING:
-            self._report(watch, EventKind.LOST, message="the container disappeared")
-            self._finish(watch, remove=False)
+            self._finish(
+                watch, remove=False, event=self._body(watch, EventKind.LOST, message="the container disappeared")
+            )
             return
         started = st.started_at or self.clock()
         if st.status is not ContainerStatus.EXITED:
@@ -404,16 +419,22 @@ class Runner:
         if watch.abandoned:
             return
         if st.status is ContainerStatus.MISSING:
-            self._report(watch, EventKind.LOST, message="the container disappeared while running")
-            self._finish(watch, remove=True)
+            self._finish(
+                watch,
+                remove=True,
+                event=self._body(watch, EventKind.LOST, message="the container disappeared while running"),
+            )
             return
         if st.infra is not None and watch.stopped is None:
             # The platform ended it: an infrastructure failure, retried on its own budget (or not at all).
             kind = EventKind.LOST if st.infra == "retry" else EventKind.LAUNCH_FAILED
-            self._report(
-                watch, kind, message=st.detail or "the platform stopped the task", retryable=st.infra == "retry"
+            self._finish(
+                watch,
+                remove=True,
+                event=self._body(
+                    watch, kind, message=st.detail or "the platform stopped the task", retryable=st.infra == "retry"
+                ),
             )
-            self._finish(watch, remove=True)
             return
         stopped = watch.stopped
         if stopped is None and self.blobs.exists(run_key(watch.task_id, watch.attempt, "cancel")):
@@ -433,8 +454,7 @@ class Runner:
         data.update(self._collect_result(watch, handle, max_result))
         event = self._event(watch, EventKind.EXITED, data)
         self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.dumps().encode())
-        self._events_out.send(event.dumps())
-        self._finish(watch, remove=True)
+        self._finish(watch, remove=True, event=event.dumps())
 
     def _collect_result(self, watch: Watch, handle: str, max_result: int) -> dict[str, object]:
         try:
@@ -482,17 +502,31 @@ class Runner:
         return Event(watch.task_id, watch.attempt, kind, self.clock(), dict(data))
 
     def _report(self, watch: Watch, kind: EventKind, **data: object) -> None:
-        if not watch.abandoned:
-            self._events_out.send(self._event(watch, kind, data).dumps())
+        body = self._body(watch, kind, **data)
+        if body is not None:
+            self._outbox.submit((body, None))
 
-    def _send_raw(self, body: str) -> None:
-        self._events_out.send(body)
+    def _body(self, watch: Watch, kind: EventKind, **data: object) -> str | None:
+        """The event to send, or None once the attempt was abandoned (its new owner reports)."""
+        return None if watch.abandoned else self._event(watch, kind, data).dumps()
 
-    def _finish(self, watch: Watch, *, remove: bool) -> None:
-        """Ack the message, then remove the container (in that order: see the module docstring)."""
-        if watch.message is not None and not watch.abandoned:
+    def _send_and_ack(self, items: Sequence[tuple[str | None, Message | None]]) -> list[bool]:
+        """One group commit of events and acks: every event is durable before any message is acked."""
+        bodies = [body for body, _ in items if body is not None]
+        acks = [m for _, m in items if m is not None]
+        done = iter(self.events.send_and_ack(bodies, self.tasks, acks))
+        return [next(done) if m is not None else True for _, m in items]
+
+    def _finish(self, watch: Watch, *, remove: bool, event: str | None = None) -> None:
+        """Send the attempt's last event and ack its message in one queue write, then remove the container.
+
+        Acking before removing: see the module docstring.
+        """
+        ack = watch.message if watch.message is not None and not watch.abandoned else None
+        if ack is not None:
             watch.done = True  # no heartbeat extends a message that is being acked
-            self._task_acks.ack(watch.message)
+        if event is not None or ack is not None:
+            self._outbox.submit((event, ack))
         if remove and watch.handle is not None and not watch.abandoned:
             try:
                 self.provider.remove(watch.handle)
@@ -517,8 +551,12 @@ class Runner:
         self._last_heartbeat = now
         with self._lock:
             held = [w for w in self.watches.values() if w.message is not None and not w.done]
-        for watch in held:
-            assert watch.message is not None
-            if not self.tasks.extend(watch.message, self.lease):
-                log.warning("lease of %s attempt %s was lost; another runner owns it now", watch.task_id, watch.attempt)
-                watch.abandoned = True
+        if not held:
+            return
+        # One queue write for every held lease (one transaction on SQLite, batches on SQS).
+        kept = self.tasks.extend_many([w.message for w in held if w.message is not None], self.lease)
+        for watch, ok in zip(held, kept, strict=True):
+            if ok or watch.done:
+                continue  # a watch that finished meanwhile acked its message: nothing was lost
+            log.warning("lease of %s attempt %s was lost; another runner owns it now", watch.task_id, watch.attempt)
+            watch.abandoned = True

@@ -5,10 +5,13 @@ from __future__ import annotations
 from mayfly.core.config import Limits
 from mayfly.core.errors import InvalidInput
 
+#: IronWorker's priorities, highest first (the router scans them in this order).
+PRIORITIES = (2, 1, 0)
+
 
 def priority(value: int) -> int:
     """IronWorker's priorities: 0 (default), 1, 2 (highest)."""
-    if value not in (0, 1, 2):
+    if value not in PRIORITIES:
         raise InvalidInput("priority must be 0, 1 or 2")
     return value
 

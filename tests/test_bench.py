@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["throughput", "dispatch", "scale"])
+@pytest.mark.parametrize("name", ["throughput", "dispatch", "scale", "api"])
 def test_benchmark_runs(name: str, runtime_images: dict[str, str], busybox_image: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "bench", name, "--small"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", name, "--small"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table) >= 2  # the header and at least one measured row

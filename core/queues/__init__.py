@@ -61,6 +61,21 @@ class Queue(abc.ABC):
     def extend(self, message: Message, lease: float) -> bool:
         """Keep the message leased for ``lease`` more seconds; False when the lease was lost."""
 
+    def send_and_ack(self, bodies: Sequence[str], source: Queue, messages: Sequence[Message]) -> list[bool]:
+        """Send ``bodies`` here, then ack ``messages`` of ``source``; the acks' results.
+
+        No message is acked before every body is durably sent (a crash in between at
+        worst redelivers what was already reported). Backends that can do both in one
+        transaction do.
+        """
+        if bodies:
+            self.send_many(bodies)
+        return source.ack_many(messages) if messages else []
+
+    def extend_many(self, messages: Sequence[Message], lease: float) -> list[bool]:
+        """Extend several leases; backends batch where they can."""
+        return [self.extend(m, lease) for m in messages]
+
     @abc.abstractmethod
     def depth(self) -> int:
         """Number of messages in the queue, leased or not."""

@@ -8,15 +8,18 @@ a lock upgrade; :meth:`Store.read` is a plain deferred transaction.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from mayfly.core.errors import StoreUnavailable
@@ -68,9 +71,20 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._write_mutex = threading.Lock()
+        self._turn = threading.local()
+        self._lock_fd: int | None = None
         if self.is_sqlite:
-            self.engine = create_engine(url)
+            # A pool as large as the API's thread pool: past ``pool_size`` a connection is closed on
+            # return and the next request opens (and configures) a new one.
+            database = make_url(url).database
+            on_file = database not in (None, "", ":memory:") and not str(database).startswith("file:")
+            self.engine = create_engine(url, pool_size=40, max_overflow=20) if on_file else create_engine(url)
             _configure_sqlite(self.engine)
+            if on_file:
+                # A read-only folder, say: writers wait in SQLite's busy loop as before.
+                with contextlib.suppress(OSError):
+                    self._lock_fd = os.open(f"{database}.wlock", os.O_RDWR | os.O_CREAT, 0o644)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         if migrate:
@@ -120,8 +134,30 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on success and rolled back on error."""
-        with self._connect(write=True) as conn, conn.begin():
+        with self._writer_turn(), self._connect(write=True) as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """On a SQLite file: wait for the write lock on a mutex and a ``flock``, not in SQLite's busy loop.
+
+        SQLite lets a writer that finds the lock taken sleep 1, 2, 5, 10... up to 100 ms
+        before it looks again, so under load (the API's threads, a control plane) most of
+        a write's latency was sleeping past a lock that was long free. A mutex (threads of
+        this process) and a ``flock`` on ``<db>.wlock`` (other processes) wake the next
+        writer as soon as the lock is released. SQLite's lock still guards correctness.
+        """
+        if self._lock_fd is None or getattr(self._turn, "held", False):
+            yield  # not a SQLite file, or this thread already has the turn (SQLite decides, as before)
+            return
+        with self._write_mutex:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._turn.held = True
+            try:
+                yield
+            finally:
+                self._turn.held = False
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -143,6 +179,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def now() -> float:
