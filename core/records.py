@@ -18,11 +18,21 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 class _Row:
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Self:
         """Build from a SQLAlchemy row mapping, ignoring columns the record does not name."""
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)  # the control plane builds thousands a second: fields() once per class
         return cls(**{k: v for k, v in row.items() if k in names})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,8 +178,9 @@ def publish(
         if not rows:
             return sent
         by_target: dict[str, list[tuple[str, int, str]]] = {}
+        revisions: dict[str, Revision] = {}
         for row in rows:
-            task, rev = _split(row)
+            task, rev = _split(row, revisions)
             msg = build_message(task, rev, limits)
             if ensure_code is not None and msg.code is not None:
                 ensure_code(task.target, msg.code)
@@ -198,11 +199,17 @@ def publish(
             return sent
 
 
-def _split(row: object) -> tuple[Task, Revision]:
-    mapping = row._mapping  # type: ignore[attr-defined]
-    task_cols = {c.name for c in s.tasks.columns}
-    task = Task.from_row({k: mapping[s.tasks.c[k]] for k in task_cols})
-    rev = Revision.from_row({c.name: mapping[s.code_revisions.c[c.name]] for c in s.code_revisions.columns})
+_TASK_COLUMNS = [c.name for c in s.tasks.columns]
+_REVISION_COLUMNS = [c.name for c in s.code_revisions.columns]
+
+
+def _split(row: Sequence[Any], revisions: dict[str, Revision]) -> tuple[Task, Revision]:
+    """A ``tasks JOIN code_revisions`` row (tasks' columns first) as records; revisions are built once each."""
+    n = len(_TASK_COLUMNS)
+    task = Task.from_row(dict(zip(_TASK_COLUMNS, row[:n], strict=True)))
+    rev = revisions.get(task.revision_id)
+    if rev is None:
+        rev = revisions[task.revision_id] = Revision.from_row(dict(zip(_REVISION_COLUMNS, row[n:], strict=True)))
     return task, rev
 
 
