@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, bindparam, func, select, update
+from sqlalchemy import Column, Connection, and_, bindparam, func, select, text, true, update
 
 from mayfly.core.config import Limits
 from mayfly.core.errors import StoreUnavailable
 from mayfly.core.messages import TaskMessage
-from mayfly.core.models import ACTIVE_STATUSES, CodeRef, TaskStatus
+from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Queue
 from mayfly.core.records import Revision, Task
 from mayfly.core.store import Store
@@ -42,8 +42,7 @@ class Dispatched:
 
 
 def _active_counts(conn: Connection, column: Column[Any]) -> Counter[str]:
-    active = [st.value for st in ACTIVE_STATUSES]
-    rows = conn.execute(select(column, func.count()).where(s.tasks.c.status.in_(active)).group_by(column))
+    rows = conn.execute(select(column, func.count()).where(text(s.ACTIVE)).group_by(column))
     return Counter({str(k): int(n) for k, n in rows})
 
 
@@ -172,7 +171,7 @@ def publish(
             rows = conn.execute(
                 select(s.tasks, s.code_revisions)
                 .join(s.code_revisions, s.code_revisions.c.id == s.tasks.c.revision_id)
-                .where(s.tasks.c.dispatch_pending.is_(True))
+                .where(s.tasks.c.dispatch_pending == true())
                 .limit(batch)
             ).all()
         if not rows:

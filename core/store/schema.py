@@ -23,6 +23,12 @@ from sqlalchemy import (
     text,
 )
 
+# Partial-index predicates, written once. SQLite uses a partial index only when the query
+# repeats its term: a bound ``IN (?, ?)`` or ``IS 1`` does not match, so queries that want
+# these indexes use the same text (``ACTIVE``) or ``== true()``, never ``in_()`` / ``is_(True)``.
+QUEUED = "status = 'queued'"
+ACTIVE = "status IN ('preparing', 'running')"
+
 metadata = MetaData()
 
 ID = String(24)
@@ -157,21 +163,21 @@ tasks = Table(
         "target",
         "priority",
         "id",
-        sqlite_where=text("status = 'queued'"),
-        postgresql_where=text("status = 'queued'"),
+        sqlite_where=text(QUEUED),
+        postgresql_where=text(QUEUED),
     ),
     # Slot counting per code and per target.
     Index(
         "ix_tasks_active_code",
         "code_id",
-        sqlite_where=text("status IN ('preparing', 'running')"),
-        postgresql_where=text("status IN ('preparing', 'running')"),
+        sqlite_where=text(ACTIVE),
+        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_active_target",
         "target",
-        sqlite_where=text("status IN ('preparing', 'running')"),
-        postgresql_where=text("status IN ('preparing', 'running')"),
+        sqlite_where=text(ACTIVE),
+        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_outbox",
