@@ -14,7 +14,7 @@ from mayfly.core.blobs import BlobStore
 from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.codes import CodeService, RuntimeResolver
 from mayfly.core.config import DEFAULT_PROJECT, Home
-from mayfly.core.control import ControlPlane, TargetWiring
+from mayfly.core.control import ROUTER_BELL, ControlPlane, TargetWiring
 from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import TaskAlreadyFinished, TaskNotFound
 from mayfly.core.messages import CancelMessage
@@ -23,7 +23,7 @@ from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
 from mayfly.core.provider import Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
-from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueueSet
+from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQueueSet
 from mayfly.core.runner import Runner
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleService
@@ -101,7 +101,15 @@ class Mayfly:
 
     @cached_property
     def tasks(self) -> TaskService:
-        return TaskService(self.store, self.limits, self.codes.get, self.targets.get, self.blobs_for, self._send_cancel)
+        return TaskService(
+            self.store,
+            self.limits,
+            self.codes.get,
+            self.targets.get,
+            self.blobs_for,
+            self._send_cancel,
+            on_queued=lambda: self.broker.wakeups.notify(ROUTER_BELL),
+        )
 
     def project_id(self, name: str | None = None) -> str:
         """The id of a project (the default one unless named), created on first use."""
@@ -146,10 +154,15 @@ class Mayfly:
             name: TargetWiring(self.queues_for(name), self.blobs_for(name), self.targets.get(name).capacity)
             for name in names
         }
+        # Woken by new tasks (this process or another on the same home) and by embedded events.
+        bells = [ROUTER_BELL] + [
+            q.name for q in (w.queues.get("events") for w in wiring.values()) if isinstance(q, EmbeddedQueue)
+        ]
         return ControlPlane(
             self.store,
             self.limits,
             wiring,
+            wait_for_work=lambda timeout: self.broker.wakeups.wait_any(bells, timeout),
             code_source=self.blobs,
             scheduler=lambda now: fire_due(self.store, self.tasks, now),
             cancel=self._cancel_quietly,

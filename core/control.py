@@ -30,6 +30,12 @@ from mayfly.core.store import schema as s
 
 log = logging.getLogger("mayfly.control")
 
+#: The wake-up name that new work rings (queued tasks, retries): a control plane asleep wakes to dispatch.
+ROUTER_BELL = "router"
+#: How long an idle control plane sleeps when nothing wakes it: the bound on how late a delayed
+#: task, a schedule, a resumed code or a cloud target's event is noticed.
+IDLE_WAIT = 0.25
+
 
 @dataclass(frozen=True)
 class TargetWiring:
@@ -55,8 +61,11 @@ class ControlPlane:
         scheduler: Callable[[float], Pass] | None = None,
         cancel: Callable[[str, str], None] | None = None,
         metrics: Metrics | None = None,
+        wait_for_work: Callable[[float], object] | None = None,
     ) -> None:
         self.store = store
+        #: Sleeps until something may have changed (new tasks, events) or the timeout; None: just sleep.
+        self.wait_for_work = wait_for_work
         #: Where launch latency and run duration are observed (None: nowhere).
         self.metrics = metrics
         #: Where code packages are uploaded to (the home's blob store); copied to targets on first use.
@@ -72,12 +81,20 @@ class ControlPlane:
         self.event_batch = event_batch
         self._stop = threading.Event()
 
-    def run(self, stop: threading.Event | None = None, idle_wait: float = 0.05) -> None:
-        """Loop until ``stop`` is set."""
+    def run(self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT) -> None:
+        """Loop until ``stop`` is set: straight on after a pass that did work, else asleep until woken."""
         if stop is not None:
             self._stop = stop
+        self._sleep(0.0)  # bind the wake-up listeners before the first look, so no ring is missed
         while not self._stop.is_set():
-            self.step(wait=idle_wait)
+            if self.step() == 0:
+                self._sleep(idle_wait)
+
+    def _sleep(self, timeout: float) -> None:
+        if self.wait_for_work is not None:
+            self.wait_for_work(timeout)
+        else:
+            self._stop.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()

@@ -88,8 +88,11 @@ class TaskService:
         known_target: Callable[[str], object],
         blobs_for: Callable[[str], BlobStore],
         send_cancel: Callable[[str, CancelMessage], None],
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        #: Called after a commit that queued tasks: wakes the control plane (any process) to dispatch them.
+        self.on_queued = on_queued
         self.limits = limits
         self.code_of = code_of
         self.known_target = known_target
@@ -173,7 +176,9 @@ class TaskService:
             rows.append(values)
         with self.store.write() as conn:
             if rows:
-                conn.execute(insert(s.tasks), rows)
+                conn.execute(_INSERT, rows)
+        if rows:
+            self.on_queued()
         return [Task.from_row({**_UNSET, **r}) for r in rows]
 
     # ------------------------------------------------------------ read
@@ -316,8 +321,12 @@ class TaskService:
             if deleted is not None:
                 raise CodeNotFound(f"code {task.code_name!r} of task {task_id} was deleted; push it again first")
             new = create_retry(conn, task, now(), delay=float(delay))
-            return self._get(conn, project_id, new)
+            retried = self._get(conn, project_id, new)
+        self.on_queued()
+        return retried
 
+
+_INSERT = insert(s.tasks)
 
 #: Column values of a new task that ``_values`` does not set (the table's defaults).
 _UNSET: dict[str, object] = {

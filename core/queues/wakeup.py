@@ -21,6 +21,7 @@ import select
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 _counter = itertools.count()
@@ -44,10 +45,14 @@ class Listener:
         ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
         if not ready:
             return False
+        self.drain()
+        return True
+
+    def drain(self) -> None:
+        """Forget the pokes received so far (one wake-up answers them all)."""
         with contextlib.suppress(BlockingIOError):
             while True:
                 self.sock.recv(16)
-        return True
 
     def close(self) -> None:
         self.marker.unlink(missing_ok=True)
@@ -82,6 +87,22 @@ class WakeupHub:
         if queue not in listeners:
             listeners[queue] = Listener(self, queue)
         return listeners[queue]
+
+    def wait_any(self, queues: list[str], timeout: float) -> bool:
+        """Sleep until any of ``queues`` is poked or ``timeout`` passes; True when poked.
+
+        Uses this thread's listeners, the ones :meth:`listener` hands to receivers, so a poke
+        is never consumed by one and missed by the other. Where unsupported it just sleeps.
+        """
+        listeners = [lst for lst in (self.listener(q) for q in queues) if lst is not None]
+        if not listeners:
+            time.sleep(max(0.0, timeout))
+            return False
+        ready, _, _ = select.select([lst.sock for lst in listeners], [], [], max(0.0, timeout))
+        for lst in listeners:
+            if lst.sock in ready:
+                lst.drain()
+        return bool(ready)
 
     def notify(self, queue: str) -> None:
         """Poke every listener of ``queue`` (other processes' included)."""

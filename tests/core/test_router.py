@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import CodeOptions
-from mayfly.core.messages import TaskMessage
+from mayfly.core.codes import CodeOptions, RuntimeResolver
+from mayfly.core.config import Home
+from mayfly.core.messages import Event, EventKind, TaskMessage
 from mayfly.core.router import dispatch, publish
 from mayfly.core.store import now
 from mayfly.core.tasks import TaskOptions
@@ -66,3 +68,32 @@ def test_outbox_sends_each_dispatched_attempt_and_survives_a_crash(mf: Mayfly, p
     assert (msg.task_id, msg.attempt, msg.payload, msg.env) == (task.id, 1, '{"n": 7}', {"A": "1", "B": "2"})
     assert msg.name == f"mayfly-{task.id}-1"
     assert mf.tasks.get(project, task.id).status == "preparing"
+
+
+def test_new_work_wakes_a_sleeping_control_plane_of_another_instance(
+    mf: Mayfly, project: str, home: Path, resolver: RuntimeResolver
+) -> None:
+    """Queueing rings the router bell of the home, so a server's control plane dispatches at once.
+
+    The second Mayfly stands in for another process (a CLI) on the same home: the bell is a
+    datagram to every listener of the home, not an in-process event.
+    """
+    _code(mf, project)
+    control = mf.control_plane()
+    assert control.wait_for_work is not None
+    assert control.wait_for_work(0.0) is False  # binds the listeners; nothing rang yet
+    other = Mayfly(Home(home), resolver)
+    try:
+        task = other.tasks.queue(project, "img", "{}", TaskOptions())
+        assert control.wait_for_work(30.0) is True  # woken by the ring, not by the timeout
+        assert control.step() >= 1
+        assert mf.tasks.get(project, task.id).status == "preparing"
+        # A retry rings too; an event sent to the target's events queue wakes it as well.
+        assert control.wait_for_work(0.0) is False
+        mf.queues_for("local").get("events").send(Event(task.id, 1, EventKind.EXITED, now(), {"exit_code": 0}).dumps())
+        assert control.wait_for_work(30.0) is True
+        control.step()
+        other.tasks.retry(project, task.id)
+        assert control.wait_for_work(30.0) is True
+    finally:
+        other.close()
