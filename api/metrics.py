@@ -23,10 +23,10 @@ import logging
 import math
 import os
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
-from mayfly.api.deps import bearer_secret, get_mayfly
+from mayfly.api.deps import MayflyDep, bearer_secret
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import MayflyError
 from mayfly.core.metrics import Family, Sample
@@ -41,7 +41,7 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, mf: Mayfly = Depends(get_mayfly)) -> Response:
+def metrics(request: Request, mf: MayflyDep) -> Response:
     """The exposition: store gauges for the caller's project (every project when public), process metrics."""
     project_id = None if public() else mf.tokens.authenticate(bearer_secret(request)).project_id
     families = [*store_families(mf, project_id), *mf.metrics.collect()]

@@ -14,12 +14,12 @@ import json
 import re
 import shlex
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from mayfly.core import archive, validate
 from mayfly.core.blobs import BlobStore, code_key, sha256_file
@@ -37,6 +37,26 @@ from mayfly.core.records import Code, Revision
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 from mayfly.core.webhook_urls import validate_url
+
+#: Codes joined with their latest revision (codes' columns first).
+_WITH_LATEST = select(s.codes, s.code_revisions).join(
+    s.code_revisions,
+    (s.code_revisions.c.code_id == s.codes.c.id) & (s.code_revisions.c.rev == s.codes.c.latest_rev),
+)
+#: One live code by name, with its latest revision. Built once: constructing it cost more than running it.
+_LATEST = _WITH_LATEST.where(
+    s.codes.c.project_id == bindparam("project_id"), s.codes.c.name == bindparam("name"), s.codes.c.deleted_at.is_(None)
+)
+_CODE_COLUMNS = [c.name for c in s.codes.columns]
+_REVISION_COLUMNS = [c.name for c in s.code_revisions.columns]
+
+
+def _code_with_revision(row: Sequence[Any]) -> tuple[Code, Revision]:
+    """A row of :data:`_WITH_LATEST` as records."""
+    n = len(_CODE_COLUMNS)
+    code = Code.from_row(dict(zip(_CODE_COLUMNS, row[:n], strict=True)))
+    return code, Revision.from_row(dict(zip(_REVISION_COLUMNS, row[n:], strict=True)))
+
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
@@ -361,9 +381,12 @@ class CodeService:
     # ------------------------------------------------------------ read
 
     def get(self, project_id: str, name: str) -> tuple[Code, Revision]:
-        """The code and its latest revision."""
+        """The code and its latest revision (one query: every queued task asks)."""
         with self.store.read() as conn:
-            code = self._get(conn, project_id, name)
+            row = conn.execute(_LATEST, {"project_id": project_id, "name": name}).first()
+            if row is not None:
+                return _code_with_revision(row)
+            code = self._get(conn, project_id, name)  # raises the right "not found"
             return code, self._revision(conn, code.id, name, code.latest_rev)
 
     def _get(self, conn: Connection, project_id: str, name: str) -> Code:
@@ -402,24 +425,11 @@ class CodeService:
         """Every code of the project with its latest revision, by name."""
         with self.store.read() as conn:
             rows = conn.execute(
-                select(s.codes, s.code_revisions)
-                .join(
-                    s.code_revisions,
-                    (s.code_revisions.c.code_id == s.codes.c.id) & (s.code_revisions.c.rev == s.codes.c.latest_rev),
+                _WITH_LATEST.where(s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None)).order_by(
+                    s.codes.c.name
                 )
-                .where(s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None))
-                .order_by(s.codes.c.name)
             ).all()
-        out = []
-        for row in rows:
-            m = row._mapping
-            out.append(
-                (
-                    Code.from_row({c.name: m[s.codes.c[c.name]] for c in s.codes.columns}),
-                    Revision.from_row({c.name: m[s.code_revisions.c[c.name]] for c in s.code_revisions.columns}),
-                )
-            )
-        return out
+        return [_code_with_revision(row) for row in rows]
 
     def revisions(self, project_id: str, name: str) -> builtins.list[Revision]:
         """All revisions of a code, newest first."""

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from mayfly.api.deps import get_mayfly
+from mayfly.api.deps import MayflyDep, get_mayfly
 from mayfly.api.ironworker.auth import ProjectId
 from mayfly.api.ironworker.body import Fields
 from mayfly.api.ironworker.errors import IronRoute, MissingField
@@ -51,7 +51,6 @@ from mayfly.core.store import schema as s
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
-MayflyDep = Annotated[Mayfly, Depends(get_mayfly)]
 
 #: IronWorker's Python client uploads ``str(zip_bytes)`` (a ``b'PK\x03...'`` literal, up to 4 bytes per byte).
 _REPR_EXPANSION = 4

@@ -13,8 +13,8 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
+from mayfly.api.routes import OneHopRoute
 from mayfly.core.errors import Conflict, InvalidInput, MayflyError, NotFound
 from mayfly.core.tokens import Unauthorized
 
@@ -49,7 +49,7 @@ def error_response(exc: MayflyError) -> JSONResponse:
     return JSONResponse({"msg": exc.message}, status_code=iron_status(exc), headers=headers)
 
 
-class IronRoute(APIRoute):
+class IronRoute(OneHopRoute):
     """A route whose Mayfly errors (in dependencies too) are rendered as IronWorker errors."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

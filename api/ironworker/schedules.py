@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlalchemy import func, select
 
-from mayfly.api.deps import get_mayfly
+from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import ProjectId
 from mayfly.api.ironworker.body import Fields, items, json_body
 from mayfly.api.ironworker.errors import IronRoute
@@ -32,7 +32,6 @@ from mayfly.core.store import schema as s
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
-MayflyDep = Annotated[Mayfly, Depends(get_mayfly)]
 
 #: A one-off schedule without a future ``start_at`` runs this many seconds after it is created.
 RUN_NOW_LEAD = 1.0

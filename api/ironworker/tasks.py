@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from mayfly.api.deps import get_mayfly
+from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import ProjectId
 from mayfly.api.ironworker.body import Fields, items, json_body, read_capped, to_int
 from mayfly.api.ironworker.errors import IronRoute, MissingField
@@ -29,7 +29,6 @@ from mayfly.core.tasks import TaskOptions
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
-MayflyDep = Annotated[Mayfly, Depends(get_mayfly)]
 JsonBody = Annotated[Any, Depends(json_body)]
 
 #: IronWorker's limit on webhook bodies (they become the payload).

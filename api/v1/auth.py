@@ -66,8 +66,8 @@ async def authenticate(request: Request) -> Caller:
     return caller
 
 
-def current_caller(request: Request) -> Caller:
-    """Dependency: the caller :func:`authenticate` admitted for this request."""
+async def current_caller(request: Request) -> Caller:
+    """Dependency: the caller :func:`authenticate` admitted for this request (async: no thread hop)."""
     caller = getattr(request.state, _STATE_KEY, None)
     if not isinstance(caller, Caller):
         # Only reachable for a route not built by v1_router(); refuse rather than guess.

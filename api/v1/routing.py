@@ -16,16 +16,17 @@ and parses a body before it solves dependencies.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.routing import APIRoute
 from starlette.types import Message, Receive
 
 from mayfly.api.app import MAX_JSON_BODY
 from mayfly.api.deps import get_mayfly
 from mayfly.api.errors import BodyTooLarge
+from mayfly.api.routes import OneHopRoute
 from mayfly.api.v1.auth import authenticate, bearer_scheme
 from mayfly.core.codes import human_size
 from mayfly.core.errors import UploadTooLarge
@@ -48,12 +49,12 @@ def v1_router(tag: str) -> APIRouter:
     return APIRouter(route_class=V1Route, tags=[tag], dependencies=[Depends(bearer_scheme)])
 
 
-class V1Route(APIRoute):
+class V1Route(OneHopRoute):
     """An API route that authenticates the caller and caps the request body before the handler runs."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        takes_upload = self.endpoint in _UPLOADS
+        takes_upload = inspect.unwrap(self.endpoint) in _UPLOADS
 
         async def guarded(request: Request) -> Response:
             await authenticate(request)
