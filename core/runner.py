@@ -332,7 +332,9 @@ class Runner:
             )
             return
         try:
-            existing = self.provider.find(msg.name)
+            # Without a "launched" record no container of this attempt can exist (the record is written
+            # first), and launch() is idempotent anyway: only a reattach needs to look.
+            existing = self.provider.find(msg.name) if "launched" in records else None
         except Unsupported:
             existing = None
         except MayflyError as exc:
@@ -398,14 +400,14 @@ class Runner:
         if st.status is ContainerStatus.EXITED:
             # Nothing more will be written: read the log here rather than in a thread of its own.
             logs = None
-            self._pump_logs(handle, writer)
+            self._pump_logs(handle, writer, follow=False)
         else:
             logs = threading.Thread(
                 target=self._pump_logs, args=(handle, writer), daemon=True, name=f"mayfly-logs-{watch.task_id}"
             )
             logs.start()
         deadline = started + timeout
-        while True:
+        while st.status not in (ContainerStatus.EXITED, ContainerStatus.MISSING):
             # Once stopped (timeout or cancel), wait for the exit rather than spin.
             left = deadline - self.clock() if watch.stopped is None else grace + 30.0
             st = self.provider.wait(handle, max(0.0, left))
@@ -478,9 +480,9 @@ class Runner:
         data["result_key"] = key
         return data
 
-    def _pump_logs(self, handle: str, writer: LogWriter) -> None:
+    def _pump_logs(self, handle: str, writer: LogWriter, follow: bool = True) -> None:
         try:
-            for chunk in self.provider.logs(handle, follow=True):
+            for chunk in self.provider.logs(handle, follow=follow):
                 writer.write(chunk)
         except MayflyError as exc:
             log.warning("log stream of %s ended early: %s", handle, exc)

@@ -33,10 +33,13 @@ class LocalBlobStore(BlobStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, flags, 0o644)
         try:
-            with os.fdopen(fd, "wb") as out:
-                if isinstance(write, bytes):
-                    out.write(write)
-                else:
+            if isinstance(write, bytes):
+                try:  # the runner's small records: no buffered file object to build
+                    _write_all(fd, write)
+                finally:
+                    os.close(fd)
+            else:
+                with os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(write, out, 1 << 20)
             os.replace(tmp, path)
         except BaseException:
@@ -78,3 +81,9 @@ class LocalBlobStore(BlobStore):
     def local_path(self, key: str) -> Path:
         """The file behind ``key`` (local store only; lets Docker read code without a copy)."""
         return self._path(key)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -15,7 +15,7 @@ from typing import Any
 
 import docker
 import docker.errors
-from docker.types import LogConfig, Mount
+from docker.types import CancellableStream, LogConfig, Mount
 
 from mayfly.core.errors import EngineNotRunning, LaunchFailed, TaskContainerNotFound, Unavailable
 from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
@@ -399,7 +399,7 @@ class DockerProvider(Provider):
         """Yield the log beyond its first ``skip`` bytes."""
         seen = 0
         with self._translate(f"reading the log of container {ref}"):
-            stream = self._api().logs(ref, stdout=True, stderr=True, stream=True, follow=follow)
+            stream = self._open_log(ref, follow)
             try:
                 for chunk in stream:
                     end = seen + len(chunk)
@@ -408,6 +408,17 @@ class DockerProvider(Provider):
                     seen = end
             finally:
                 stream.close()
+
+    def _open_log(self, ref: str, follow: bool) -> Any:
+        """``APIClient.logs(ref, stream=True)`` without the inspect it makes first to learn about a TTY.
+
+        Our containers never have one (``tty`` is off at create), and on a loaded engine that
+        inspect cost as much as reading the log itself; the rest is what ``logs()`` does.
+        """
+        api = self._api()
+        params = {"stdout": 1, "stderr": 1, "timestamps": 0, "follow": int(follow), "tail": "all"}
+        res = api._get(api._url("/containers/{0}/logs", ref), params=params, stream=True)
+        return CancellableStream(api._get_result_tty(True, res, False), res)
 
     def result(self, handle: str, max_bytes: int) -> bytes | None:
         """What the task wrote to /mayfly/result.json (None when absent or empty), at most ``max_bytes``."""
