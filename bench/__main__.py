@@ -8,6 +8,7 @@ import importlib
 import io
 import sys
 from contextlib import redirect_stdout
+from typing import TextIO
 
 from bench.common import machine
 
@@ -19,7 +20,21 @@ BENCHES = {
 }
 
 
+class _Tee(io.StringIO):
+    """Keeps what a benchmark prints (for ``--write``) and shows it as it comes."""
+
+    def __init__(self, shown: TextIO) -> None:
+        super().__init__()
+        self.shown = shown
+
+    def write(self, s: str) -> int:
+        self.shown.write(s)
+        self.shown.flush()
+        return super().write(s)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
     parser.add_argument("--small", action="store_true", help="tiny sizes: checks that each still runs (CI)")
@@ -29,19 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHES)}")
-    out = io.StringIO()
-    header = (
-        f"# Benchmarks\n\nRun on {datetime.date.today().isoformat()}: `python -m bench {' '.join(argv or [])}`"
-        f"\n\nMachine: {machine()}\n"
-    )
-    print(header)
-    out.write(header)
-    for name in names:
-        buf = io.StringIO()
-        with redirect_stdout(buf):
+    command = " ".join(["python -m bench", *argv])
+    out = _Tee(sys.stdout)
+    with redirect_stdout(out):
+        print(f"# Benchmarks\n\nRun on {datetime.date.today().isoformat()}: `{command}`\n\nMachine: {machine()}\n")
+        for name in names:
             importlib.import_module(BENCHES[name]).main(small=args.small)
-        sys.stdout.write(buf.getvalue())
-        out.write(buf.getvalue())
     if args.write:
         with open(args.write, "w") as fh:
             fh.write(out.getvalue())

@@ -83,22 +83,35 @@ async def _load(
     bad: list[int] = []
     loop = asyncio.get_running_loop()
 
+    async def connect() -> _Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _Conn(reader, writer)
+
     async def take() -> _Conn:
         nonlocal opened
+        while idle and idle[-1].reader.at_eof():  # the server closed it (keep-alive timeout)
+            idle.pop().writer.close()
+            opened -= 1
         if idle:
             return idle.pop()
         if opened < MAX_CONNECTIONS:
             opened += 1
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return _Conn(reader, writer)
+            return await connect()
         async with freed:
             await freed.wait_for(lambda: bool(idle))
         return idle.pop()
 
     async def one(i: int, due: float) -> None:
         conn = await take()
-        status = await _request(conn, raw)
+        try:
+            status = await _request(conn, raw)
+        except ConnectionError:
+            # Closed by the server between our check and the send: nothing was answered, so the
+            # request was never read (as any HTTP client does, send it again on a new connection).
+            conn.writer.close()
+            conn = await connect()
+            status = await _request(conn, raw)
         done = loop.time()
         idle.append(conn)
         async with freed:
