@@ -42,11 +42,7 @@ class Listener:
 
     def wait(self, timeout: float) -> bool:
         """Sleep until poked or ``timeout``; True when poked. Pending pokes are drained."""
-        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not ready:
-            return False
-        self.drain()
-        return True
+        return _wait([self], timeout)
 
     def drain(self) -> None:
         """Forget the pokes received so far (one wake-up answers them all)."""
@@ -98,11 +94,7 @@ class WakeupHub:
         if not listeners:
             time.sleep(max(0.0, timeout))
             return False
-        ready, _, _ = select.select([lst.sock for lst in listeners], [], [], max(0.0, timeout))
-        for lst in listeners:
-            if lst.sock in ready:
-                lst.drain()
-        return bool(ready)
+        return _wait(listeners, timeout)
 
     def notify(self, queue: str) -> None:
         """Poke every listener of ``queue`` (other processes' included)."""
@@ -128,3 +120,12 @@ class WakeupHub:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+
+def _wait(listeners: list[Listener], timeout: float) -> bool:
+    """Sleep until one of ``listeners`` is poked or ``timeout``; drain the poked ones."""
+    ready, _, _ = select.select([lst.sock for lst in listeners], [], [], max(0.0, timeout))
+    for lst in listeners:
+        if lst.sock in ready:
+            lst.drain()
+    return bool(ready)

@@ -21,7 +21,8 @@ from sqlalchemy import event
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions
 from mayfly.core.messages import Event, EventKind
-from mayfly.core.store import now
+from mayfly.core.models import ACTIVE_STATUSES, TaskStatus
+from mayfly.core.store import now, schema
 from mayfly.core.tasks import TaskOptions
 
 _FULL_SCAN = re.compile(r"^SCAN tasks$")
@@ -72,3 +73,11 @@ def test_one_task_life_uses_indexes_only(mf: Mayfly, project: str, statements: l
         if any(_FULL_SCAN.match(line) for line in plan):
             scans[" ".join(statement.split())] = plan
     assert scans == {}
+
+
+def test_the_index_predicates_name_the_models_statuses() -> None:
+    """``schema.ACTIVE`` / ``QUEUED`` are written out for SQLite's sake; they must say what the models say."""
+    listed = re.fullmatch(r"status IN \((.*)\)", schema.ACTIVE)
+    assert listed is not None
+    assert {v.strip().strip("'") for v in listed.group(1).split(",")} == {st.value for st in ACTIVE_STATUSES}
+    assert f"status = '{TaskStatus.QUEUED.value}'" == schema.QUEUED
