@@ -8,6 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mayfly.api import openapi
+from mayfly.api.methods import allowed_methods
+from mayfly.api.validation import validation_message
 from mayfly.core import __version__
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import MayflyError
@@ -44,12 +47,8 @@ def create_app(mf: Mayfly) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        loc = tuple(first.get("loc", ()))
-        where = ".".join(str(p) for p in loc if p != "body") or ("body" if loc == ("body",) else "")
-        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        status = 400
-        return JSONResponse(error_body(request.url.path, "invalid_input", message), status_code=status)
+        message = validation_message(exc)
+        return JSONResponse(error_body(request.url.path, "invalid_input", message), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -63,7 +62,11 @@ def create_app(mf: Mayfly) -> FastAPI:
             405: f"method {request.method} is not allowed on {path}",
         }.get(exc.status_code, str(exc.detail))
         body = error_body(path, code, message)
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route that matched the path; name them all.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app.routes, request.scope))}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -75,6 +78,7 @@ def create_app(mf: Mayfly) -> FastAPI:
 
     for router in _routers():
         app.include_router(router)
+    openapi.install(app)
     return app
 
 

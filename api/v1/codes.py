@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
 from mayfly.api.v1.models import CodeImage, CodeUpload, parse_body
 from mayfly.api.v1.routing import upload, v1_router
@@ -52,7 +53,7 @@ _CREATE_BODY = {
 }
 
 
-@router.post("/codes", status_code=201, openapi_extra=_CREATE_BODY)
+@router.post("/codes", status_code=201, openapi_extra=_CREATE_BODY, responses=errors(400, 404, 501))
 @upload
 async def create_code(request: Request, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """New revision of a code: a zip as ``multipart/form-data`` (``file`` + ``data``), or JSON naming an ``image``."""
@@ -98,13 +99,13 @@ def list_codes(caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     return {"codes": [code.to_json(rev) for code, rev in mf.codes.list(caller.project_id)]}
 
 
-@router.get("/codes/{name:path}/revisions")
+@router.get("/codes/{name:path}/revisions", responses=errors(400, 404))
 def list_revisions(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Every revision of a code, newest first."""
     return {"name": name, "revisions": [r.to_json() for r in mf.codes.revisions(caller.project_id, name)]}
 
 
-@router.get("/codes/{name:path}/download", response_class=StreamingResponse)
+@router.get("/codes/{name:path}/download", response_class=StreamingResponse, responses=errors(400, 404))
 def download(
     name: str,
     caller: CallerDep,
@@ -130,32 +131,32 @@ def _chunks(stream: BinaryIO, size: int = 64 * 1024) -> Iterator[bytes]:
         stream.close()
 
 
-@router.post("/codes/{name:path}/pause")
+@router.post("/codes/{name:path}/pause", responses=errors(400, 404))
 def pause(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Hold the code's queued tasks (running ones carry on)."""
     return mf.codes.set_paused(caller.project_id, name, True).to_json()
 
 
-@router.post("/codes/{name:path}/resume")
+@router.post("/codes/{name:path}/resume", responses=errors(400, 404))
 def resume(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Release the code's queued tasks."""
     return mf.codes.set_paused(caller.project_id, name, False).to_json()
 
 
-@router.post("/codes/{name:path}/cancel_all")
+@router.post("/codes/{name:path}/cancel_all", responses=errors(400, 404))
 def cancel_all(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Cancel every queued task of the code now and ask the runners to stop its running ones."""
     cancelled, stopping = mf.tasks.cancel_all(caller.project_id, name)
     return {"code": name, "cancelled": cancelled, "stopping": stopping}
 
 
-@router.delete("/codes/{name:path}")
+@router.delete("/codes/{name:path}", responses=errors(400, 404))
 def delete_code(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Delete the code: its queued tasks are cancelled and its schedules end; finished tasks keep their history."""
     return {"name": name, "deleted": True, "cancelled_tasks": mf.codes.delete(caller.project_id, name)}
 
 
-@router.get("/codes/{name:path}")
+@router.get("/codes/{name:path}", responses=errors(400, 404))
 def get_code(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """A code and its latest revision."""
     code, rev = mf.codes.get(caller.project_id, name)

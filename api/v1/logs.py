@@ -17,6 +17,7 @@ from fastapi import Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
 from mayfly.api.v1.routing import v1_router
 from mayfly.core.app import Mayfly
@@ -29,7 +30,7 @@ POLL = 0.25
 _TEXT = "text/plain; charset=utf-8"
 
 
-@router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
+@router.get("/tasks/{task_id}/log", response_class=StreamingResponse, responses=errors(400, 404))
 async def log(
     task_id: str,
     caller: CallerDep,

@@ -17,12 +17,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from mayfly.api.validation import json_error_message
 from mayfly.core.codes import CodeOptions
+from mayfly.core.config import Limits
 from mayfly.core.errors import InvalidInput
-from mayfly.core.schedules import ScheduleSpec
+from mayfly.core.schedules import MISSED, OVERLAP, ScheduleSpec
 from mayfly.core.tasks import TaskOptions
+from mayfly.core.webhook_urls import MAX_URL_LENGTH
 
 M = TypeVar("M", bound=BaseModel)
+
+_LIMITS = Limits()
 
 #: Most payloads one bulk request may queue (OWASP API4: operations per request).
 MAX_BULK = 1000
@@ -32,6 +37,25 @@ class Body(BaseModel):
     """Base of every request body: unknown fields are errors, types are not coerced."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def bounds(minimum: float | None = None, maximum: float | None = None, **extra: Any) -> dict[str, Any]:
+    """JSON Schema keywords for the OpenAPI document only: core checks the values (and words the error)."""
+    found: dict[str, Any] = dict(extra)
+    if minimum is not None:
+        found["minimum"] = minimum
+    if maximum is not None:
+        found["maximum"] = maximum
+    return found
+
+
+#: The bounds core enforces on options shared by codes, tasks and schedules (core/validate.py).
+PRIORITY = bounds(0, 2)
+TIMEOUT = bounds(1, _LIMITS.max_timeout)
+RETRIES = bounds(0, _LIMITS.max_retries)
+DELAY = bounds(0, _LIMITS.max_delay)
+LABEL = bounds(minLength=1, maxLength=255)
+WEBHOOK = bounds(maxLength=MAX_URL_LENGTH)
 
 
 def payload_text(value: JsonValue) -> str:
@@ -54,17 +78,21 @@ class CodeFields(Body):
     command: str | None = None
     env: dict[str, str] | None = None
     config: str | None = None
-    max_concurrency: int | None = Field(None, description="Most tasks of this code at once; 0 = no limit.")
-    retries: int | None = None
-    retries_delay: int | None = None
-    timeout: int | None = None
-    default_priority: int | None = None
+    max_concurrency: int | None = Field(
+        None, description="Most tasks of this code at once; 0 = no limit.", json_schema_extra=bounds(0)
+    )
+    retries: int | None = Field(None, json_schema_extra=RETRIES)
+    retries_delay: int | None = Field(None, json_schema_extra=DELAY)
+    timeout: int | None = Field(None, json_schema_extra=TIMEOUT)
+    default_priority: int | None = Field(None, description="0 (default), 1 or 2 (highest).", json_schema_extra=PRIORITY)
     target: str | None = None
-    network: str | None = None
-    cpu: float | None = None
-    memory_mb: int | None = None
+    network: str | None = Field(None, json_schema_extra=bounds(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
+    cpu: float | None = Field(None, description="Cores.", json_schema_extra=bounds(0.01, 64))
+    memory_mb: int | None = Field(None, json_schema_extra=bounds(6, 262144))
     ironworker: bool | None = None
-    webhook: str | None = Field(None, description="URL POSTed when a task of this code ends; '' removes it.")
+    webhook: str | None = Field(
+        None, description="URL POSTed when a task of this code ends; '' removes it.", json_schema_extra=WEBHOOK
+    )
 
     def options(self) -> CodeOptions:
         values = self.model_dump(include=set(CodeFields.model_fields))
@@ -91,14 +119,16 @@ class CodeImage(CodeFields):
 class TaskFields(Body):
     """Per-task options; unset ones take the code revision's default."""
 
-    priority: int | None = None
-    delay: int = 0
-    timeout: int | None = None
-    retries: int | None = None
+    priority: int | None = Field(None, description="0 (default), 1 or 2 (highest).", json_schema_extra=PRIORITY)
+    delay: int = Field(0, description="Seconds before the task may run.", json_schema_extra=DELAY)
+    timeout: int | None = Field(None, description="Seconds.", json_schema_extra=TIMEOUT)
+    retries: int | None = Field(None, json_schema_extra=RETRIES)
     target: str | None = None
-    label: str | None = None
+    label: str | None = Field(None, json_schema_extra=LABEL)
     env: dict[str, str] | None = None
-    webhook: str | None = Field(None, description="URL POSTed when the task ends; '' for none.")
+    webhook: str | None = Field(
+        None, description="URL POSTed when the task ends; '' for none.", json_schema_extra=WEBHOOK
+    )
 
     def options(self) -> TaskOptions:
         values = self.model_dump(include=set(TaskFields.model_fields))
@@ -122,7 +152,7 @@ class TaskBulk(TaskFields):
 class RetryBody(Body):
     """``POST /v1/tasks/{id}/retry``."""
 
-    delay: int = 0
+    delay: int = Field(0, description="Seconds before the new task may run.", json_schema_extra=DELAY)
 
 
 # ---------------------------------------------------------------- schedules
@@ -133,19 +163,25 @@ class ScheduleCreate(Body):
 
     code_name: str
     cron: str | None = None
-    every: str | int | None = Field(None, description="Seconds, or units like '30s', '5m', '1h30m'.")
+    every: str | int | None = Field(
+        None, description="Seconds, or units like '30s', '5m', '1h30m'.", json_schema_extra=bounds(1)
+    )
     at: str | None = Field(None, description="One run at this ISO 8601 time.")
     tz: str = "UTC"
     start_at: str | None = None
     end_at: str | None = None
-    run_times: int | None = None
+    run_times: int | None = Field(None, description="Most tasks the schedule queues.", json_schema_extra=bounds(1))
     payload: JsonValue = "{}"
-    priority: int | None = None
-    timeout: int | None = None
+    priority: int | None = Field(None, json_schema_extra=PRIORITY)
+    timeout: int | None = Field(None, json_schema_extra=TIMEOUT)
     target: str | None = None
-    label: str | None = None
-    missed: str = "skip"
-    overlap: str = "allow"
+    label: str | None = Field(None, json_schema_extra=LABEL)
+    missed: str = Field(
+        "skip", description="What to do with runs missed while down.", json_schema_extra={"enum": list(MISSED)}
+    )
+    overlap: str = Field(
+        "allow", description="A run that is due while the last one runs.", json_schema_extra={"enum": list(OVERLAP)}
+    )
 
     def spec(self) -> ScheduleSpec:
         values = self.model_dump(exclude={"code_name"})
@@ -168,8 +204,10 @@ def parse_body(model: type[M], raw: bytes | str, what: str = "body") -> M:
     """Validate JSON text against ``model``; one clear InvalidInput line otherwise."""
     try:
         value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(json_error_message(what, exc)) from None
+    except ValueError:  # bytes that are not UTF-8 (or UTF-16/32)
+        raise InvalidInput(f"{what}: invalid JSON: not UTF-8 text") from None
     try:
         return model.model_validate(value)
     except ValidationError as exc:

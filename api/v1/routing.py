@@ -26,6 +26,7 @@ from starlette.types import Message, Receive
 from mayfly.api.app import MAX_JSON_BODY
 from mayfly.api.deps import get_mayfly
 from mayfly.api.errors import BodyTooLarge
+from mayfly.api.openapi import COMMON
 from mayfly.api.routes import OneHopRoute
 from mayfly.api.v1.auth import authenticate, bearer_scheme
 from mayfly.core.codes import human_size
@@ -46,7 +47,7 @@ def upload(endpoint: F) -> F:
 
 def v1_router(tag: str) -> APIRouter:
     """A router whose routes are :class:`V1Route` (every ``/v1`` module builds its router here)."""
-    return APIRouter(route_class=V1Route, tags=[tag], dependencies=[Depends(bearer_scheme)])
+    return APIRouter(route_class=V1Route, tags=[tag], dependencies=[Depends(bearer_scheme)], responses=COMMON)
 
 
 class V1Route(OneHopRoute):

@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 from pydantic import SecretBytes, SecretStr
 
+from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
 from mayfly.api.v1.routing import v1_router
 from mayfly.core.app import Mayfly
@@ -31,7 +32,7 @@ def list_targets(caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     return {"targets": [_target_json(mf, t, counts.get(t.name, {})) for t in mf.targets.list()]}
 
 
-@router.get("/targets/{name}")
+@router.get("/targets/{name}", responses=errors(404))
 def get_target(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """One target."""
     target = mf.targets.get(name)

@@ -10,13 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
 from mayfly.api.v1.models import RetryBody, TaskBulk, TaskCreate, payload_text
 from mayfly.api.v1.routing import v1_router
+from mayfly.core.models import TaskStatus
 from mayfly.core.records import Task
 from mayfly.core.tasks import TaskFilter
 
 router = v1_router("tasks")
+
+#: Largest page of ``GET /v1/tasks`` (core refuses more).
+MAX_PAGE = 1000
 
 
 def task_json(task: Task, *, with_payload: bool = True) -> dict[str, Any]:
@@ -24,14 +29,14 @@ def task_json(task: Task, *, with_payload: bool = True) -> dict[str, Any]:
     return {**task.to_json(with_payload=with_payload), "webhook": task.webhook}
 
 
-@router.post("/tasks", status_code=201)
+@router.post("/tasks", status_code=201, responses=errors(400, 404, 501))
 def queue(body: TaskCreate, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Queue one task of the code's latest revision."""
     task = mf.tasks.queue(caller.project_id, body.code_name, payload_text(body.payload), body.options())
     return task_json(task)
 
 
-@router.post("/tasks/bulk", status_code=201)
+@router.post("/tasks/bulk", status_code=201, responses=errors(400, 404, 501))
 def queue_bulk(body: TaskBulk, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Queue one task per payload in one transaction: all of them, or on any bad payload none."""
     payloads = [payload_text(p) for p in body.payloads]
@@ -39,14 +44,14 @@ def queue_bulk(body: TaskBulk, caller: CallerDep, mf: MayflyDep) -> dict[str, An
     return {"tasks": [task_json(t) for t in tasks]}
 
 
-@router.get("/tasks")
+@router.get("/tasks", responses=errors(400))
 def list_tasks(
     caller: CallerDep,
     mf: MayflyDep,
-    status: Annotated[list[str] | None, Query(description="Filter by status (repeatable).")] = None,
+    status: Annotated[list[TaskStatus] | None, Query(description="Filter by status (repeatable).")] = None,
     code: Annotated[str | None, Query(description="Filter by code name.")] = None,
     label: Annotated[str | None, Query(description="Filter by label.")] = None,
-    limit: Annotated[int, Query(description="Page size, 1 to 1000.")] = 30,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size, 1 to 1000.")] = 30,
     before: Annotated[str | None, Query(description="Cursor: tasks older than this id (a page's `next`).")] = None,
 ) -> dict[str, Any]:
     """Tasks newest first, without payloads; ``next`` is the cursor of the following page (null at the end)."""
@@ -58,26 +63,26 @@ def list_tasks(
     }
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", responses=errors(404))
 def get_task(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """One task, with its payload and result."""
     return task_json(mf.tasks.get(caller.project_id, task_id))
 
 
-@router.get("/tasks/{task_id}/result")
+@router.get("/tasks/{task_id}/result", responses=errors(404))
 def result(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """What the task wrote to ``/mayfly/result.json`` (null until it has, or if it never does)."""
     task = mf.tasks.get(caller.project_id, task_id)
     return {"id": task.id, "status": task.status, "exit_code": task.exit_code, "result": task.to_json()["result"]}
 
 
-@router.get("/tasks/{task_id}/events")
+@router.get("/tasks/{task_id}/events", responses=errors(404))
 def events(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """The runner events recorded for the task, oldest first."""
     return {"events": [e.to_json() for e in mf.tasks.events(caller.project_id, task_id)]}
 
 
-@router.get("/tasks/{task_id}/deliveries")
+@router.get("/tasks/{task_id}/deliveries", responses=errors(404))
 def deliveries(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """The completion webhook's delivery attempts, oldest first."""
     task = mf.tasks.get(caller.project_id, task_id)
@@ -85,13 +90,13 @@ def deliveries(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]
     return {"url": task.webhook, "deliveries": [d.to_json() for d in found]}
 
 
-@router.post("/tasks/{task_id}/cancel")
+@router.post("/tasks/{task_id}/cancel", responses=errors(404, 409))
 def cancel(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Cancel: a queued task ends at once, a running one once its container has stopped."""
     return task_json(mf.tasks.cancel(caller.project_id, task_id))
 
 
-@router.post("/tasks/{task_id}/retry", status_code=201)
+@router.post("/tasks/{task_id}/retry", status_code=201, responses=errors(400, 404, 409, 501))
 def retry(task_id: str, caller: CallerDep, mf: MayflyDep, body: RetryBody | None = None) -> dict[str, Any]:
     """Queue a new task that repeats a finished one; returns the new task."""
     delay = body.delay if body is not None else 0
