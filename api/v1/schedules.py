@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Query
 
@@ -10,11 +10,9 @@ from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
 from mayfly.api.v1.models import ScheduleCreate
 from mayfly.api.v1.routing import v1_router
+from mayfly.core.schedules import STATUSES
 
 router = v1_router("schedules")
-
-#: The statuses a schedule can have (core/schedules.py).
-ScheduleStatus = Literal["scheduled", "paused", "complete", "cancelled"]
 
 
 @router.post("/schedules", status_code=201, responses=errors(400, 404, 501))
@@ -27,7 +25,9 @@ def create(body: ScheduleCreate, caller: CallerDep, mf: MayflyDep) -> dict[str, 
 def list_schedules(
     caller: CallerDep,
     mf: MayflyDep,
-    status: Annotated[ScheduleStatus | None, Query(description="Only schedules with this status.")] = None,
+    status: Annotated[
+        str | None, Query(description="Only schedules with this status.", json_schema_extra={"enum": list(STATUSES)})
+    ] = None,
 ) -> dict[str, Any]:
     """The project's schedules, newest first."""
     return {"schedules": [s.to_json() for s in mf.schedules.list(caller.project_id, status)]}

@@ -12,7 +12,7 @@ from fastapi import Query
 
 from mayfly.api.openapi import errors
 from mayfly.api.v1.deps import CallerDep, MayflyDep
-from mayfly.api.v1.models import RetryBody, TaskBulk, TaskCreate, payload_text
+from mayfly.api.v1.models import RetryBody, TaskBulk, TaskCreate, bounds, payload_text
 from mayfly.api.v1.routing import v1_router
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Task
@@ -20,8 +20,10 @@ from mayfly.core.tasks import TaskFilter
 
 router = v1_router("tasks")
 
-#: Largest page of ``GET /v1/tasks`` (core refuses more).
+#: Largest page of ``GET /v1/tasks`` (core refuses more, in the words the CLI uses too).
 MAX_PAGE = 1000
+#: A ``status`` filter value, for the OpenAPI document (core checks it).
+STATUS_ITEM = {"type": "string", "enum": [s.value for s in TaskStatus]}
 
 
 def task_json(task: Task, *, with_payload: bool = True) -> dict[str, Any]:
@@ -48,10 +50,13 @@ def queue_bulk(body: TaskBulk, caller: CallerDep, mf: MayflyDep) -> dict[str, An
 def list_tasks(
     caller: CallerDep,
     mf: MayflyDep,
-    status: Annotated[list[TaskStatus] | None, Query(description="Filter by status (repeatable).")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Filter by status (repeatable).", json_schema_extra={"items": STATUS_ITEM}),
+    ] = None,
     code: Annotated[str | None, Query(description="Filter by code name.")] = None,
     label: Annotated[str | None, Query(description="Filter by label.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size, 1 to 1000.")] = 30,
+    limit: Annotated[int, Query(description="Page size, 1 to 1000.", json_schema_extra=bounds(1, MAX_PAGE))] = 30,
     before: Annotated[str | None, Query(description="Cursor: tasks older than this id (a page's `next`).")] = None,
 ) -> dict[str, Any]:
     """Tasks newest first, without payloads; ``next`` is the cursor of the following page (null at the end)."""
