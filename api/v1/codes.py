@@ -105,7 +105,21 @@ def list_revisions(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any
     return {"name": name, "revisions": [r.to_json() for r in mf.codes.revisions(caller.project_id, name)]}
 
 
-@router.get("/codes/{name:path}/download", response_class=StreamingResponse, responses=errors(400, 404))
+_ZIP_RESPONSE = {
+    "description": "The revision's zip.",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    "headers": {
+        "X-Mayfly-Revision": {"description": "The revision number.", "schema": {"type": "integer"}},
+        "X-Mayfly-Sha256": {"description": "SHA-256 of the zip.", "schema": {"type": "string"}},
+    },
+}
+
+
+@router.get(
+    "/codes/{name:path}/download",
+    response_class=StreamingResponse,
+    responses={200: _ZIP_RESPONSE, **errors(400, 404)},
+)
 def download(
     name: str,
     caller: CallerDep,

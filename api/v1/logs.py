@@ -30,7 +30,12 @@ POLL = 0.25
 _TEXT = "text/plain; charset=utf-8"
 
 
-@router.get("/tasks/{task_id}/log", response_class=StreamingResponse, responses=errors(400, 404))
+_LOG_RESPONSE = {"description": "The log as UTF-8 text.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+@router.get(
+    "/tasks/{task_id}/log", response_class=StreamingResponse, responses={200: _LOG_RESPONSE, **errors(400, 404)}
+)
 async def log(
     task_id: str,
     caller: CallerDep,
