@@ -136,7 +136,9 @@ def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_pat
         nonlocal peak
         while not stop.is_set():
             # sparse: the engine's list only, no inspect per container (which races with removal)
-            now = docker_client.containers.list(sparse=True, filters={"label": "mayfly.code=two", "status": "running"})
+            # this home's containers only: other suites may run a code called "two" on the same engine
+            labels = [f"mayfly.home={mf.home_id}", "mayfly.code=two"]
+            now = docker_client.containers.list(sparse=True, filters={"label": labels, "status": "running"})
             running.append(len(now))
             peak = max(peak, len(now))
             time.sleep(0.05)
