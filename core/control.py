@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, select
 
+from mayfly.core import deadletters
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import Limits
 from mayfly.core.lifecycle import apply_events
 from mayfly.core.messages import Event
 from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
-from mayfly.core.queues import Message, QueueSet
+from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.records import Task
 from mayfly.core.router import dispatch, publish
 from mayfly.core.scheduler import Pass
@@ -80,6 +81,7 @@ class ControlPlane:
         self.clock = clock
         self.event_batch = event_batch
         self._stop = threading.Event()
+        self._next_drain = 0.0
 
     def run(self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT) -> None:
         """Loop until ``stop`` is set: straight on after a pass that did work, else asleep until woken."""
@@ -111,6 +113,10 @@ class ControlPlane:
         for i, (name, wiring) in enumerate(self.targets.items()):
             # Only the first queue waits, so an idle loop sleeps once per pass, not once per target.
             work += self.apply_events(name, wiring, wait if i == 0 else 0.0)
+        if time.monotonic() >= self._next_drain:
+            self._next_drain = time.monotonic() + deadletters.DRAIN_INTERVAL
+            for name, wiring in self.targets.items():
+                work += self.drain_dead_letters(name, wiring)
         if self._due():
             chosen = dispatch(self.store, {n: w.capacity for n, w in self.targets.items()}, self.clock())
             work += len(chosen)
@@ -129,9 +135,18 @@ class ControlPlane:
                 blobs.put_file(code.key, fh)
         self._copied.add((target, code.key))
 
-    def apply_events(self, name: str, wiring: TargetWiring, wait: float = 0.0) -> int:
-        """Apply a batch of events from one target's events queue."""
-        events_q = wiring.queues.get("events")
+    def drain_dead_letters(self, name: str, wiring: TargetWiring) -> int:
+        """Turn one target's dead letters back into task outcomes (see :mod:`mayfly.core.deadletters`)."""
+        work = deadletters.drain_tasks(wiring.queues, self.clock(), self.event_batch)
+        work += deadletters.drain_cancels(wiring.queues, self.event_batch)
+        dead = deadletters.dead_events(wiring.queues)
+        if dead is not None:
+            work += self.apply_events(name, wiring, source=dead)
+        return work
+
+    def apply_events(self, name: str, wiring: TargetWiring, wait: float = 0.0, *, source: Queue | None = None) -> int:
+        """Apply a batch of events from one target's events queue (or from ``source``, its dead letters)."""
+        events_q = source or wiring.queues.get("events")
         messages = events_q.receive(self.event_batch, wait=wait, lease=60.0)
         if not messages:
             return 0

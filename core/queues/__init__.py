@@ -80,6 +80,15 @@ class Queue(abc.ABC):
     def depth(self) -> int:
         """Number of messages in the queue, leased or not."""
 
+    def dead_letters(self) -> Queue | None:
+        """Where messages go once delivered too many times without an ack; None when the backend has no such queue.
+
+        A message that keeps coming back (a runner that crashes on it, a lease lost again and
+        again) must not circulate for ever: after a backend's maximum number of deliveries it is
+        moved there, and the control plane ends its task (see ``core.control``).
+        """
+        return None
+
 
 class QueueSet(abc.ABC):
     """The queues of one target."""

@@ -39,13 +39,18 @@ CREATE INDEX IF NOT EXISTS ix_messages_visible ON messages (queue, visible_at, i
 _MAX_POLL = 0.1
 #: The longest a receiver sleeps without looking again (a safety net: wake-ups are not expected to be lost).
 _MAX_SLEEP = 1.0
+#: Deliveries before a message moves to its queue's dead letters: the cloud stacks' redrive count.
+MAX_DELIVERIES = 5
+#: Suffix of a queue's dead-letter queue (``local.tasks`` -> ``local.tasks-dlq``).
+DLQ_SUFFIX = "-dlq"
 
 
 class EmbeddedBroker:
     """The SQLite file and the wake-ups shared by all queues of a home (across its processes)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_deliveries: int = MAX_DELIVERIES) -> None:
         self.path = path
+        self.max_deliveries = max_deliveries
         self._local = threading.local()
         self._write_lock = threading.Lock()
         try:
@@ -185,6 +190,13 @@ class EmbeddedQueue(Queue):
             return []
         receipt = secrets.token_hex(8)
         with self.broker.write() as conn:
+            if not self.name.endswith(DLQ_SUFFIX):
+                # As SQS's redrive: a message received max_deliveries times moves on its next receive.
+                conn.execute(
+                    "UPDATE messages SET queue = ?, deliveries = 0, receipt = NULL"
+                    " WHERE queue = ? AND visible_at <= ? AND deliveries >= ?",
+                    (self.name + DLQ_SUFFIX, self.name, now, self.broker.max_deliveries),
+                )
             rows = conn.execute(
                 "SELECT id, body, deliveries FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY id LIMIT ?",
                 (self.name, now, max_messages),
@@ -222,6 +234,12 @@ class EmbeddedQueue(Queue):
     def depth(self) -> int:
         row = self.broker._conn().execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)).fetchone()
         return int(row[0])
+
+    def dead_letters(self) -> EmbeddedQueue | None:
+        """``<name>-dlq`` in the same file; a dead-letter queue has none of its own."""
+        if self.name.endswith(DLQ_SUFFIX):
+            return None
+        return self.broker.queue(self.name + DLQ_SUFFIX)
 
 
 def _delete(conn: sqlite3.Connection, message: Message) -> bool:

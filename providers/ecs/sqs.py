@@ -11,7 +11,9 @@ IAM permissions, on the queue ARNs:
   ``sqs:DeleteMessage``, ``sqs:ChangeMessageVisibility`` (events);
 * runner: ``sqs:ReceiveMessage``, ``sqs:DeleteMessage``, ``sqs:ChangeMessageVisibility``
   (tasks, control) and ``sqs:SendMessage`` (events);
-* both: ``sqs:GetQueueAttributes`` for ``depth``. Batch calls need no extra permission.
+* both: ``sqs:GetQueueAttributes`` for ``depth`` and the redrive policy, and the control
+  plane ``sqs:GetQueueUrl``, ``sqs:ReceiveMessage`` and ``sqs:DeleteMessage`` on the
+  tasks queue's dead-letter queue. Batch calls need no extra permission.
   Queues encrypted with a customer KMS key also need ``kms:GenerateDataKey`` (send)
   and ``kms:Decrypt`` (receive) on that key.
 
@@ -36,6 +38,7 @@ What the local emulator (moto) does not cover:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -109,6 +112,8 @@ class SqsQueue(Queue):
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
         self._receipts: OrderedDict[str, str] = OrderedDict()
+        self._dead_letters: SqsQueue | None = None
+        self._redrive_read = False
 
     @property
     def _sqs(self) -> Any:
@@ -265,6 +270,20 @@ class SqsQueue(Queue):
         with translate(f"counting the messages of SQS queue {self.name}"):
             attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
         return sum(int(attributes.get(name, 0)) for name in names)
+
+    def dead_letters(self) -> SqsQueue | None:
+        """The queue this one's redrive policy names (the stack's ``...-dlq``); None without a policy."""
+        if not self._redrive_read:
+            with translate(f"reading the redrive policy of SQS queue {self.name}"):
+                attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["RedrivePolicy"])
+                policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+                found: SqsQueue | None = None
+                if policy:
+                    dlq_name = str(json.loads(policy)["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+                    url = self._sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+                    found = SqsQueue(str(url), self.clients, max_body_bytes=self.max_body_bytes)
+            self._dead_letters, self._redrive_read = found, True
+        return self._dead_letters
 
     # ------------------------------------------------------------ batches
 

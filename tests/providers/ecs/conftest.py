@@ -222,3 +222,39 @@ def ecs_world(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[E
             yield EcsTestWorld(settings, clients, S3BlobStore(S3_TEST_BUCKET, clients), EcsFakeClock())
         finally:
             state_manager.unset_transition(model_name="ecs::task")
+
+
+# ---------------------------------------------------------------- moto's server, as a process of its own
+
+
+@pytest.fixture(scope="session")
+def moto_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``moto_server`` in a separate process on a free port (once per session): AWS over real HTTP."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = shutil.which("moto_server")
+    cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
