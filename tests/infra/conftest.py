@@ -183,7 +183,7 @@ def mocks() -> tuple[RecordingMocks, RecordingMonitor]:
 @pytest.fixture
 def build(mocks: tuple[RecordingMocks, RecordingMonitor]) -> Callable[..., Built]:
     """Build ``AwsTarget(name, args)`` under the mocks; returns once every registration has finished."""
-    from mayfly.infra.aws import AwsTarget, AwsTargetArgs
+    from mayfly.infra.clouds.aws.component import AwsTarget, AwsTargetArgs
 
     def run(name: str = "dev", args: AwsTargetArgs | None = None) -> Built:
         built = Built(*mocks)

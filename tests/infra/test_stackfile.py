@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mayfly.infra.aws import AwsTargetArgs
+from mayfly.infra.clouds.aws.component import AwsTargetArgs
+from mayfly.infra.clouds.aws.stack import AwsStack
 from mayfly.infra.errors import InvalidStackFile
-from mayfly.infra.stackfile import AwsStack, load_stack_file, parse_stack, stack_to_json
+from mayfly.infra.stackfile import load_stack_file, parse_stack, stack_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = "cloud: aws\nname: aws-dev\nregion: eu-west-1\n"
