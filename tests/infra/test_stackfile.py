@@ -151,6 +151,6 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
         load_stack_file(tmp_path / "nope.yaml")
 
 
-def test_the_model_is_a_discriminated_union_on_cloud() -> None:
-    # GCP and Azure join by adding their model to the union; the tag field is already required.
+def test_the_model_is_tagged_by_cloud() -> None:
+    # GCP and Azure join by registering their own model through their deploy plug-in; the tag is required.
     assert AwsStack.model_fields["cloud"].is_required()
