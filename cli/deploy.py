@@ -142,7 +142,7 @@ def deploy(
         return
     console.print(f"stack {result.stack}: {_summary(result.changes, planned=False)}")
     if result.images:
-        console.print(f"pushed {len(result.images)} runtime images to {result.outputs.get('repository_url')}")
+        console.print(f"pushed {len(result.images)} runtime images to {result.registry}")
     elif not skip_images:
         console.print("no local runtime images to push (build them with `mayfly runtime build NAME`)")
     runner = "a runner service in the cloud" if loaded.runner.enabled else "runners in `mayfly server`"

@@ -10,7 +10,7 @@ from mayfly.core.plugins import default_plugins
 
 
 def plugins(as_json: JsonOpt = False) -> None:
-    """List plugins, their hooks and the providers they register."""
+    """List plugins, their hooks and the providers and clouds (deploy plug-ins) they register."""
     loaded = default_plugins()
     docs = []
     for info in loaded.infos:
@@ -25,15 +25,23 @@ def plugins(as_json: JsonOpt = False) -> None:
                     {"name": p, "capabilities": sorted(c.value for c in loaded.registry.get(p).capabilities)}
                     for p in info.providers
                 ],
+                "clouds": list(info.clouds),
             }
         )
     if as_json:
         print_json({"plugins": docs})
         return
     table(
-        ("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDERS", "HOOKS"),
+        ("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDERS", "CLOUDS", "HOOKS"),
         (
-            (info.name, info.distribution, info.version, ", ".join(info.providers), ", ".join(info.hooks))
+            (
+                info.name,
+                info.distribution,
+                info.version,
+                ", ".join(info.providers),
+                ", ".join(info.clouds),
+                ", ".join(info.hooks),
+            )
             for info in loaded.infos
         ),
     )

@@ -21,7 +21,9 @@ distribution::
     [project.entry-points."mayfly.providers"]
     my-cloud = "my_package.mayfly_plugin"
 
-The built-in providers are registered through the very same group. Set
+The built-in providers are registered through the very same group, and so are
+clouds (deploy plug-ins, ``mayfly_register_clouds``): one plug-in module may
+implement either hook or both. Set
 ``MAYFLY_DISABLE_PLUGINS=name1,name2`` to block entry points by name.
 """
 
@@ -32,9 +34,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from mayfly.core.clouds import CloudRegistry
     from mayfly.core.plugins import ProviderRegistry
 
-__all__ = ["mayfly_register_providers"]
+__all__ = ["mayfly_register_clouds", "mayfly_register_providers"]
 
 _spec = pluggy.HookspecMarker("mayfly")
 
@@ -51,4 +54,21 @@ def mayfly_register_providers(registry: ProviderRegistry) -> None:
     provider with the same ``name`` is an error.
 
     :param registry: the registry to add :class:`~mayfly.core.provider.Provider` subclasses to.
+    """
+
+
+# -------------------------------------------------------------------- clouds (deploy)
+
+
+@_spec
+def mayfly_register_clouds(registry: CloudRegistry) -> None:
+    """Register deploy plug-ins: what ``mayfly deploy`` needs to build a target on one cloud.
+
+    Called once when the plugin manager is built. Each implementation calls
+    ``registry.add(CloudClass)`` with a subclass of :class:`mayfly.infra.cloud.Cloud`
+    (its stack-file model, Pulumi program, image registry and outputs-to-settings
+    step; see docs/clouds.md). The plug-in module must not import Pulumi at import
+    time: every ``mayfly`` command loads it, with or without the ``deploy`` extra.
+
+    :param registry: the registry to add deploy plug-in classes to.
     """

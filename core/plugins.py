@@ -10,12 +10,13 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pluggy
 
 from mayfly.core import hookspecs
+from mayfly.core.clouds import CloudRegistry
 from mayfly.core.errors import PluginError, ProviderNotFound
 from mayfly.core.provider import Provider
 
@@ -34,6 +35,8 @@ class PluginInfo:
     version: str
     hooks: tuple[str, ...]
     providers: tuple[str, ...]
+    #: Clouds (deploy plug-ins) the plugin registers.
+    clouds: tuple[str, ...] = ()
 
 
 class ProviderRegistry:
@@ -84,6 +87,8 @@ class Plugins:
     pm: pluggy.PluginManager
     registry: ProviderRegistry
     infos: list[PluginInfo]
+    #: Deploy plug-ins by cloud name (``mayfly_register_clouds``).
+    clouds: CloudRegistry = field(default_factory=CloudRegistry)
 
 
 def _module_of(plugin: object) -> str:
@@ -95,7 +100,7 @@ def _under_test() -> bool:
 
 
 def build_plugins(extra: tuple[object, ...] = ()) -> Plugins:
-    """Create a plugin manager, load entry-point plugins and fill the provider registry.
+    """Create a plugin manager, load entry-point plugins and fill the provider and cloud registries.
 
     ``extra`` plugins (objects or modules) are registered after the entry points;
     tests and benchmarks use it to add providers of their own.
@@ -129,6 +134,8 @@ def build_plugins(extra: tuple[object, ...] = ()) -> Plugins:
 
     registry = ProviderRegistry()
     pm.hook.mayfly_register_providers(registry=registry)
+    clouds = CloudRegistry()
+    pm.hook.mayfly_register_clouds(registry=clouds)
     loaded = [
         PluginInfo(
             name=name,
@@ -137,10 +144,11 @@ def build_plugins(extra: tuple[object, ...] = ()) -> Plugins:
             version=version,
             hooks=tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ())),
             providers=tuple(n for n in registry.names() if registry.origin(n).startswith(_module_of(plugin))),
+            clouds=tuple(n for n in clouds.names() if clouds.origin(n).startswith(_module_of(plugin))),
         )
         for name, module, dist, version, plugin in infos
     ]
-    return Plugins(pm=pm, registry=registry, infos=loaded)
+    return Plugins(pm=pm, registry=registry, infos=loaded, clouds=clouds)
 
 
 @lru_cache(maxsize=1)
@@ -152,3 +160,8 @@ def default_plugins() -> Plugins:
 def get_registry() -> ProviderRegistry:
     """The process-wide provider registry."""
     return default_plugins().registry
+
+
+def get_clouds() -> CloudRegistry:
+    """The process-wide cloud (deploy plug-in) registry."""
+    return default_plugins().clouds

@@ -6,15 +6,17 @@
 2. the Pulumi CLI must be on PATH (the Automation API drives it), the Pulumi SDK
    and the cloud's Pulumi package importable, and cloud credentials present;
 3. the stack is created or selected with an *inline* program (the cloud's
-   component, e.g. :class:`mayfly.infra.aws.AwsTarget`) in project ``mayfly``;
-   its config (``aws:region``) is set and the provider plugin installed;
+   component, from its deploy plug-in :class:`mayfly.infra.cloud.Cloud`) in project
+   ``mayfly``; its config (``aws:region``) is set and the resource plugin installed;
 4. ``up`` streams progress to a callback as :class:`DeployEvent` objects;
-5. the outputs are validated as the provider's settings (``EcsSettings``);
-6. the runtime images built on this machine are pushed to the stack's registry;
+5. the outputs are validated as the provider's settings (``EcsSettings`` on AWS);
+6. the runtime images built on this machine are pushed to the stack's registry
+   (the cloud's :class:`~mayfly.infra.images.ImageRegistry`);
 7. the target is recorded with those settings (``replace=True``).
 
-The target is recorded last, so no task can be queued for a target whose images
-are not in its registry yet.
+This module names no cloud: everything cloud-specific comes from the stack's
+deploy plug-in (:func:`mayfly.infra.cloud.cloud_for`). The target is recorded
+last, so no task can be queued for a target whose images are not in its registry yet.
 
 State lives in a Pulumi backend: by default the local file backend
 ``file://$MAYFLY_HOME/pulumi``, or the stack file's ``backend`` (``s3://...``,
@@ -54,6 +56,7 @@ from pydantic import ValidationError
 
 from mayfly.core.config import Home
 from mayfly.core.errors import Conflict, CredentialsMissing, MayflyError, TargetNotFound
+from mayfly.infra.cloud import Cloud, cloud_for
 from mayfly.infra.errors import (
     DEPLOY_EXTRAS,
     PULUMI_INSTALL_URL,
@@ -63,53 +66,19 @@ from mayfly.infra.errors import (
     PulumiSdkMissing,
     StackNotFound,
 )
-from mayfly.infra.images import PushedImage
+from mayfly.infra.images import ImageRegistry, PushedImage
 from mayfly.infra.stackfile import Stack, load_stack_file, parse_stack, stack_to_json
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
     from mayfly.core.app import Mayfly
-    from mayfly.core.provider import ProviderSettings
     from mayfly.core.records import Target
 
 #: Pulumi project of every Mayfly stack.
 PROJECT = "mayfly"
 #: Environment variables through which Pulumi takes the secrets passphrase.
 PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-
-
-# ---------------------------------------------------------------- clouds
-
-
-@dataclass(frozen=True)
-class Cloud:
-    """What the engine needs to know about one cloud."""
-
-    #: Provider whose settings the stack outputs are (``ecs``).
-    provider: str
-    #: Pulumi resource plugin and the Python package that pins its version.
-    plugin: str
-    package: str
-    #: Import path of the module with ``stack_program(stack)``.
-    program_module: str
-
-    def settings_model(self) -> type[ProviderSettings]:
-        """The provider's settings model (imported lazily: the provider pulls its SDK in)."""
-        if self.provider == "ecs":
-            from mayfly.providers.ecs.settings import EcsSettings
-
-            return EcsSettings
-        raise DeployFailed(f"no settings model for provider {self.provider!r}")
-
-    def config(self, stack: Stack) -> dict[str, str]:
-        """Stack config the provider plugin reads."""
-        return {f"{self.plugin}:region": stack.region}
-
-
-CLOUDS: dict[str, Cloud] = {
-    "aws": Cloud(provider="ecs", plugin="aws", package="pulumi_aws", program_module="mayfly.infra.aws"),
-}
 
 
 # ---------------------------------------------------------------- progress
@@ -176,17 +145,6 @@ def changes(op_map: Mapping[Any, int] | None) -> dict[str, int]:
 # ---------------------------------------------------------------- errors
 
 _GENERIC = re.compile(r"^(update|preview|destroy|refresh) failed$|^\d+ errors? occurred:?$")
-_CREDENTIALS = (
-    "NoCredentialProviders",
-    "no valid credential sources",
-    "failed to refresh cached credentials",
-    "InvalidClientTokenId",
-    "ExpiredToken",
-    "UnrecognizedClientException",
-    "security token included in the request is invalid",
-    "SignatureDoesNotMatch",
-    "get identity: get credentials",
-)
 _PASSPHRASE = ("incorrect passphrase", "passphrase must be set", "PULUMI_CONFIG_PASSPHRASE")
 
 
@@ -211,8 +169,10 @@ def _clip(line: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def translate(exc: BaseException, *, stack: str, doing: str, first_error: str | None = None) -> MayflyError:
-    """One Mayfly error for an Automation API (or CLI launch) failure."""
+def translate(
+    exc: BaseException, *, stack: str, doing: str, first_error: str | None = None, cloud: Cloud | None = None
+) -> MayflyError:
+    """One Mayfly error for an Automation API (or CLI launch) failure (``cloud`` knows its credential errors)."""
     if isinstance(exc, MayflyError):
         return exc
     if isinstance(exc, FileNotFoundError) and Path(str(exc.filename or "")).name == "pulumi":
@@ -232,11 +192,12 @@ def translate(exc: BaseException, *, stack: str, doing: str, first_error: str | 
     if isinstance(exc, ae.CommandError):
         result_text = str(exc)
         lowered = result_text.lower()
-        if any(marker.lower() in lowered for marker in _CREDENTIALS):
+        markers = cloud.credentials_markers if cloud is not None else ()
+        if cloud is not None and any(marker.lower() in lowered for marker in markers):
             line = first_error_line(result_text) or "no valid credentials"
             return CredentialsMissing(
-                f"{doing} {stack}: AWS credentials missing or rejected ({line}); set AWS_PROFILE or "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`"
+                f"{doing} {stack}: {cloud.label or cloud.name} credentials missing or rejected ({line}); "
+                f"{cloud.credentials_hint}"
             )
         if any(marker.lower() in lowered for marker in _PASSPHRASE):
             return DeployFailed(
@@ -264,21 +225,9 @@ def require_pulumi_cli(command: str) -> str:
 
 def require_sdk(cloud: Cloud) -> None:
     """The Pulumi SDK and the cloud's Pulumi package must be importable."""
-    for module in ("pulumi", cloud.package):
-        if importlib.util.find_spec(module) is None:
+    for module in ("pulumi", cloud.pulumi_package):
+        if module and importlib.util.find_spec(module) is None:
             raise PulumiSdkMissing(f"deploying needs the Python package {module!r}: {DEPLOY_EXTRAS}")
-
-
-def require_aws_credentials(region: str) -> None:
-    """Fail early, and in one line, when boto3 finds no AWS credentials at all."""
-    from mayfly.providers.ecs.aws import boto3_module
-
-    session = boto3_module().session.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise CredentialsMissing(
-            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "or run `aws sso login` / `aws configure`"
-        )
 
 
 # ---------------------------------------------------------------- the engine
@@ -385,11 +334,6 @@ class DeployEngine:
 
     # ------------------------------------------------------------ Automation API
 
-    def _program(self, stack: Stack) -> Callable[[], None]:
-        module = importlib.import_module(CLOUDS[stack.cloud].program_module)
-        program: Callable[[], None] = module.stack_program(stack)
-        return program
-
     @contextlib.contextmanager
     def _errors(self, stack: Stack, doing: str) -> Iterator[None]:
         self._first_error = None
@@ -398,7 +342,9 @@ class DeployEngine:
         except MayflyError:
             raise
         except Exception as exc:
-            raise translate(exc, stack=stack.name, doing=doing, first_error=self._first_error) from exc
+            raise translate(
+                exc, stack=stack.name, doing=doing, first_error=self._first_error, cloud=cloud_for(stack.cloud)
+            ) from exc
 
     def _on_event(self, event: auto.EngineEvent) -> None:
         translated = to_deploy_event(event)
@@ -410,18 +356,23 @@ class DeployEngine:
 
     def preflight(self, stack: Stack, command: str, *, credentials: bool = True) -> None:
         """Everything checkable before Pulumi runs: the CLI first, then the SDK, then cloud credentials."""
+        cloud = cloud_for(stack.cloud)
         require_pulumi_cli(command)
-        require_sdk(CLOUDS[stack.cloud])
-        if credentials and stack.cloud == "aws":
-            require_aws_credentials(stack.region)
+        require_sdk(cloud)
+        if credentials:
+            cloud.check_credentials(stack)
 
-    def _stack(self, stack: Stack, command: str, *, create: bool, configure: bool = True) -> auto.Stack:
-        """Select (or create) the Pulumi stack; ``configure`` sets its config and installs the provider plugin."""
+    def open_stack(self, stack: Stack, command: str, *, create: bool, configure: bool = True) -> auto.Stack:
+        """Select (or create) the Pulumi stack; ``configure`` sets its config and installs the provider plugin.
+
+        The one step that needs the Pulumi CLI; tests stand in for it with a stack that runs the cloud's
+        program under ``pulumi.runtime.set_mocks`` (tests/infra/mocked_pulumi.py).
+        """
         from pulumi import automation as auto
 
-        cloud = CLOUDS[stack.cloud]
+        cloud = cloud_for(stack.cloud)
         opts = self.workspace_options(stack)
-        program = self._program(stack)
+        program = cloud.program(stack)
         with self._errors(stack, command):
             if create:
                 selected = auto.create_or_select_stack(
@@ -432,13 +383,14 @@ class DeployEngine:
             if configure:
                 # Set on every run: the work directory holding the stack's config may be new (another machine).
                 selected.set_all_config({k: auto.ConfigValue(value=v) for k, v in cloud.config(stack).items()})
-                selected.workspace.install_plugin(cloud.plugin, _plugin_version(cloud.package))
+                if cloud.pulumi_plugin:
+                    selected.workspace.install_plugin(cloud.pulumi_plugin, _plugin_version(cloud.pulumi_package))
             return selected
 
     def preview(self, stack: Stack) -> dict[str, int]:
         """What an up would change, operation -> count."""
         self.preflight(stack, "preview")
-        pulumi_stack = self._stack(stack, "preview", create=True)
+        pulumi_stack = self.open_stack(stack, "preview", create=True)
         with self._errors(stack, "preview"):
             result = pulumi_stack.preview(on_event=self._on_event, color="never")
         return changes(result.change_summary)
@@ -447,7 +399,7 @@ class DeployEngine:
         """Create or update the stack's resources; its outputs and the changes made."""
         self.preflight(stack, "deploy")
         self.save(stack)
-        pulumi_stack = self._stack(stack, "deploy", create=True)
+        pulumi_stack = self.open_stack(stack, "deploy", create=True)
         with self._errors(stack, "deploy"):
             result = pulumi_stack.up(on_event=self._on_event, color="never")
         return {k: v.value for k, v in result.outputs.items()}, changes(result.summary.resource_changes)
@@ -455,7 +407,7 @@ class DeployEngine:
     def destroy(self, stack: Stack) -> dict[str, int]:
         """Delete every resource of the stack, then the stack itself and its work directory."""
         self.preflight(stack, "destroy")
-        pulumi_stack = self._stack(stack, "destroy", create=False)
+        pulumi_stack = self.open_stack(stack, "destroy", create=False)
         with self._errors(stack, "destroy"):
             result = pulumi_stack.destroy(on_event=self._on_event, color="never", remove=True)
         shutil.rmtree(self.work_dir(stack.name), ignore_errors=True)
@@ -464,7 +416,7 @@ class DeployEngine:
     def outputs(self, stack: Stack) -> dict[str, Any]:
         """The stack's current outputs (reads the backend only: no cloud credentials needed for file://)."""
         self.preflight(stack, "outputs", credentials=False)
-        pulumi_stack = self._stack(stack, "outputs", create=False, configure=False)
+        pulumi_stack = self.open_stack(stack, "outputs", create=False, configure=False)
         with self._errors(stack, "outputs"):
             return {k: v.value for k, v in pulumi_stack.outputs().items()}
 
@@ -480,9 +432,9 @@ def _plugin_version(package: str) -> str:
 
 
 def target_settings(stack: Stack, outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The stack's ``settings`` output, validated as its provider's settings."""
-    cloud = CLOUDS[stack.cloud]
-    raw = outputs.get("settings")
+    """The stack's settings output, validated as its provider's settings."""
+    cloud = cloud_for(stack.cloud)
+    raw = cloud.settings_output(stack, outputs)
     if not isinstance(raw, dict):
         raise DeployFailed(f"stack {stack.name!r} has no 'settings' output: deploy it again with `mayfly deploy`")
     try:
@@ -500,7 +452,7 @@ def record_target(app: Mayfly, stack: Stack, outputs: Mapping[str, Any]) -> Targ
     """Add or replace the stack's target with the settings from its outputs."""
     return app.targets.add(
         stack.target_name,
-        CLOUDS[stack.cloud].provider,
+        cloud_for(stack.cloud).provider,
         target_settings(stack, outputs),
         capacity=stack.capacity,
         embedded_runner=not stack.runner.enabled,
@@ -512,14 +464,18 @@ def record_target(app: Mayfly, stack: Stack, outputs: Mapping[str, Any]) -> Targ
 
 
 def push_runtime_images(
-    stack: Stack, outputs: Mapping[str, Any], *, client: Any = None, progress: Callable[[str], None] | None = None
+    stack: Stack,
+    outputs: Mapping[str, Any],
+    *,
+    client: Any = None,
+    progress: Callable[[str], None] | None = None,
+    registry: ImageRegistry | None = None,
 ) -> list[PushedImage]:
-    """Push every local ``mayfly/runtime-*:V`` image to the stack's repository."""
+    """Push every local ``mayfly/runtime-*:V`` image to the stack's registry (the cloud's plug-in says which)."""
     from mayfly.infra import images
 
-    repository = outputs.get("repository_url")
-    if not isinstance(repository, str) or not repository:
-        raise DeployFailed(f"stack {stack.name!r} has no 'repository_url' output to push runtime images to")
+    if registry is None:
+        registry = cloud_for(stack.cloud).image_registry(stack, outputs)
     if client is None:
         import docker
 
@@ -534,8 +490,7 @@ def push_runtime_images(
     local = images.local_runtime_images(client)
     if not local:
         return []
-    auth = images.ecr_auth(stack.region)
-    return images.push_images(client, local, repository, auth, progress or (lambda _msg: None))
+    return registry.push(client, local, progress or (lambda _msg: None))
 
 
 @dataclass(frozen=True)
@@ -550,6 +505,8 @@ class DeployResult:
     outputs: dict[str, Any]
     #: Runtime images pushed to the stack's registry.
     images: list[PushedImage]
+    #: Where they went (a repository URL; empty when the push was skipped).
+    registry: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""
@@ -575,9 +532,16 @@ def deploy(
     engine = DeployEngine(app.home, progress=progress)
     outputs, made = engine.up(stack)
     target_settings(stack, outputs)  # fail before pushing anything if the outputs are unusable
-    pushed = push_runtime_images(stack, outputs, client=docker_client, progress=on_push) if push else []
+    pushed: list[PushedImage] = []
+    registry = ""
+    if push:
+        image_registry = cloud_for(stack.cloud).image_registry(stack, outputs)
+        registry = image_registry.location
+        pushed = push_runtime_images(stack, outputs, client=docker_client, progress=on_push, registry=image_registry)
     record_target(app, stack, outputs)
-    return DeployResult(stack=stack.name, target=stack.target_name, changes=made, outputs=outputs, images=pushed)
+    return DeployResult(
+        stack=stack.name, target=stack.target_name, changes=made, outputs=outputs, images=pushed, registry=registry
+    )
 
 
 def destroy(app: Mayfly, stack: Stack, *, progress: Progress | None = None) -> dict[str, int]:
@@ -590,6 +554,6 @@ def destroy(app: Mayfly, stack: Stack, *, progress: Progress | None = None) -> d
         )
     made = DeployEngine(app.home, progress=progress).destroy(stack)
     with contextlib.suppress(TargetNotFound):
-        if app.targets.get(target).provider == CLOUDS[stack.cloud].provider:
+        if app.targets.get(target).provider == cloud_for(stack.cloud).provider:
             app.targets.remove(target)
     return made

@@ -1,10 +1,12 @@
-"""Runtime images from the local engine to a stack's registry (ECR).
+"""Runtime images from the local engine to a stack's registry.
 
 Runtimes are built locally (``mayfly runtime build``) and tagged
-``mayfly/runtime-NAME:V``. A deploy pushes every such tag into the stack's one
-repository as ``REPOSITORY:runtime-NAME-V``, the name the ``ecs`` provider derives
-from ``image_prefix`` (see :func:`remote_image`). ``:latest`` aliases are not pushed:
-codes always name a version.
+``mayfly/runtime-NAME:V``. A deploy hands every such tag to the stack's
+:class:`ImageRegistry`, which each cloud's deploy plug-in provides (AWS: ECR, see
+:mod:`mayfly.infra.clouds.aws.registry`). Registries with one repository per stack
+use :func:`push_images`: each image goes in as ``REPOSITORY:runtime-NAME-V``, the name
+a provider derives from its ``image_prefix`` (see :func:`remote_image`). ``:latest``
+aliases are not pushed: codes always name a version.
 
 Nothing here runs in this project's tests against a registry (none is reachable);
 the tag mapping and the selection of local tags are tested.
@@ -12,7 +14,7 @@ the tag mapping and the selection of local tags are tested.
 
 from __future__ import annotations
 
-import base64
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,24 @@ class PushedImage:
     local: str
     remote: str
     digest: str | None
+
+
+#: A progress callback: one line per step.
+Note = Callable[[str], None]
+
+
+class ImageRegistry(ABC):
+    """Where one stack's runtime images go, and how they get there (each cloud's plug-in gives one)."""
+
+    #: Where the images went, for people (a repository URL).
+    location: str
+
+    @abstractmethod
+    def push(self, client: Any, images: list[str], progress: Note) -> list[PushedImage]:
+        """Push the local ``images`` (``mayfly/runtime-NAME:V``) with the Docker SDK ``client``.
+
+        :class:`~mayfly.infra.errors.ImagePushFailed` on the first failure.
+        """
 
 
 def remote_tag(local: str) -> str:
@@ -81,16 +101,6 @@ def local_runtime_images(client: Any) -> list[str]:
     except Exception as exc:  # the docker SDK raises several unrelated types when no engine answers
         raise EngineNotRunning(f"cannot list runtime images: Docker engine not reachable ({exc})") from None
     return runtime_tags(tag for image in images for tag in image.tags)
-
-
-def ecr_auth(region: str, endpoint_url: str | None = None) -> RegistryAuth:
-    """An ECR login token for the account of the current AWS credentials."""
-    from mayfly.providers.ecs.aws import Clients, translate
-
-    with translate("getting an ECR login token"):
-        data = Clients(region, endpoint_url)("ecr").get_authorization_token()["authorizationData"][0]
-    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    return RegistryAuth(username=username, password=password, server=str(data["proxyEndpoint"]))
 
 
 def push_images(

@@ -3,7 +3,7 @@
 A stack file names the cloud, the stack and target, the region, the target's
 capacity, the optional always-on runner and the cloud's own options::
 
-    cloud: aws                 # which component builds it (gcp and azure add their own models)
+    cloud: aws                 # which deploy plug-in builds it (`mayfly plugins` lists them)
     name: aws-dev              # Pulumi stack name; also the target name unless `target` is set
     region: eu-west-1
     capacity: 10               # most tasks preparing or running at once on the target
@@ -17,8 +17,10 @@ per problem, each starting with the file name (:class:`InvalidStackFile`). Value
 are not coerced: ``capacity: "10"`` is an error, not 10. ``stacks/aws-example.yaml``
 documents every key.
 
-Each cloud is one pydantic model with a ``cloud: Literal[...]`` tag; :data:`StackFile`
-is the discriminated union of them, so adding GCP is one more model in the union.
+Each cloud's deploy plug-in (:class:`mayfly.infra.cloud.Cloud`) brings its own model,
+a subclass of :class:`StackBase` with its section (``aws:``) and its own rules (region
+format, name lengths, runner sizes); ``cloud`` picks the model. This module names no
+cloud: an unknown or missing ``cloud`` lists the registered ones.
 """
 
 from __future__ import annotations
@@ -26,51 +28,40 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mayfly.core.errors import MissingDependency
 from mayfly.core.targets import NAME as TARGET_NAME
+from mayfly.infra.cloud import cloud_names, find_cloud
 from mayfly.infra.errors import DEPLOY_EXTRAS, InvalidStackFile
 
 #: Backend URL schemes Pulumi understands (DIY backends and Pulumi Cloud).
 BACKEND_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "https://", "http://")
-#: Retention periods CloudWatch Logs accepts (0 = never expire).
-LOG_RETENTION_DAYS = (
-    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
-#: Fargate's valid task sizes: cpu units -> allowed memory (MiB).
-FARGATE_SIZES: dict[int, range] = {
-    256: range(512, 2049, 512),
-    512: range(1024, 4097, 1024),
-    1024: range(2048, 8193, 1024),
-    2048: range(4096, 16385, 1024),
-    4096: range(8192, 30721, 1024),
-    8192: range(16384, 61441, 4096),
-    16384: range(32768, 122881, 8192),
-}
-AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-#: AWS names are built from the stack name plus a suffix (``-execution-1a2b3c4``); IAM role names stop at 64.
-AWS_MAX_NAME = 32
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
+    """Base of stack-file models: unknown keys refused, no coercion, immutable."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class RunnerSection(_Model):
-    """The optional always-on runner, deployed with the stack as a service (ECS on AWS)."""
+class RunnerSection(StrictModel):
+    """The optional always-on runner, deployed with the stack as a service (ECS on AWS).
+
+    A cloud whose runner service has fixed sizes subclasses it and overrides
+    :meth:`size_problem` (AWS: Fargate's cpu/memory pairs).
+    """
 
     enabled: bool = Field(default=False, description="Deploy a runner that serves the target's queue in the cloud.")
     image: str | None = Field(
         default=None,
         description="Image with Mayfly installed (`pip install 'mayfly-tasks[aws]'`) and `sh`; required when enabled.",
     )
-    cpu: int = Field(default=512, description="Runner cpu units (Fargate sizes: 256, 512, 1024, ...).")
-    memory: int = Field(default=1024, description="Runner memory in MiB (a valid Fargate size for its cpu).")
+    cpu: int = Field(default=512, description="Runner cpu units (1024 = one vCPU; AWS: a Fargate size).")
+    memory: int = Field(default=1024, description="Runner memory in MiB (AWS: a valid Fargate size for its cpu).")
 
     @model_validator(mode="before")
     @classmethod
@@ -78,9 +69,13 @@ class RunnerSection(_Model):
         """``runner: true`` / ``runner: false`` are short for ``runner: {enabled: ...}``."""
         return {"enabled": value} if isinstance(value, bool) else value
 
+    def size_problem(self) -> str | None:
+        """Why (cpu, memory) is not a size the cloud runs, or None; each cloud's runner section overrides it."""
+        return None
+
     @model_validator(mode="after")
     def _check(self) -> RunnerSection:
-        problems = [fargate_size_problem(self.cpu, self.memory)]
+        problems = [self.size_problem()]
         if self.enabled and not self.image:
             problems.insert(0, "image is required when the runner is enabled (an image with Mayfly installed)")
         if any(problems):
@@ -88,49 +83,10 @@ class RunnerSection(_Model):
         return self
 
 
-class AwsSection(_Model):
-    """Options of the AWS component (``mayfly:aws:Target``); every key has a default."""
+class StackBase(StrictModel):
+    """What every cloud's stack file has; each cloud's model subclasses it and adds its section."""
 
-    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(
-        default="FARGATE", description="FARGATE_SPOT is cheaper and may interrupt tasks."
-    )
-    vpc_id: str | None = Field(default=None, description="VPC of the tasks (default: the account's default VPC).")
-    subnet_ids: list[str] | None = Field(
-        default=None, min_length=1, description="Subnets of the tasks (default: the VPC's default subnets)."
-    )
-    assign_public_ip: bool = Field(
-        default=True, description="Public IPs for tasks (needed to pull images in public subnets without NAT)."
-    )
-    container_insights: bool = Field(default=False, description="ECS Container Insights on the cluster (billed).")
-    log_retention_days: int = Field(default=14, description="CloudWatch Logs retention of task logs.")
-    message_retention_seconds: int = Field(
-        default=4 * 86400, ge=60, le=14 * 86400, description="How long a queued message waits before SQS drops it."
-    )
-    visibility_timeout_seconds: int = Field(
-        default=60, ge=0, le=43200, description="SQS visibility timeout; the runner extends it while a task runs."
-    )
-    max_receive_count: int = Field(
-        default=5, ge=1, le=1000, description="Deliveries of one message before it moves to the dead-letter queue."
-    )
-    runs_expiry_days: int = Field(default=30, ge=1, description="Days before payloads and results (runs/) expire.")
-    logs_expiry_days: int = Field(default=30, ge=1, description="Days before task logs (logs/) expire in the bucket.")
-    keep_images: int = Field(default=100, ge=1, le=10000, description="Images kept in the ECR repository.")
-    immutable_tags: bool = Field(default=False, description="Make ECR tags immutable (a rebuilt runtime then fails).")
-    force_destroy: bool = Field(
-        default=True, description="`mayfly destroy` also deletes the bucket's objects and the repository's images."
-    )
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} (0 = never expire)")
-        return value
-
-
-class StackBase(_Model):
-    """What every cloud's stack file has."""
-
+    cloud: str = Field(description="Which cloud's deploy plug-in builds the stack (`mayfly plugins` lists them).")
     name: str = Field(description="Pulumi stack name; also the target name unless `target` is set.")
     target: str | None = Field(default=None, description="Name of the Mayfly target the deploy records.")
     region: str = Field(description="Region of every resource of the stack.")
@@ -171,55 +127,28 @@ class StackBase(_Model):
         return self.target or self.name
 
 
-class AwsStack(StackBase):
-    """A stack on AWS: ECS Fargate, SQS, S3, ECR, CloudWatch Logs (built by :class:`mayfly.infra.aws.AwsTarget`)."""
-
-    cloud: Literal["aws"]
-    aws: AwsSection = Field(default_factory=AwsSection, description="AWS options.")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not AWS_REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region (like eu-west-1)")
-        return value
-
-    @field_validator("name", "target")
-    @classmethod
-    def _aws_name_length(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > AWS_MAX_NAME:
-            raise ValueError(f"at most {AWS_MAX_NAME} characters on aws (AWS name limits)")
-        return value
-
-
-#: Every cloud's stack model, told apart by ``cloud``. GCP and Azure join this union.
-StackFile = Annotated[AwsStack, Field(discriminator="cloud")]
-#: The parsed stack of any cloud.
-Stack = AwsStack
-CLOUDS = ("aws",)
-_ADAPTER: TypeAdapter[Stack] = TypeAdapter(StackFile)
-
-
-def fargate_size_problem(cpu: int, memory: int) -> str | None:
-    """Why (cpu, memory) is not a Fargate task size, or None when it is one."""
-    if cpu not in FARGATE_SIZES:
-        return f"cpu {cpu} is not a Fargate size (one of {', '.join(map(str, FARGATE_SIZES))})"
-    allowed = FARGATE_SIZES[cpu]
-    if memory not in allowed:
-        low, high = allowed.start, allowed.stop - 1
-        return f"memory {memory} does not fit cpu {cpu} (Fargate: {low}-{high} MiB in steps of {allowed.step})"
-    return None
+#: The parsed stack of any cloud (the cloud's own model, a subclass).
+Stack = StackBase
 
 
 def parse_stack(data: object, source: str) -> Stack:
-    """Validate a stack document (a mapping); :class:`InvalidStackFile` lists every problem, a line each."""
+    """Validate a stack document (a mapping) with its cloud's model; :class:`InvalidStackFile` lists every
+    problem, a line each. ``cloud`` picks the model among the registered deploy plug-ins."""
     if not isinstance(data, dict):
         kind = "nothing" if data is None else type(data).__name__
         raise InvalidStackFile(f"{source}: expected a mapping of keys (cloud, name, region, ...), got {kind}")
+    known = ", ".join(cloud_names()) or "none installed"
+    name = data.get("cloud")
+    if name is None:
+        raise InvalidStackFile(f"{source}: cloud: missing (required; one of: {known})")
+    cloud = find_cloud(name) if isinstance(name, str) else None
+    if cloud is None:
+        raise InvalidStackFile(f"{source}: cloud: unknown cloud {name!r} (supported: {known})")
+    model = cloud.stack_model
     try:
-        return _ADAPTER.validate_python(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidStackFile("\n".join(f"{source}: {line}" for line in _problems(exc))) from None
+        raise InvalidStackFile("\n".join(f"{source}: {line}" for line in _problems(exc, model))) from None
 
 
 def load_stack_file(path: Path) -> Stack:
@@ -274,24 +203,18 @@ def _load_yaml(text: str, source: str) -> object:
 # ---------------------------------------------------------------- error lines
 
 
-def _problems(exc: ValidationError) -> list[str]:
+def _problems(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     """One line per pydantic error, in the file's own words (keys as dotted paths)."""
     lines: list[str] = []
     for err in exc.errors():
-        loc = err["loc"]
-        # Errors inside a union member start with the member's tag ('aws'): the file does not have that key.
-        parts = [str(p) for p in loc[1:]] if loc else []
+        parts = [str(p) for p in err["loc"]]
         where = ".".join(parts)
         kind = err["type"]
         value = err.get("input")
-        if kind == "union_tag_invalid":
-            lines.append(f"cloud: unknown cloud {value.get('cloud')!r} (supported: {', '.join(CLOUDS)})")
-        elif kind == "union_tag_not_found":
-            lines.append(f"cloud: missing (required; one of: {', '.join(CLOUDS)})")
-        elif kind == "missing":
+        if kind == "missing":
             lines.append(f"{where}: missing (required)")
         elif kind == "extra_forbidden":
-            hint = _did_you_mean(parts)
+            hint = _did_you_mean(model, parts)
             lines.append(f"{where}: unknown key{hint}")
         else:
             message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
@@ -301,8 +224,7 @@ def _problems(exc: ValidationError) -> list[str]:
     return lines
 
 
-def _did_you_mean(parts: list[str]) -> str:
-    model: type[BaseModel] = AwsStack
+def _did_you_mean(model: type[BaseModel], parts: list[str]) -> str:
     for part in parts[:-1]:
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None

@@ -64,7 +64,9 @@ def test_wheel_declares_the_cli_and_the_builtin_provider(wheel: zipfile.ZipFile)
     (ep,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(ep).decode()
     assert "mayfly = mayfly.cli:main" in text
-    assert "[mayfly.providers]\ndocker = mayfly.providers.docker" in text
+    providers = text.split("[mayfly.providers]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    # The built-in providers and the AWS deploy plug-in share the group.
+    assert {"docker = mayfly.providers.docker", "aws = mayfly.infra.clouds.aws"} <= set(providers)
 
 
 def test_no_tests_package() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mayfly.core import hookimpl, hookspecs
+from mayfly.core.clouds import CloudRegistry
 from mayfly.core.errors import PluginError, ProviderNotFound, Unsupported
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.plugins import ProviderRegistry, build_plugins
@@ -105,3 +106,55 @@ def test_every_hookspec_is_tested_and_documented() -> None:
         assert f"def {name}" in text  # implemented by a plugin in this file
         assert ":param" in (getattr(hookspecs, name).__doc__ or "")
         assert name in (hookspecs.__doc__ or "")
+
+
+class NullCloud:
+    """Enough of a deploy plug-in for the registry (the full contract is mayfly.infra.cloud.Cloud)."""
+
+    name = "nullcloud"
+    provider = "null"
+
+
+class NullCloudPlugin:
+    __name__ = "null-cloud-plugin"
+
+    @hookimpl
+    def mayfly_register_clouds(self, registry: CloudRegistry) -> None:
+        registry.add(NullCloud)
+
+
+def test_clouds_register_through_the_same_group_and_hook_beside_providers() -> None:
+    plugins = build_plugins((NullCloudPlugin(),))
+    assert plugins.clouds.find("nullcloud") is NullCloud
+    assert plugins.clouds.names() == ["aws", "nullcloud"]
+    (aws,) = [i for i in plugins.infos if i.name == "aws"]
+    assert (aws.module, aws.distribution, aws.clouds, aws.providers) == (
+        "mayfly.infra.clouds.aws",
+        "mayfly-tasks",
+        ("aws",),
+        (),
+    )
+    assert aws.hooks == ("mayfly_register_clouds",)
+
+
+def test_malformed_and_duplicate_clouds_are_refused() -> None:
+    registry = CloudRegistry()
+    registry.add(NullCloud)
+
+    class Again(NullCloud):
+        pass
+
+    class Nameless:
+        provider = "null"
+
+    class NoProvider:
+        name = "x"
+
+    with pytest.raises(PluginError, match="cloud 'nullcloud' registered twice"):
+        registry.add(Again)
+    with pytest.raises(PluginError, match="has no valid 'name'"):
+        registry.add(Nameless)
+    with pytest.raises(PluginError, match="cloud 'x' names no 'provider'"):
+        registry.add(NoProvider)
+    with pytest.raises(PluginError, match="is not a class"):
+        registry.add(NullCloud())  # type: ignore[arg-type]

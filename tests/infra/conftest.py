@@ -1,4 +1,5 @@
-"""Pulumi mocks that record what the component asks for, and a helper that builds it under them.
+"""Pulumi mocks that record what the component asks for, a helper that builds it under them, and
+``mocked_pulumi``: ``mayfly deploy`` end to end with the program run under the mocks.
 
 ``RecordingMocks`` answers every resource with plausible ids, ARNs, URLs and names
 (as AWS would shape them) and keeps every ``MockResourceArgs``; ``RecordingMonitor``
@@ -8,16 +9,25 @@ registers. Tests assert on those recorded inputs, never on values the mocks inve
 
 from __future__ import annotations
 
+import contextvars
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi.automation import CommandResult, StackNotFoundError
+from pulumi.automation.events import EngineEvent
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+from mayfly.infra.cloud import cloud_for
+from mayfly.infra.deploy import DeployEngine
+from mayfly.infra.stackfile import Stack
 
 with warnings.catch_warnings():
     # Importing pulumi_aws warns about every deprecated resource class it defines (none of which we use).
@@ -183,7 +193,7 @@ def mocks() -> tuple[RecordingMocks, RecordingMonitor]:
 @pytest.fixture
 def build(mocks: tuple[RecordingMocks, RecordingMonitor]) -> Callable[..., Built]:
     """Build ``AwsTarget(name, args)`` under the mocks; returns once every registration has finished."""
-    from mayfly.infra.aws import AwsTarget, AwsTargetArgs
+    from mayfly.infra.clouds.aws.component import AwsTarget, AwsTargetArgs
 
     def run(name: str = "dev", args: AwsTargetArgs | None = None) -> Built:
         built = Built(*mocks)
@@ -198,3 +208,213 @@ def build(mocks: tuple[RecordingMocks, RecordingMonitor]) -> Callable[..., Built
         return built
 
     return run
+
+
+# ---------------------------------------------------------------- `mayfly deploy` with Pulumi's mocks
+#
+# The Pulumi CLI cannot be installed here, so `DeployEngine.open_stack` (the one step that needs it) is
+# replaced by a stack that runs the cloud's real inline program under `pulumi.runtime.set_mocks`, keeps
+# what it registered in a JSON file in the stack's file backend, and answers preview/up/destroy/outputs
+# with the counts a Pulumi engine would report (create/update/same/delete by URN and inputs). Everything
+# else `mayfly deploy | preview | destroy | outputs` does runs for real: stack-file validation through the
+# cloud's model, preflight, workspace and passphrase, event rendering, settings validation by the
+# provider's model, the image push through the cloud's registry, and the target recorded in SQLite.
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """Answers any resource with its inputs as its state (``<name>-id`` as id); no invokes."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+
+class _Registrations(MockMonitor):
+    """Keeps every registration (the root stack too) as urn -> (type, name, inputs)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        inputs = rpc.deserialize_properties(request.object) if request.type != "pulumi:pulumi:Stack" else {}
+        self.registered[response.urn] = {"type": request.type, "name": request.name, "inputs": _plain(inputs)}
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON-able data (unknowns and resource references as strings)."""
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+@dataclass
+class _Result:
+    """The attributes of the Automation API's result objects that the engine reads."""
+
+    change_summary: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    summary: Any = None
+
+
+@dataclass
+class _Summary:
+    resource_changes: dict[str, int]
+
+
+@dataclass
+class _Output:
+    value: Any
+    secret: bool = False
+
+
+class MockedStack:
+    """Stands in for ``pulumi.automation.Stack``: runs the program under mocks, state in a JSON file."""
+
+    def __init__(self, state_file: Path, name: str, program: Callable[[], None], mocks: Callable[[], Any]) -> None:
+        self.state_file, self.name, self.program, self.mocks = state_file, name, program, mocks
+
+    # ------------------------------------------------------------ state
+
+    def load(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.state_file.read_text())
+        return data
+
+    def exists(self) -> bool:
+        return self.state_file.is_file()
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2, sort_keys=True))
+
+    # ------------------------------------------------------------ running the program
+
+    def _run(self, *, preview: bool) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        def run() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+            pulumi.runtime.settings.ROOT.set(None)  # a fresh root stack resource for this run
+            monitor = _Registrations(self.mocks())
+            pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=self.name, preview=preview, monitor=monitor)
+            exported: dict[str, Any] = {}
+
+            @pulumi.runtime.test  # type: ignore[untyped-decorator]
+            def program() -> pulumi.Output[Any]:
+                self.program()
+                root = pulumi.runtime.get_root_resource()
+                return pulumi.Output.from_input(dict(root.outputs)).apply(exported.update)  # type: ignore[union-attr]
+
+            program()
+            return monitor.registered, _plain(exported)
+
+        return contextvars.copy_context().run(run)
+
+    def _plan(self, registered: dict[str, dict[str, Any]]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+        before: dict[str, dict[str, Any]] = self.load()["resources"] if self.exists() else {}
+        steps: list[tuple[str, str]] = []
+        for urn, res in registered.items():
+            old = before.get(urn)
+            op = "create" if old is None else "same" if old["inputs"] == res["inputs"] else "update"
+            steps.append((op, urn))
+        steps += [("delete", urn) for urn in before if urn not in registered]
+        counts: dict[str, int] = {}
+        for op, _ in steps:
+            counts[op] = counts.get(op, 0) + 1
+        return counts, steps
+
+    @staticmethod
+    def _events(on_event: Callable[[EngineEvent], None], steps: list[tuple[str, str]], registry: Any) -> None:
+        for seq, (op, urn) in enumerate(steps):
+            typ = registry[urn]["type"]
+            meta = {"op": op, "urn": urn, "type": typ, "provider": ""}
+            on_event(
+                EngineEvent.from_json({"sequence": 2 * seq, "timestamp": 0, "resourcePreEvent": {"metadata": meta}})
+            )
+            on_event(
+                EngineEvent.from_json({"sequence": 2 * seq + 1, "timestamp": 0, "resOutputsEvent": {"metadata": meta}})
+            )
+
+    # ------------------------------------------------------------ what the engine calls
+
+    def preview(self, on_event: Callable[[EngineEvent], None], color: str) -> _Result:
+        registered, _ = self._run(preview=True)
+        counts, steps = self._plan(registered)
+        before = self.load()["resources"] if self.exists() else {}
+        self._events(on_event, steps, {**before, **registered})
+        return _Result(change_summary=counts)
+
+    def up(self, on_event: Callable[[EngineEvent], None], color: str) -> _Result:
+        registered, outputs = self._run(preview=False)
+        counts, steps = self._plan(registered)
+        before = self.load()["resources"] if self.exists() else {}
+        self._events(on_event, steps, {**before, **registered})
+        self.save({"resources": registered, "outputs": outputs})
+        return _Result(outputs={k: _Output(v) for k, v in outputs.items()}, summary=_Summary(counts))
+
+    def destroy(self, on_event: Callable[[EngineEvent], None], color: str, remove: bool) -> _Result:
+        before: dict[str, Any] = self.load()["resources"]
+        steps = [("delete", urn) for urn in reversed(list(before))]
+        self._events(on_event, steps, before)
+        self.state_file.unlink()
+        return _Result(summary=_Summary({"delete": len(steps)} if steps else {}))
+
+    def outputs(self) -> dict[str, _Output]:
+        return {k: _Output(v) for k, v in self.load()["outputs"].items()}
+
+
+@dataclass
+class MockedPulumi:
+    """What the ``mocked_pulumi`` fixture installs; ``mocks`` makes the Mocks each run answers with."""
+
+    mocks: Callable[[], Any] = EchoMocks
+    #: Stack config each open set (what the real engine passes to ``set_all_config``), by stack name.
+    config: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def state_file(self, engine: DeployEngine, stack: Stack) -> Path:
+        return Path(engine.backend_url(stack).removeprefix("file://")) / ".mocked" / f"{stack.name}.json"
+
+    def open_stack(
+        self, engine: DeployEngine, stack: Stack, command: str, *, create: bool, configure: bool = True
+    ) -> MockedStack:
+        cloud = cloud_for(stack.cloud)
+        engine.workspace_options(stack)  # the work directory, backend directory and passphrase, as for real
+        mocked = MockedStack(self.state_file(engine, stack), stack.name, cloud.program(stack), self.mocks)
+        with engine._errors(stack, command):
+            if not create and not mocked.exists():
+                raise StackNotFoundError(
+                    CommandResult(stdout="", stderr=f"no stack named '{stack.name}' found", code=255)
+                )
+        if configure:
+            self.config[stack.name] = cloud.config(stack)
+        return mocked
+
+
+@pytest.fixture
+def mocked_pulumi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MockedPulumi:
+    """``mayfly deploy | preview | destroy | outputs`` run the cloud's program under Pulumi's mocks.
+
+    A stand-in ``pulumi`` executable is put on PATH only so the engine's "is the CLI installed" check
+    passes; nothing calls it.
+    """
+    mocked = MockedPulumi()
+    bin_dir = tmp_path / "pulumi-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho 'the mocked deploy never runs the Pulumi CLI' >&2\nexit 99\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def open_stack(
+        engine: DeployEngine, stack: Stack, command: str, *, create: bool, configure: bool = True
+    ) -> MockedStack:
+        return mocked.open_stack(engine, stack, command, create=create, configure=configure)
+
+    monkeypatch.setattr(DeployEngine, "open_stack", open_stack)
+    return mocked
+
+
+@pytest.fixture
+def mocked_aws(mocked_pulumi: MockedPulumi) -> MockedPulumi:
+    """``mocked_pulumi`` answering with :class:`RecordingMocks` (AWS resource shapes and invokes)."""
+    mocked_pulumi.mocks = RecordingMocks
+    return mocked_pulumi

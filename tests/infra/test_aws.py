@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mayfly.infra.aws import TASK_FAMILY_PREFIX, TYPE_TOKEN, AwsTargetArgs
+from mayfly.infra.clouds.aws.component import TASK_FAMILY_PREFIX, TYPE_TOKEN, AwsTargetArgs
 from mayfly.providers.ecs.settings import EcsSettings
 
 Mocks = Any  # conftest.RecordingMocks (test modules cannot import conftest under importlib mode)
@@ -477,7 +477,7 @@ def test_the_component_also_builds_in_a_preview(mocks: Any) -> None:
     """`mayfly preview` runs the program with unknown outputs: nothing may need a resolved value."""
     import pulumi
 
-    from mayfly.infra.aws import AwsTarget
+    from mayfly.infra.clouds.aws.component import AwsTarget
 
     recording, monitor = mocks
     pulumi.runtime.set_mocks(recording, project=recording.project, stack=recording.stack, preview=True, monitor=monitor)

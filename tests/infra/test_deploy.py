@@ -25,7 +25,7 @@ from pulumi.automation.events import EngineEvent
 from mayfly.cli.context import open_app
 from mayfly.core.config import Home
 from mayfly.core.errors import CredentialsMissing, InvalidInput
-from mayfly.infra import deploy as engine_module
+from mayfly.infra.cloud import cloud_for
 from mayfly.infra.deploy import (
     DeployEngine,
     first_error_line,
@@ -267,7 +267,7 @@ def test_a_failed_update_reports_its_first_real_error_line() -> None:
 
 def test_credential_failures_are_credentials_missing() -> None:
     stderr = "error: pulumi:providers:aws resource 'default' has a problem: No valid credential sources found"
-    err = translate(CommandError(_result(stderr)), stack="aws-dev", doing="preview")
+    err = translate(CommandError(_result(stderr)), stack="aws-dev", doing="preview", cloud=cloud_for("aws"))
     assert isinstance(err, CredentialsMissing)
     assert err.message.startswith(
         "preview aws-dev: AWS credentials missing or rejected (pulumi:providers:aws resource 'default' has a problem"
@@ -476,4 +476,4 @@ def test_the_component_settings_output_is_what_the_engine_records(build: Any) ->
     assert target_settings(stack(), {"settings": built.settings}) == EcsSettings.model_validate(
         built.settings
     ).model_dump(mode="json", exclude_defaults=True)
-    assert engine_module.CLOUDS["aws"].provider == "ecs"
+    assert cloud_for("aws").provider == "ecs"

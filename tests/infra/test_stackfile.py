@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mayfly.infra.aws import AwsTargetArgs
+from mayfly.infra.clouds.aws.component import AwsTargetArgs
+from mayfly.infra.clouds.aws.stack import AwsStack
 from mayfly.infra.errors import InvalidStackFile
-from mayfly.infra.stackfile import AwsStack, load_stack_file, parse_stack, stack_to_json
+from mayfly.infra.stackfile import load_stack_file, parse_stack, stack_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = "cloud: aws\nname: aws-dev\nregion: eu-west-1\n"
@@ -150,6 +151,6 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
         load_stack_file(tmp_path / "nope.yaml")
 
 
-def test_the_model_is_a_discriminated_union_on_cloud() -> None:
-    # GCP and Azure join by adding their model to the union; the tag field is already required.
+def test_the_model_is_tagged_by_cloud() -> None:
+    # GCP and Azure join by registering their own model through their deploy plug-in; the tag is required.
     assert AwsStack.model_fields["cloud"].is_required()

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from mayfly.infra.stackfile import AwsStack
+from mayfly.infra.clouds.aws.stack import AwsStack
 
 #: Type token of the component.
 TYPE_TOKEN = "mayfly:aws:Target"
