@@ -17,6 +17,33 @@ from pathlib import Path
 DEFAULT_PROJECT = "default"
 LOCAL_TARGET = "local"
 
+#: Seconds an infrastructure outage may last for one task before it ends ``error`` (see :class:`Limits`).
+INFRA_RETRY_WINDOW_ENV = "MAYFLY_INFRA_RETRY_WINDOW"
+#: Seconds between a runner's sweeps of leftover containers and task directories.
+SWEEP_INTERVAL_ENV = "MAYFLY_SWEEP_INTERVAL"
+
+
+def env_seconds(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A duration in seconds from the environment variable ``name``; ``default`` when unset or not a number."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return max(minimum, value) if value == value else default  # NaN -> default
+
+
+def infra_retry_window_from_env() -> float:
+    """``MAYFLY_INFRA_RETRY_WINDOW`` (default 900 s): how long infrastructure failures of a task are retried."""
+    return env_seconds(INFRA_RETRY_WINDOW_ENV, 900.0)
+
+
+def sweep_interval_from_env() -> float:
+    """``MAYFLY_SWEEP_INTERVAL`` (default 60 s, at least 1): how often a runner sweeps leftovers."""
+    return env_seconds(SWEEP_INTERVAL_ENV, 60.0, minimum=1.0)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -37,8 +64,10 @@ class Limits:
     max_retries: int = 10
     #: Max delay in seconds (IronWorker: 7 days).
     max_delay: int = 7 * 86400
-    #: Attempts lost to infrastructure (launch failed, container lost) retried on their own budget.
-    infra_retries: int = 3
+    #: Seconds during which a task's infrastructure failures (launch failed, container lost, engine
+    #: restarted) are relaunched as new attempts, counted from the first such failure since the task last
+    #: started running; backoff 1, 2, 4 ... 60 s between attempts. ``MAYFLY_INFRA_RETRY_WINDOW``.
+    infra_retry_window: float = field(default_factory=infra_retry_window_from_env)
     #: Seconds between SIGTERM and SIGKILL when a task is stopped.
     stop_grace_seconds: float = 10.0
 

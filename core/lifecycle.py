@@ -9,7 +9,8 @@ Rules:
   ``running``, so the transaction that records a terminal status frees it;
 * user failures (non-zero exit, OOM, timeout) retry as a *new* task linked by
   ``retry_of`` after ``retries_delay``; infrastructure failures (launch failed,
-  container lost) relaunch the *same* task as a new attempt, on their own budget;
+  container lost, engine restarted) relaunch the *same* task as a new attempt, for as long as
+  the task's outage lasts less than ``Limits.infra_retry_window`` seconds;
 * every status write goes through :func:`move` or :func:`cancel_queued_of_code`,
   and both hand the tasks that became terminal to :func:`_ended`, which queues
   their completion webhooks in the same transaction.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
@@ -186,6 +187,8 @@ def _apply(conn: Connection, task: Task, event: Event, now: float, limits: Limit
     if event.kind is EventKind.EXITED:
         return _exited(conn, task, event, now)
     reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
+    if data.get("reason") in _INFRA_REASONS:
+        reason = Reason(str(data["reason"]))  # a more precise cause the provider found (engine_restarted)
     return _infra_failure(
         conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
     )
@@ -231,6 +234,34 @@ def _exited(conn: Connection, task: Task, event: Event, now: float) -> Outcome:
     return Outcome(True, None, retry_id)
 
 
+#: Reasons a runner may name in the ``reason`` of a ``lost`` or ``launch_failed`` event.
+_INFRA_REASONS = frozenset({Reason.LAUNCH_FAILED.value, Reason.LOST.value, Reason.ENGINE_RESTARTED.value})
+_INFRA_KINDS = (EventKind.LAUNCH_FAILED.value, EventKind.LOST.value)
+
+
+def outage_start(conn: Connection, task: Task, now: float) -> float:
+    """When the task's current run of infrastructure failures began (``now`` if this is its first).
+
+    The run begins at the first infrastructure failure since the task last started
+    running: an attempt that ran (``start_time`` set) and then was lost opens a new
+    window, so a task that runs for hours is not failed by a second engine restart.
+    """
+    if task.start_time is not None:
+        return now
+    e = s.events
+    last_start = (
+        select(func.coalesce(func.max(e.c.id), 0))
+        .where(e.c.task_id == task.id, e.c.kind == EventKind.STARTED.value, e.c.applied.is_(True))
+        .scalar_subquery()
+    )
+    first = conn.execute(
+        select(func.min(e.c.created_at)).where(
+            e.c.task_id == task.id, e.c.applied.is_(True), e.c.kind.in_(_INFRA_KINDS), e.c.id > last_start
+        )
+    ).scalar()
+    return float(first) if first is not None else now
+
+
 def _infra_failure(
     conn: Connection, task: Task, reason: Reason, message: str, retryable: bool, now: float, limits: Limits
 ) -> Outcome:
@@ -240,7 +271,9 @@ def _infra_failure(
             conn, task, TaskStatus.CANCELLED, now, reason=Reason.CANCELLED.value, msg=message, infra_failures=failures
         )
         return Outcome(ok, None if ok else "status changed concurrently")
-    if retryable and failures <= limits.infra_retries:
+    # The budget is time, not a count: an engine restart or an outage of a few minutes makes many quick
+    # failures, and none of them is the task's fault.
+    if retryable and now - outage_start(conn, task, now) < limits.infra_retry_window:
         ok = move(
             conn,
             task,
@@ -253,6 +286,8 @@ def _infra_failure(
             start_time=None,
         )
         return Outcome(ok, None if ok else "status changed concurrently")
+    if retryable:
+        message = f"{message} (infrastructure failures retried for {limits.infra_retry_window:g} s)"
     ok = move(conn, task, TaskStatus.ERROR, now, reason=reason.value, msg=message, infra_failures=failures)
     return Outcome(ok, None if ok else "status changed concurrently")
 

@@ -135,6 +135,15 @@ def container_name(task_id: str, attempt: int) -> str:
     return f"mayfly-{task_id}-{attempt}"
 
 
+def parse_container_name(name: str) -> tuple[str, int] | None:
+    """(task id, attempt) of a name made by :func:`container_name`, or None for any other name."""
+    prefix, _, rest = name.partition("-")
+    task_id, _, attempt = rest.rpartition("-")
+    if prefix != "mayfly" or not task_id or not attempt.isdigit():
+        return None
+    return task_id, int(attempt)
+
+
 def run_key(task_id: str, attempt: int, name: str) -> str:
     """Blob key of a per-attempt record: ``runs/<task>/<attempt>/<name>``."""
     return f"runs/{task_id}/{attempt}/{name}"

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     LAUNCH_FAILED = "launch_failed"
     #: The container disappeared (engine restart, removed by hand) before it reported an exit.
     LOST = "lost"
+    #: The container engine stopped or restarted while the task ran, and its container died with it.
+    ENGINE_RESTARTED = "engine_restarted"
 
 
 class ContainerStatus(StrEnum):
@@ -141,6 +143,8 @@ class ContainerState:
     #: The platform, not the task's code, ended it: "retry" (spot capacity reclaimed, maintenance, no
     #: capacity: another attempt may work) or "fail" (it never ran and never will: image missing, ...).
     infra: str | None = None
+    #: With ``infra``: a :class:`Reason` value more precise than ``lost``, e.g. ``engine_restarted``.
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -186,6 +186,26 @@ class Provider(abc.ABC):
             Unsupported: the provider cannot list containers by label.
         """
         raise Unsupported(f"provider {self.name!r} does not support reattach")
+
+    def sweep(self, is_over: Callable[[str, int], bool]) -> int:
+        """Remove what is left of attempts that are over; return how many leftovers went.
+
+        ``is_over(task_id, attempt)`` is true when the attempt reported its end and no
+        runner works on it any more. The runner calls this at start, periodically and
+        after an engine outage. The default removes the containers :meth:`reattach`
+        finds; a provider with scratch space of its own (task directories) removes
+        that too.
+        """
+        try:
+            found = self.reattach()
+        except Unsupported:
+            return 0
+        removed = 0
+        for item in found:
+            if is_over(item.task_id, item.attempt):
+                self.remove(item.handle)
+                removed += 1
+        return removed
 
     def check(self) -> None:
         """Verify the provider is usable (engine reachable, credentials valid); raise if not."""

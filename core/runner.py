@@ -17,6 +17,11 @@ Acking before removing means a redelivered message always finds either the
 container or the exit record, so an attempt is never launched twice. After a
 restart the runner adopts its containers by label at once, and attaches the
 redelivered messages to them when they arrive.
+
+Every attempt that ends leaves its last event in the blob store (``exited``), so a
+sweep — at start, every ``MAYFLY_SWEEP_INTERVAL`` seconds, and soon after a removal
+failed (an engine outage) — can remove the containers and task directories of
+attempts that are over, whoever left them.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mayfly.core.blobs import BlobStore
+from mayfly.core.config import sweep_interval_from_env
 from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsupported
 from mayfly.core.logstore import LogWriter
 from mayfly.core.messages import (
@@ -41,7 +47,7 @@ from mayfly.core.messages import (
     run_key,
 )
 from mayfly.core.models import ContainerStatus, LaunchSpec
-from mayfly.core.provider import Capability, Provider
+from mayfly.core.provider import Provider
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.queues.batching import GroupCommit
 from mayfly.core.workers import WorkerPool
@@ -54,6 +60,8 @@ CONFIG_FILE = "/mayfly/config.json"
 TASK_DIR = "/mayfly/task"
 #: SIGTERM-to-SIGKILL seconds for containers whose message (and so its setting) is not at hand.
 DEFAULT_GRACE = 10.0
+#: Seconds before a sweep after a removal failed (the engine is probably down), and between retries.
+SWEEP_SOON = 5.0
 
 
 def container_env(msg: TaskMessage) -> dict[str, str]:
@@ -148,6 +156,7 @@ class Runner:
         concurrency: int = 8,
         lease: float = 30.0,
         clock: Callable[[], float] = time.time,
+        sweep_interval: float | None = None,
     ) -> None:
         self.target = target
         self.provider = provider
@@ -168,6 +177,10 @@ class Runner:
         self._pool = WorkerPool(name="mayfly-attempt")
         self._stop = threading.Event()
         self._last_heartbeat = 0.0
+        self.sweep_interval = sweep_interval if sweep_interval is not None else sweep_interval_from_env()
+        self._next_sweep = 0.0
+        self._sweeping = threading.Lock()
+        self._sweep_failing = False
 
     # ------------------------------------------------------------ main loop
 
@@ -195,24 +208,61 @@ class Runner:
         elif wait:
             self._stop.wait(min(wait, 0.1))
         self._heartbeat()
+        if time.monotonic() >= self._next_sweep and not self._sweeping.locked():
+            self._spawn(self._background_sweep)
 
     def busy(self) -> int:
         with self._lock:
             return sum(1 for w in self.watches.values() if not w.done)
 
     def adopt(self) -> None:
-        """Clean up after a restart: remove containers whose attempt already reported its exit.
+        """Clean up after a restart: sweep the leftovers of attempts that already reported their end.
 
         Containers still running are reattached when their message is redelivered
         (after its lease expires): the launch path finds them by their
         deterministic name instead of launching again.
         """
-        if Capability.REATTACH not in self.provider.capabilities:
-            return
-        for item in self.provider.reattach():
-            if self.blobs.exists(run_key(item.task_id, item.attempt, "exited")):
-                log.info("removing leftover container of %s attempt %s", item.task_id, item.attempt)
-                self.provider.remove(item.handle)
+        self.sweep()
+
+    def sweep(self) -> int:
+        """Remove the containers and scratch of attempts that are over (see :meth:`Provider.sweep`).
+
+        Runs at start, every ``sweep_interval`` seconds, and :data:`SWEEP_SOON` seconds after
+        a removal failed; while the engine is down it retries every :data:`SWEEP_SOON` seconds.
+        """
+        if not self._sweeping.acquire(blocking=False):
+            return 0
+        try:
+            removed = self.provider.sweep(self._is_over)
+        except MayflyError as exc:
+            if not self._sweep_failing:
+                log.warning("sweeping leftovers of %s failed (retrying every %ss): %s", self.target, SWEEP_SOON, exc)
+            self._sweep_failing = True
+            self._next_sweep = time.monotonic() + min(SWEEP_SOON, self.sweep_interval)
+            return 0
+        finally:
+            self._sweeping.release()
+        if self._sweep_failing:
+            log.info("sweeping leftovers of %s works again", self.target)
+        self._sweep_failing = False
+        self._next_sweep = time.monotonic() + self.sweep_interval
+        if removed:
+            log.info("swept %d leftover(s) of %s", removed, self.target)
+        return removed
+
+    def _background_sweep(self) -> None:
+        self.sweep()
+
+    def _is_over(self, task_id: str, attempt: int) -> bool:
+        """True when the attempt reported its end and this runner no longer works on it."""
+        with self._lock:
+            watch = self.watches.get((task_id, attempt))
+            if watch is not None and not watch.done:
+                return False
+        return self.blobs.exists(run_key(task_id, attempt, "exited"))
+
+    def _sweep_soon(self) -> None:
+        self._next_sweep = min(self._next_sweep, time.monotonic() + min(SWEEP_SOON, self.sweep_interval))
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no attempt is in progress (tests and ``mayfly run``)."""
@@ -320,7 +370,7 @@ class Runner:
         # One listing tells which of this attempt's records exist (exited, cancel, launched).
         records = {key.rsplit("/", 1)[-1] for key in self.blobs.list(rk(""))}
         if "exited" in records:
-            self._finish(watch, remove=False, event=self.blobs.get(rk("exited")).decode())
+            self._finish(watch, remove=False, event=self.blobs.get(rk("exited")).decode(), record=False)
             return
         if "cancel" in records:
             self._finish(
@@ -345,6 +395,7 @@ class Runner:
             )
             return
         if existing is None and "launched" in records:
+            # Its record (written by _finish) lets the next sweep remove the attempt's scratch.
             self._finish(
                 watch,
                 remove=False,
@@ -430,11 +481,16 @@ class Runner:
         if st.infra is not None and watch.stopped is None:
             # The platform ended it: an infrastructure failure, retried on its own budget (or not at all).
             kind = EventKind.LOST if st.infra == "retry" else EventKind.LAUNCH_FAILED
+            extra: dict[str, object] = {"reason": st.reason} if st.reason else {}
             self._finish(
                 watch,
                 remove=True,
                 event=self._body(
-                    watch, kind, message=st.detail or "the platform stopped the task", retryable=st.infra == "retry"
+                    watch,
+                    kind,
+                    message=st.detail or "the platform stopped the task",
+                    retryable=st.infra == "retry",
+                    **extra,
                 ),
             )
             return
@@ -456,7 +512,7 @@ class Runner:
         data.update(self._collect_result(watch, handle, max_result))
         event = self._event(watch, EventKind.EXITED, data)
         self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.dumps().encode())
-        self._finish(watch, remove=True, event=event.dumps())
+        self._finish(watch, remove=True, event=event.dumps(), record=False)
 
     def _collect_result(self, watch: Watch, handle: str, max_result: int) -> dict[str, object]:
         try:
@@ -519,11 +575,14 @@ class Runner:
         done = iter(self.events.send_and_ack(bodies, self.tasks, acks))
         return [next(done) if m is not None else True for _, m in items]
 
-    def _finish(self, watch: Watch, *, remove: bool, event: str | None = None) -> None:
+    def _finish(self, watch: Watch, *, remove: bool, event: str | None = None, record: bool = True) -> None:
         """Send the attempt's last event and ack its message in one queue write, then remove the container.
 
-        Acking before removing: see the module docstring.
+        Acking before removing: see the module docstring. With ``record`` the event is first kept
+        as the attempt's ``exited`` record, which marks the attempt over for :meth:`sweep`.
         """
+        if record and event is not None and not watch.abandoned:
+            self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.encode())
         ack = watch.message if watch.message is not None and not watch.abandoned else None
         if ack is not None:
             watch.done = True  # no heartbeat extends a message that is being acked
@@ -533,7 +592,8 @@ class Runner:
             try:
                 self.provider.remove(watch.handle)
             except MayflyError as exc:
-                log.warning("removing %s failed: %s", watch.handle, exc)
+                log.warning("removing %s failed (swept later): %s", watch.handle, exc)
+                self._sweep_soon()
         watch.done = True
         with self._lock:
             if self.watches.get((watch.task_id, watch.attempt)) is watch and watch.message is not None:

@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,8 @@ import docker.errors
 from docker.types import CancellableStream, LogConfig, Mount
 
 from mayfly.core.errors import EngineNotRunning, LaunchFailed, TaskContainerNotFound, Unavailable
+from mayfly.core.faults import fault_point
+from mayfly.core.messages import parse_container_name
 from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.provider import Capability, Provider, ProviderContext, ProviderLimits, ProviderSettings
 from mayfly.providers.docker.errors import engine_url, translate
@@ -33,6 +35,7 @@ from mayfly.providers.docker.files import (
     remove_tree,
     result_too_big,
 )
+from mayfly.providers.docker.outage import EngineWatch
 from mayfly.providers.docker.settings import DockerSettings
 
 log = logging.getLogger("mayfly.providers.docker")
@@ -143,6 +146,7 @@ class DockerProvider(Provider):
         self._url = engine_url(settings.base_url)
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._engine = EngineWatch(self._url)
 
     # ------------------------------------------------------------ engine access
 
@@ -345,14 +349,27 @@ class DockerProvider(Provider):
         info = self._inspect(ref)
         if info is None:
             return ContainerState(ContainerStatus.MISSING)
-        return container_state(info)
+        name = str(info.get("Name", "")).lstrip("/")
+        return self._engine.classify(str(info.get("Id", ref)), name, container_state(info))
 
     def wait(self, handle: str, timeout: float) -> ContainerState:
         """Block on the engine's wait API until the container stops or ``timeout`` seconds pass."""
         ref, _ = parse_handle(handle)
         deadline = time.monotonic() + timeout
+        last = ContainerState(ContainerStatus.PENDING)
         while True:
-            st = self.state(handle)
+            try:
+                st = last = self.state(handle)
+            except (EngineNotRunning, Unavailable):
+                # The engine went away (stopped, restarting): keep waiting for it within the timeout; what
+                # it says about the container when it is back tells how the container ended.
+                if last.status is ContainerStatus.RUNNING:
+                    self._engine.lost_contact(ref)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return last
+                time.sleep(min(self.poll_interval, left))
+                continue
             left = deadline - time.monotonic()
             if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING) or left <= 0:
                 return st
@@ -363,8 +380,9 @@ class DockerProvider(Provider):
             try:
                 with self._translate(f"waiting for container {ref}"):
                     self._api().wait(ref, timeout=left, condition="not-running")
-            except Unavailable:
-                pass  # a timeout (or a dropped connection: the next state() call tells which)
+            except (EngineNotRunning, Unavailable):
+                # A timeout, or a dropped connection (the engine stopping): the next state() call tells which.
+                pass
 
     def logs(self, handle: str, *, follow: bool = False) -> Iterator[bytes]:
         """Combined stdout and stderr from the start; with ``follow`` until the container exits."""
@@ -378,10 +396,10 @@ class DockerProvider(Provider):
                 for chunk in self._read_log(ref, follow, sent):
                     sent += len(chunk)
                     yield chunk
-            except Unavailable:
+            except (EngineNotRunning, Unavailable):
                 if not follow:
                     raise
-                # The stream broke mid-way; the state check below raises if the engine itself is gone.
+                # The stream broke mid-way, or the engine is stopping: wait() below rides out an outage.
             if not follow:
                 return
             st = self.wait(ref, 5.0)
@@ -466,17 +484,64 @@ class DockerProvider(Provider):
             raise Unavailable(f"container {ref} did not stop after SIGKILL")
 
     def remove(self, handle: str) -> None:
-        """Remove the container, its anonymous volume and its task directory; removing twice is fine."""
+        """Remove the container, its anonymous volume and its task directory; removing twice is fine.
+
+        A bare attempt name (``mayfly-<task>-<attempt>``) with no container removes its task directory.
+        """
         ref, name = parse_handle(handle)
         if name is None:
             info = self._inspect(ref)
-            name = str(info.get("Name", "")).lstrip("/") if info else None
+            if info is not None:
+                name = str(info.get("Name", "")).lstrip("/")
+            elif parse_container_name(ref) is not None:
+                name = ref
         self._remove_container(ref)
+        self._engine.forget(ref)
+        # A crash here leaves the task directory without its container: sweep() removes it.
+        fault_point("docker.container-removed")
         if name and _NAME.match(name):
             try:
                 remove_tree(self.context.work_dir / name)
             except OSError as exc:
                 log.warning("could not remove the task directory of %s: %s", name, exc)
+
+    def sweep(self, is_over: Callable[[str, int], bool]) -> int:
+        """Remove the containers and task directories of attempts that are over.
+
+        Containers are this home's on this target (by label), running or not; task
+        directories are those under the target's work directory whose attempt is over
+        and whose container is gone (a runner killed between the two removals).
+        """
+        filters = {"label": [f"{L_HOME}={self.context.home_id}", f"{L_TARGET}={self.context.target}"]}
+        with self._translate("listing containers"):
+            found: list[dict[str, Any]] = self._api().containers(all=True, filters=filters)
+        names = set()
+        removed = 0
+        for item in found:
+            name = ((item.get("Names") or [""])[0]).lstrip("/")
+            names.add(name)
+            attempt = parse_container_name(name)
+            if attempt is None or not is_over(*attempt):
+                continue
+            log.info("removing leftover container %s", name)
+            self.remove(make_handle(name, item["Id"]))
+            removed += 1
+        try:
+            entries = list(self.context.work_dir.iterdir())
+        except FileNotFoundError:
+            entries = []
+        for path in entries:
+            attempt = parse_container_name(path.name)
+            if attempt is None or path.name in names or not path.is_dir() or not is_over(*attempt):
+                continue
+            log.info("removing leftover task directory %s", path.name)
+            try:
+                remove_tree(path)
+            except OSError as exc:
+                log.warning("could not remove the task directory %s: %s", path, exc)
+                continue
+            removed += 1
+        return removed
 
     def reattach(self) -> list[Attached]:
         """This home's containers on this target, found by their labels."""

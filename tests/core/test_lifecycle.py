@@ -113,18 +113,56 @@ def test_user_failures_retry_as_new_linked_tasks(mf: Mayfly, project: str) -> No
     assert retry.run_at >= failed.end_time + 29  # type: ignore[operator]
 
 
-def test_infrastructure_failures_relaunch_on_their_own_budget(mf: Mayfly, project: str) -> None:
+def _fail_infra(mf: Mayfly, task_id: str, attempt: int, at: float, **data: object) -> None:
+    """Dispatch the task's relaunch (due or not) and apply an infrastructure failure at clock ``at``."""
+    if attempt > 1:
+        with mf.store.write() as conn:  # make the relaunch due now instead of after its backoff
+            conn.execute(s.tasks.update().where(s.tasks.c.id == task_id).values(run_at=0))
+        assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [task_id]
+    with mf.store.write() as conn:
+        apply_event(conn, Event(task_id, attempt, EventKind.LAUNCH_FAILED, at, {"message": "no capacity", **data}), at, mf.limits)
+
+
+def test_infrastructure_failures_relaunch_for_a_window_of_time_not_a_count(mf: Mayfly, project: str) -> None:
+    window = mf.limits.infra_retry_window
     task = _running_task(mf, project, retries=0)
-    for attempt in range(1, mf.limits.infra_retries + 2):
-        if attempt > 1:
-            with mf.store.write() as conn:  # make the relaunch due now instead of after its backoff
-                conn.execute(s.tasks.update().where(s.tasks.c.id == task.id).values(run_at=0))
-            assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [task.id]
-        _apply(mf, Event(task.id, attempt, EventKind.LAUNCH_FAILED, now(), {"message": "no capacity"}))
+    t0 = now()
+    # Many failures inside the window (an engine outage makes them quickly): each one relaunches.
+    for attempt in range(1, 11):
+        _fail_infra(mf, task.id, attempt, t0 + attempt)
+        relaunched = mf.tasks.get(project, task.id)
+        assert (relaunched.status, relaunched.infra_failures) == ("queued", attempt)
+        assert relaunched.run_at == pytest.approx(t0 + attempt + min(60, 2 ** (attempt - 1)))
+    # The window counts from the first failure: the first one past it ends the task.
+    _fail_infra(mf, task.id, 11, t0 + 1 + window)
     done = mf.tasks.get(project, task.id)
-    assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", mf.limits.infra_retries + 1)
-    assert done.infra_failures == mf.limits.infra_retries + 1
+    assert (done.status, done.reason, done.attempt, done.infra_failures) == ("error", "launch_failed", 11, 11)
+    assert done.msg == f"no capacity (infrastructure failures retried for {window:g} s)"
     assert done.retried_by is None  # user retries are a separate budget (0 here)
+
+
+def test_an_attempt_that_ran_opens_a_new_window(mf: Mayfly, project: str) -> None:
+    window = mf.limits.infra_retry_window
+    task = _running_task(mf, project, retries=0)
+    t0 = now()
+    _fail_infra(mf, task.id, 1, t0)
+    # Attempt 2 runs for longer than the window, then its engine restarts: a new outage, a new window.
+    with mf.store.write() as conn:
+        conn.execute(s.tasks.update().where(s.tasks.c.id == task.id).values(run_at=0))
+    assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [task.id]
+    _apply(mf, Event(task.id, 2, EventKind.STARTED, t0 + 10, {"handle": "h2"}))
+    later = t0 + 10 + 2 * window
+    with mf.store.write() as conn:
+        event = Event(task.id, 2, EventKind.LOST, later, {"message": "engine gone", "reason": "engine_restarted"})
+        apply_event(conn, event, later, mf.limits)
+    again = mf.tasks.get(project, task.id)
+    assert (again.status, again.attempt) == ("queued", 2)
+    assert again.msg == "attempt 2 engine_restarted: engine gone; relaunching"
+    _fail_infra(mf, task.id, 3, later + window - 1)
+    assert mf.tasks.get(project, task.id).status == "queued"
+    _fail_infra(mf, task.id, 4, later + window)
+    done = mf.tasks.get(project, task.id)
+    assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", 4)
 
 
 def test_a_non_retryable_launch_failure_ends_at_once(mf: Mayfly, project: str) -> None:
