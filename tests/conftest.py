@@ -109,6 +109,12 @@ def _busybox_rootfs_tar() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def busybox_rootfs() -> bytes:
+    """The rootfs tar of the busybox test image, to import into an engine of a test's own."""
+    return _busybox_rootfs_tar()
+
+
+@pytest.fixture(scope="session")
 def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
     """A 2 MB busybox image (no registry needed), tagged TEST_IMAGE."""
     repo, tag = TEST_IMAGE.rsplit(":", 1)

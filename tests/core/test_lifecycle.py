@@ -120,7 +120,8 @@ def _fail_infra(mf: Mayfly, task_id: str, attempt: int, at: float, **data: objec
             conn.execute(s.tasks.update().where(s.tasks.c.id == task_id).values(run_at=0))
         assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [task_id]
     with mf.store.write() as conn:
-        apply_event(conn, Event(task_id, attempt, EventKind.LAUNCH_FAILED, at, {"message": "no capacity", **data}), at, mf.limits)
+        event = Event(task_id, attempt, EventKind.LAUNCH_FAILED, at, {"message": "no capacity", **data})
+        apply_event(conn, event, at, mf.limits)
 
 
 def test_infrastructure_failures_relaunch_for_a_window_of_time_not_a_count(mf: Mayfly, project: str) -> None:
