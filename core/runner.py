@@ -254,10 +254,9 @@ class Runner:
         self.sweep()
 
     def _is_over(self, task_id: str, attempt: int) -> bool:
-        """True when the attempt reported its end and this runner no longer works on it."""
+        """True when the attempt reported its end and this runner no longer works on it (nor removes it)."""
         with self._lock:
-            watch = self.watches.get((task_id, attempt))
-            if watch is not None and not watch.done:
+            if (task_id, attempt) in self.watches:
                 return False
         return self.blobs.exists(run_key(task_id, attempt, "exited"))
 

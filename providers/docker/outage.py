@@ -12,7 +12,11 @@ exit code alone. A container that exited non-zero (not OOM) is marked
   running (a wait, inspect or log call failed to connect), and found it exited
   once the engine answered again; or
 * right after it saw the exit, a *fresh* connection to the engine was refused:
-  the engine had stopped listening, which it does before it stops containers.
+  the engine had stopped listening, which it does before it stops containers; or
+* (a runner that was down across the restart) the container started before the
+  engine process now answering did, and a signal ended it (exit code > 128). The
+  engine's start time is known for a local engine on a unix socket: the socket's
+  peer (``SO_PEERCRED``) is dockerd, and ``/proc`` tells when it started.
 
 A verdict is kept per container, so every later look (the runner asks several
 times) gives the same answer; :meth:`EngineWatch.forget` drops it on removal.
@@ -20,10 +24,14 @@ times) gives the same answer; :meth:`EngineWatch.forget` drops it on removal.
 
 from __future__ import annotations
 
+import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
 from mayfly.core.models import ContainerState, ContainerStatus, Reason
@@ -58,6 +66,30 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
+def engine_started_at(url: str) -> float | None:
+    """Epoch seconds at which the engine serving the unix socket ``url`` started; None when unknowable.
+
+    Unknowable: a TCP or ssh engine, or a dockerd in another PID namespace (its peer pid reads 0).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme not in ("unix", "http+unix") or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(_PROBE_TIMEOUT)
+            sock.connect(parsed.path or parsed.netloc)
+            pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if pid <= 0:
+            return None
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time, clock ticks after boot
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(int(line.split()[1]) for line in lines if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration, struct.error):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class EngineWatch:
     """Evidence, per container, that the engine went away while the container ran."""
 
@@ -87,6 +119,14 @@ class EngineWatch:
                 detail = f"the Docker engine at {self.url} stopped answering while the container ran"
             elif refuses_connections(self.url):
                 detail = f"the Docker engine at {self.url} stopped listening before the container exited"
+            elif state.exit_code is not None and state.exit_code > 128 and state.started_at is not None:
+                engine_start = engine_started_at(self.url)
+                if engine_start is not None and state.started_at < engine_start:
+                    since = datetime.fromtimestamp(engine_start, UTC).isoformat(timespec="seconds")
+                    detail = (
+                        f"the container started before the Docker engine at {self.url} (running since {since}) "
+                        f"and a signal ended it"
+                    )
             with self._lock:
                 if len(self._verdicts) >= _MAX_VERDICTS:
                     self._verdicts.clear()

@@ -255,3 +255,40 @@ def test_an_engine_restart_relaunches_running_tasks_and_queued_ones_outlast_it(
             assert Counter(starts.names) == Counter(ran)
     finally:
         starts.close()
+
+
+def test_a_runner_that_was_down_across_the_restart_still_sees_engine_restarted(
+    engine: PrivateEngine, start_server: Any, tmp_path: Path
+) -> None:
+    env = {"DOCKER_HOST": engine.url, "MAYFLY_LEASE_SECONDS": "3"}  # the redelivery comes 3 s after the restart
+    starts = StartCounter(engine.url)
+    try:
+        with (
+            start_server(tmp_path, "restart", env=env) as srv,
+            httpx.Client(base_url=srv.url, headers=srv.bearer, timeout=30) as api,
+        ):
+            long_cmd = 'if [ "$MAYFLY_ATTEMPT" = 1 ]; then sleep 600; fi; echo "attempt $MAYFLY_ATTEMPT"'
+            code = {"name": "long", "image": IMAGE, "command": long_cmd, "network": "none"}
+            assert api.post("/v1/codes", json=code).status_code == 201
+            task_id = api.post("/v1/tasks", json={"code_name": "long", "payload": {}}).json()["id"]
+            _until("the task to run", lambda: _task(api, task_id)["status"] == "running")
+        # The server stopped (its container keeps running); the engine restarts while no runner watches.
+        engine.stop()
+        engine.start()
+        with (
+            start_server(tmp_path, "restart", env=env) as srv,
+            httpx.Client(base_url=srv.url, headers=srv.bearer, timeout=30) as api,
+        ):
+            done = _until("the task to end", lambda: (t := _task(api, task_id))["end_time"] and t)
+            assert (done["status"], done["attempt"]) == ("complete", 2), done
+            events = api.get(f"/v1/tasks/{task_id}/events").json()["events"]
+            first_end = next(e for e in events if e["attempt"] == 1 and e["kind"] != "started")
+            assert (first_end["kind"], first_end["data"]["reason"]) == ("lost", "engine_restarted"), first_end
+            with engine.client() as client:
+                _until("no container left", lambda: not client.containers(all=True))
+            _until("no task directory left", lambda: not any((srv.home / "run" / "local").iterdir()))
+            ran = {f"mayfly-{task_id}-1", f"mayfly-{task_id}-2"}
+            _until("the start events", lambda: set(starts.names) >= ran)
+            assert Counter(starts.names) == Counter(ran)
+    finally:
+        starts.close()
