@@ -181,6 +181,7 @@ class Runner:
         self._next_sweep = 0.0
         self._sweeping = threading.Lock()
         self._sweep_failing = False
+        self._again = False
 
     # ------------------------------------------------------------ main loop
 
@@ -209,6 +210,7 @@ class Runner:
             self._stop.wait(min(wait, 0.1))
         self._heartbeat()
         if time.monotonic() >= self._next_sweep and not self._sweeping.locked():
+            self._next_sweep = time.monotonic() + self.sweep_interval  # the sweep sets it sooner if it fails
             self._spawn(self._background_sweep)
 
     def busy(self) -> int:
@@ -232,6 +234,7 @@ class Runner:
         """
         if not self._sweeping.acquire(blocking=False):
             return 0
+        self._again = False
         try:
             removed = self.provider.sweep(self._is_over)
         except MayflyError as exc:
@@ -245,7 +248,9 @@ class Runner:
         if self._sweep_failing:
             log.info("sweeping leftovers of %s works again", self.target)
         self._sweep_failing = False
-        self._next_sweep = time.monotonic() + self.sweep_interval
+        # A removal that failed meanwhile left something this sweep may have missed: look again soon.
+        delay = min(SWEEP_SOON, self.sweep_interval) if self._again else self.sweep_interval
+        self._next_sweep = time.monotonic() + delay
         if removed:
             log.info("swept %d leftover(s) of %s", removed, self.target)
         return removed
@@ -261,6 +266,7 @@ class Runner:
         return self.blobs.exists(run_key(task_id, attempt, "exited"))
 
     def _sweep_soon(self) -> None:
+        self._again = True
         self._next_sweep = min(self._next_sweep, time.monotonic() + min(SWEEP_SOON, self.sweep_interval))
 
     def wait_idle(self, timeout: float = 60.0) -> bool:

@@ -531,7 +531,9 @@ class DockerProvider(Provider):
         except FileNotFoundError:
             entries = []
         for path in entries:
-            attempt = parse_container_name(path.name)
+            # A task directory, or the staging directory (".<name>.<random>") of a launch that crashed.
+            name = path.name[1:].rsplit(".", 1)[0] if path.name.startswith(".") else path.name
+            attempt = parse_container_name(name)
             if attempt is None or path.name in names or not path.is_dir() or not is_over(*attempt):
                 continue
             log.info("removing leftover task directory %s", path.name)
