@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import stat
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -516,3 +517,34 @@ def test_a_named_network_is_joined_and_an_unknown_one_refused(
         provider.launch(spec)
     assert info.value.retryable is False
     assert containers_named(docker_client, spec.name) == []
+
+
+@docker_only
+def test_sweep_removes_only_what_belongs_to_attempts_that_are_over(
+    make_provider: ProviderFactory, busybox_image: str, docker_client: Any
+) -> None:
+    provider = make_provider()
+    over_task, live_task = f"sw{uuid.uuid4().hex[:10]}", f"sl{uuid.uuid4().hex[:10]}"
+    provider.launch(spec_for(busybox_image, "sleep 60", over_task))  # reported its end, still running
+    live = provider.launch(spec_for(busybox_image, "sleep 60", live_task))
+    work = provider.context.work_dir
+    orphan, staging, kept, other = (
+        work / container_name(over_task, 2),  # a runner died between removing the container and this
+        work / f".{container_name(over_task, 3)}.x1y2",  # a launch crashed while staging
+        work / container_name(live_task, 2),  # an attempt not over yet: maybe launching right now
+        work / "not-a-task",
+    )
+    for path in (orphan, staging, kept, other):
+        path.mkdir(parents=True)
+
+    removed = provider.sweep(lambda task_id, attempt: task_id == over_task)
+
+    assert removed == 3
+    assert containers_named(docker_client, container_name(over_task, 1)) == []
+    assert not (work / container_name(over_task, 1)).exists()
+    assert not orphan.exists()
+    assert not staging.exists()
+    assert kept.is_dir()
+    assert other.is_dir()
+    assert (work / container_name(live_task, 1)).is_dir()
+    assert provider.state(live.handle).status is ContainerStatus.RUNNING
