@@ -27,6 +27,7 @@ from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQ
 from mayfly.core.runner import Runner
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleService
+from mayfly.core.secrets import SecretBox
 from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
 from mayfly.core.tasks import TaskService
@@ -63,6 +64,11 @@ class Mayfly:
         return EmbeddedBroker(self.home.queue_db)
 
     @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals and opens secret values with the home's key (``MAYFLY_SECRET_KEY`` or keys/secret.key)."""
+        return SecretBox(self.home.secret_key_file)
+
+    @cached_property
     def home_id(self) -> str:
         return self.home.id
 
@@ -85,7 +91,9 @@ class Mayfly:
 
     @cached_property
     def codes(self) -> CodeService:
-        return CodeService(self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get)
+        return CodeService(
+            self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get, secrets=self.secret_box
+        )
 
     @cached_property
     def schedules(self) -> ScheduleService:
@@ -109,6 +117,7 @@ class Mayfly:
             self.blobs_for,
             self._send_cancel,
             on_queued=lambda: self.broker.wakeups.notify(ROUTER_BELL),
+            secrets=self.secret_box,
         )
 
     def project_id(self, name: str | None = None) -> str:
@@ -188,6 +197,7 @@ class Mayfly:
             self.blobs_for(target),
             concurrency=record.capacity,
             lease=lease or _lease_from_env(),
+            open_secrets=self.secret_box.open,
         )
 
     def close(self) -> None:

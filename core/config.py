@@ -86,6 +86,11 @@ class Home:
         return self.root / "cache"
 
     @property
+    def secret_key_file(self) -> Path:
+        """The key that encrypts secret values (``MAYFLY_SECRET_KEY`` overrides it); see docs/secrets.md."""
+        return self.root / "keys" / "secret.key"
+
+    @property
     def server_lock(self) -> Path:
         return self.root / "server.lock"
 

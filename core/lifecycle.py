@@ -285,6 +285,7 @@ _COPIED = (
     "revision_id",
     "payload",
     "env",
+    "secrets",
     "priority",
     "timeout",
     "target",
