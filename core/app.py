@@ -27,6 +27,7 @@ from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQ
 from mayfly.core.runner import Runner
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleService
+from mayfly.core.secretkeys import any_sealed
 from mayfly.core.secrets import SecretBox
 from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
@@ -66,7 +67,7 @@ class Mayfly:
     @cached_property
     def secret_box(self) -> SecretBox:
         """Seals and opens secret values with the home's key (``MAYFLY_SECRET_KEY`` or keys/secret.key)."""
-        return SecretBox(self.home.secret_key_file)
+        return SecretBox(self.home.secret_key_file, may_create=lambda: not any_sealed(self.store))
 
     @cached_property
     def home_id(self) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -106,10 +106,16 @@ def dump_sealed(sealed: Mapping[str, str]) -> str | None:
 class SecretBox:
     """Seals and opens secret values with the home's key (loaded on first use)."""
 
-    def __init__(self, key_file: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, key_file: Path, env: Mapping[str, str] | None = None, *, may_create: Callable[[], bool] | None = None
+    ) -> None:
+        """``may_create()`` says whether a missing key file may be made (not when the store holds secrets)."""
         self.key_file = key_file
+        self._may_create = may_create
         self._env = os.environ if env is None else env
         self._fernet: MultiFernet | None = None
+        #: The key file's identity when it was read: a rotated file is read again (a long-running server).
+        self._seen: tuple[int, int, int] | None = None
 
     def _keys(self, *, create: bool) -> list[bytes]:
         text = self._env.get(KEY_ENV, "").strip()
@@ -119,7 +125,7 @@ class SecretBox:
             try:
                 text = self.key_file.read_text().strip()
             except FileNotFoundError:
-                if not create:
+                if not create or (self._may_create is not None and not self._may_create()):
                     raise SecretKeyError(
                         f"no secret key: {self.key_file} is missing and {KEY_ENV} is not set "
                         "(restore the key from your backup; see docs/secrets.md)"
@@ -140,9 +146,16 @@ class SecretBox:
         return keys
 
     def _multi(self, *, create: bool) -> MultiFernet:
-        if self._fernet is None:
+        seen = None if self.from_env else _identity(self.key_file)
+        if self._fernet is None or seen != self._seen:
             self._fernet = MultiFernet([Fernet(k) for k in self._keys(create=create)])
+            self._seen = seen if seen is not None or self.from_env else _identity(self.key_file)
         return self._fernet
+
+    @property
+    def from_env(self) -> bool:
+        """True when ``MAYFLY_SECRET_KEY`` supplies the key (the key file is not used)."""
+        return bool(self._env.get(KEY_ENV, "").strip())
 
     def seal(self, values: Mapping[str, bytes]) -> Sealed:
         """Encrypt each value with the primary key (creating the key file on first use)."""
@@ -177,18 +190,45 @@ class SecretBox:
         return out
 
 
-def _create_key_file(path: Path) -> str:
-    """Write a new key to ``path`` with mode 0600 (first writer wins) and return the file's key."""
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def add_primary_key(path: Path) -> None:
+    """Put a new key first in the key file (mode 0600), keeping the old ones for decryption."""
+    old = path.read_text().strip() if path.exists() else ""
+    _write_private(path, Fernet.generate_key() + (b"\n" + old.encode() if old else b"") + b"\n", replace=True)
+
+
+def drop_old_keys(path: Path) -> int:
+    """Keep only the first (primary) key in the key file; returns how many keys were dropped."""
+    keys = [k for k in re.split(r"[,\s]+", path.read_text()) if k]
+    _write_private(path, keys[0].encode() + b"\n", replace=True)
+    return len(keys) - 1
+
+
+def _write_private(path: Path, data: bytes, *, replace: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Fernet.generate_key()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, key + b"\n")
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    if replace:
+        os.replace(tmp, path)
+        return
     with contextlib.suppress(FileExistsError):
         os.link(tmp, path)  # a racing process keeps the winner's key
     tmp.unlink()
+
+
+def _create_key_file(path: Path) -> str:
+    """Write a new key to ``path`` with mode 0600 (first writer wins) and return the file's key."""
+    _write_private(path, Fernet.generate_key() + b"\n", replace=False)
     return path.read_text()

@@ -6,6 +6,7 @@ for the values; only their names may appear.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_a_lost_key_fails_the_launch_in_one_line(
     (home / "keys" / "secret.key").unlink()
     monkeypatch.setenv("MAYFLY_SECRET_KEY", Fernet.generate_key().decode())
     out = _run("run", "img", code=1)
-    assert "launch_failed" in out.stderr or "cannot be decrypted" in out.stderr
+    assert "error: secret 'A' cannot be decrypted" in out.stderr
     task = json.loads(_run("task", "list", "--json").stdout)["tasks"][0]
     assert (task["status"], task["reason"]) == ("error", "launch_failed")
     assert task["msg"] == (
@@ -116,3 +117,32 @@ def test_a_lost_key_fails_the_launch_in_one_line(
         "keys/secret.key; see docs/secrets.md)"
     )
     assert task["attempt"] == 1
+
+
+@pytest.mark.docker
+def test_rotate_then_prune_keeps_secrets_readable(home: Path, busybox_image: str) -> None:
+    sha = hashlib.sha256(VALUE.encode()).hexdigest()
+    check = f'set -- $(sha256sum "$MAYFLY_SECRETS_DIR/A"); test "$1" = {sha}'
+    _run("code", "register", busybox_image, "--name", "img", "--command", check, "--secret", f"A={VALUE}")
+    key_file = home / "keys" / "secret.key"
+    old = key_file.read_text().split()
+    assert "1 secret values re-encrypted" in _run("secret-key", "rotate").stdout
+    keys = key_file.read_text().split()
+    assert (len(keys), keys[1:]) == (2, old)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    _run("secret-key", "prune")
+    assert key_file.read_text().split() == keys[:1]
+    # The stored value opens with the new key alone: the old one no longer can.
+    _run("run", "img")
+    key_file.write_text(old[0] + "\n")
+    out = _run("run", "img", code=1)
+    assert "error: secret 'A' cannot be decrypted with this home's key" in out.stderr
+
+
+def test_a_lost_key_file_is_not_silently_replaced(home: Path) -> None:
+    _run("code", "register", "mayfly-test/busybox:latest", "--name", "img", "--secret", f"A={VALUE}")
+    (home / "keys" / "secret.key").unlink()
+    out = _run("code", "register", "mayfly-test/busybox:latest", "--name", "img", "--secret", "B=1", code=5)
+    assert out.stderr.startswith("Error: no secret key: ")
+    assert not (home / "keys" / "secret.key").exists()
+    assert json.loads(_run("code", "show", "img", "--json").stdout)["latest"]["secrets"] == ["A"]
