@@ -16,6 +16,8 @@ from pathlib import Path
 
 DEFAULT_PROJECT = "default"
 LOCAL_TARGET = "local"
+#: Environment variable holding the key(s) that encrypt secret values; else ``Home.secret_key_file``.
+SECRET_KEY_ENV = "MAYFLY_SECRET_KEY"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from mayfly.core.config import SECRET_KEY_ENV
 from mayfly.core.errors import InvalidInput, SecretKeyError
 
 #: Secret names are file names in the container and shell-safe: the same rule as env names.
@@ -33,8 +34,8 @@ MAX_VALUE_BYTES = 64 * 1024
 MAX_SECRETS = 100
 #: Where a task finds its secrets, one file per name.
 SECRETS_DIR = "/mayfly/secrets"
-#: The environment variable that names the key; overrides the key file.
-KEY_ENV = "MAYFLY_SECRET_KEY"
+#: The environment variable that holds the key; overrides the key file.
+KEY_ENV = SECRET_KEY_ENV
 
 #: The stored form: name → Fernet token (text).
 Sealed = dict[str, str]

@@ -199,3 +199,17 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator
     assert [(e.kind, e.applied) for e in events].count(("exited", True)) == 1
     assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"start\nend\n"
     assert json.loads(events[-1].data)["exit_code"] == 0
+
+
+def test_secrets_are_refused_on_ecs_in_one_line(mf: Mayfly, serving: Serving, aws: AwsEmulator,
+                                                tmp_path: Path) -> None:
+    """Issue 13 item 6: ECS does not pass secrets yet, so nothing is launched and the task says why."""
+    push(mf, tmp_path, "sec", {"main.sh": "echo never\n"}, secrets={"DB_PASSWORD": b"hunter2-ecs"})
+    task = mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
+    done = wait(mf, task.id)
+    assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", 1)
+    assert done.msg == (
+        "target 'aws-local' (provider ecs) cannot pass secrets: Mayfly does not pass secrets to ECS yet "
+        "(Secrets Manager / SSM references are planned); run tasks with secrets on a Docker target"
+    )
+    assert ecs_tasks_of(aws, mf, done) == []
