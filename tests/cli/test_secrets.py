@@ -146,3 +146,18 @@ def test_a_lost_key_file_is_not_silently_replaced(home: Path) -> None:
     assert out.stderr.startswith("Error: no secret key: ")
     assert not (home / "keys" / "secret.key").exists()
     assert json.loads(_run("code", "show", "img", "--json").stdout)["latest"]["secrets"] == ["A"]
+
+
+@pytest.mark.docker
+def test_archive_placement_copies_the_files_private(home: Path, busybox_image: str) -> None:
+    """With ``placement: archive`` (a remote engine) the files are copied in, still 0400 and the task user's."""
+    sha = hashlib.sha256(VALUE.encode()).hexdigest()
+    check = (
+        f'set -- $(sha256sum "$MAYFLY_SECRETS_DIR/A"); test "$1" = {sha} || exit 11; '
+        'set -- $(ls -ln "$MAYFLY_SECRETS_DIR/A"); test "$1:$3:$4" = "-r--------:10001:10001" || exit 12; '
+        'set -- $(ls -lnd "$MAYFLY_SECRETS_DIR"); test "$1" = dr-x------ || exit 13'
+    )
+    _run("target", "add", "arch", "--provider", "docker", "--settings", '{"placement": "archive"}')
+    _run("code", "register", busybox_image, "--name", "img", "--command", check, "--target", "arch")
+    _run("run", "img", "--secret", f"A={VALUE}")
+    assert _home_holds(home, VALUE.encode()) == []
