@@ -21,7 +21,7 @@ from mayfly.core.messages import CancelMessage
 from mayfly.core.metrics import Metrics
 from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
-from mayfly.core.provider import Provider, ProviderContext, Transport
+from mayfly.core.provider import Capability, Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
 from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQueueSet
 from mayfly.core.runner import Runner
@@ -119,7 +119,15 @@ class Mayfly:
             self._send_cancel,
             on_queued=lambda: self.broker.wakeups.notify(ROUTER_BELL),
             secrets=self.secret_box,
+            secrets_refusal=self._secrets_refusal,
         )
+
+    def _secrets_refusal(self, target: str) -> str | None:
+        """Why the target's provider cannot take secrets (it lacks ``Capability.SECRETS``), or None."""
+        cls = self.plugins.registry.get(self.targets.get(target).provider)
+        if Capability.SECRETS in cls.capabilities:
+            return None
+        return cls.unsupported.get(Capability.SECRETS, f"provider {cls.name!r} does not declare the capability")
 
     def project_id(self, name: str | None = None) -> str:
         """The id of a project (the default one unless named), created on first use."""

@@ -94,8 +94,11 @@ class TaskService:
         send_cancel: Callable[[str, CancelMessage], None],
         on_queued: Callable[[], None] = lambda: None,
         secrets: SecretBox | None = None,
+        secrets_refusal: Callable[[str], str | None] = lambda target: None,
     ) -> None:
         self.store = store
+        #: Why a target cannot take secrets (its provider lacks ``Capability.SECRETS``), or None.
+        self.secrets_refusal = secrets_refusal
         #: Seals the secret values of queued tasks.
         self.secrets = secrets
         #: Called after a commit that queued tasks: wakes the control plane (any process) to dispatch them.
@@ -137,6 +140,8 @@ class TaskService:
         if opts.webhook and not webhook_checked:
             validate_url(opts.webhook)
         webhook = rev.webhook if opts.webhook is None else opts.webhook
+        if (opts.secrets or rev.secrets) and (why := self.secrets_refusal(target)):
+            raise Unsupported(f"target {target!r} cannot pass secrets: {why}")
         sealed = self._seal(opts.secrets)
         return dict(
             project_id=project_id,
