@@ -7,7 +7,19 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from mayfly.cli import codes, deploy, emulator, projects, runtimes, schedules, serve, targets, tasks, tokens
+from mayfly.cli import (
+    codes,
+    deploy,
+    emulator,
+    projects,
+    runtimes,
+    schedules,
+    secretkeys,
+    serve,
+    targets,
+    tasks,
+    tokens,
+)
 from mayfly.cli.output import exit_with_error
 from mayfly.cli.plugins import plugins
 from mayfly.core import __version__
@@ -40,6 +52,7 @@ app.add_typer(schedules.app, name="schedule")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(projects.app, name="project")
 app.add_typer(tokens.app, name="token")
+app.add_typer(secretkeys.app, name="secret-key")
 app.command("run")(serve.run)
 app.command("server")(serve.server)
 app.command("runner")(serve.runner)

@@ -13,7 +13,9 @@ from mayfly.cli.context import open_app
 from mayfly.cli.options import JsonOpt, ProjectOpt
 from mayfly.cli.output import console, fields, print_json, table
 from mayfly.core.codes import CodeOptions, parse_env_pairs
+from mayfly.core.errors import InvalidInput
 from mayfly.core.records import Code, Revision, iso
+from mayfly.core.secrets import parse_secret_files, parse_secret_pairs
 
 app = typer.Typer(help="Code packages: upload once, then queue tasks by name.", no_args_is_help=True)
 
@@ -41,6 +43,21 @@ Webhook = Annotated[
     str | None,
     typer.Option("--webhook", help="URL POSTed when a task of this code ends (signed; '' removes it)."),
 ]
+Secret = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="Secret NAME=VALUE (repeatable): encrypted, never shown; the task reads /mayfly/secrets/NAME.",
+    ),
+]
+SecretFile = Annotated[
+    list[str] | None,
+    typer.Option("--secret-file", help="Secret NAME=PATH: the file's bytes (repeatable)."),
+]
+NoSecrets = Annotated[
+    bool,
+    typer.Option("--no-secrets", help="Drop the previous revision's secrets (keep only those given now)."),
+]
 IronWorker = Annotated[
     bool | None,
     typer.Option("--ironworker/--no-ironworker", help="Pass IronWorker's -payload/-config/-id/-d arguments and env."),
@@ -62,8 +79,13 @@ def _options(
     memory: int | None,
     ironworker: bool | None,
     webhook: str | None = None,
+    secret: list[str] | None = None,
+    secret_file: list[str] | None = None,
+    no_secrets: bool = False,
 ) -> CodeOptions:
     return CodeOptions(
+        secrets=secret_options(secret, secret_file),
+        replace_secrets=no_secrets or None,
         command=command,
         env=parse_env_pairs(env) if env else None,
         config=config_file.read_text() if config_file else None,
@@ -79,6 +101,16 @@ def _options(
         ironworker=ironworker,
         webhook=webhook,
     )
+
+
+def secret_options(secret: list[str] | None, secret_file: list[str] | None) -> dict[str, bytes] | None:
+    """``--secret NAME=VALUE`` and ``--secret-file NAME=PATH`` as one mapping (None when neither is given)."""
+    if not secret and not secret_file:
+        return None
+    values = {**parse_secret_pairs(secret or []), **parse_secret_files(secret_file or [])}
+    if len(values) < len(secret or []) + len(secret_file or []):
+        raise InvalidInput("a secret name is given twice")
+    return values
 
 
 def _show(code: Code, rev: Revision, as_json: bool) -> None:
@@ -105,6 +137,7 @@ def _show(code: Code, rev: Revision, as_json: bool) -> None:
             ("cpu", rev.cpu),
             ("memory MiB", rev.memory_mb),
             ("env", rev.env_dict),
+            ("secrets", ", ".join(f"{n} (set)" for n in rev.secret_names) or None),
             ("ironworker", rev.ironworker or None),
             ("webhook", rev.webhook),
             ("paused", code.paused or None),
@@ -132,6 +165,9 @@ def push(
     memory: Memory = None,
     ironworker: IronWorker = None,
     webhook: Webhook = None,
+    secret: Secret = None,
+    secret_file: SecretFile = None,
+    no_secrets: NoSecrets = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -152,6 +188,9 @@ def push(
         memory,
         ironworker,
         webhook,
+        secret,
+        secret_file,
+        no_secrets,
     )
     code, rev = mf.codes.push(mf.project_id(project), name, path, runtime=runtime, options=opts)
     if as_json:
@@ -180,6 +219,9 @@ def register(
     memory: Memory = None,
     ironworker: IronWorker = None,
     webhook: Webhook = None,
+    secret: Secret = None,
+    secret_file: SecretFile = None,
+    no_secrets: NoSecrets = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -200,6 +242,9 @@ def register(
         memory,
         ironworker,
         webhook,
+        secret,
+        secret_file,
+        no_secrets,
     )
     code, rev = mf.codes.register(mf.project_id(project), name, image, opts)
     if as_json:

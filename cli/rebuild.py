@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from mayfly.core.records import Code, Delivery, EventRecord, Revision, Target, Task
 from mayfly.core.schedules import Schedule
+from mayfly.core.secrets import dump_sealed
 
 R = TypeVar("R")
 
@@ -48,19 +49,25 @@ def _times(doc: Mapping[str, Any], *names: str) -> dict[str, float | None]:
     return {n: epoch(doc.get(n)) for n in names if n in doc}
 
 
+def _names_only(doc: Mapping[str, Any]) -> str | None:
+    """The API lists secret names only: a stand-in sealed column with the names and no values."""
+    return dump_sealed(dict.fromkeys(doc.get("secrets") or [], ""))
+
+
 def task(doc: Mapping[str, Any]) -> Task:
     """A task from ``Task.to_json()`` (the payload may be absent, as in listings)."""
     values = dict(doc)
     values["revision_id"] = doc.get("code_history_id")
     values["result"] = None if doc.get("result") is None else json.dumps(doc["result"])
     values["payload"] = doc.get("payload", "")
+    values["secrets"] = _names_only(doc)
     values.update(_times(doc, "created_at", "updated_at", "run_at", "start_time", "end_time"))
     return build(Task, values)
 
 
 def revision(doc: Mapping[str, Any], code_id: str) -> Revision:
     """A revision from ``Revision.to_json()``."""
-    values = dict(doc, code_id=code_id, env=json.dumps(doc.get("env") or {}))
+    values = dict(doc, code_id=code_id, env=json.dumps(doc.get("env") or {}), secrets=_names_only(doc))
     values.update(_times(doc, "created_at"))
     return build(Revision, values)
 

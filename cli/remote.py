@@ -150,8 +150,20 @@ def _task_path(task_id: str, suffix: str = "") -> str:
 
 
 def _set(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The options a command set (``None`` means "the server's default")."""
-    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items() if v is not None}
+    """The options a command set (``None`` means "the server's default"); secret values as the API's text."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items() if v is not None}
+    if "secrets" in out:
+        out["secrets"] = {name: _secret_text(name, value) for name, value in out["secrets"].items()}
+    return out
+
+
+def _secret_text(name: str, value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"secret {name!r} is not UTF-8 text: the API carries text (push it on the server's host)"
+        ) from None
 
 
 # ---------------------------------------------------------------- services

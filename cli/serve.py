@@ -23,6 +23,8 @@ from mayfly.cli.tasks import (
     PayloadFile,
     Priority,
     Retries,
+    Secret,
+    SecretFile,
     Timeout,
     Webhook,
     read_payload,
@@ -141,6 +143,8 @@ def run(
     retries: Retries = None,
     label: Label = None,
     env: Env = None,
+    secret: Secret = None,
+    secret_file: SecretFile = None,
     webhook: Webhook = None,
     target: TargetOpt = None,
     project: ProjectOpt = None,
@@ -153,7 +157,7 @@ def run(
     """
     mf = open_app()
     pid = mf.project_id(project)
-    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook)
+    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook, secret, secret_file)
     text = read_payload(payload, payload_file)
     serving = None
     if isinstance(mf, Mayfly) and not server_running(mf.home.server_lock):

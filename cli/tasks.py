@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from mayfly.cli.codes import secret_options
 from mayfly.cli.context import open_app
 from mayfly.cli.follow import follow, summary
 from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt, TargetOpt
@@ -16,6 +17,7 @@ from mayfly.cli.output import console, err_console, fields, print_json, table
 from mayfly.core.codes import parse_env_pairs
 from mayfly.core.errors import InvalidInput
 from mayfly.core.records import Task, iso
+from mayfly.core.secrets import names_of
 from mayfly.core.tasks import TaskFilter, TaskOptions
 
 app = typer.Typer(help="Tasks: one run of a code with a JSON payload.", no_args_is_help=True)
@@ -30,6 +32,13 @@ Timeout = Annotated[int | None, typer.Option("--timeout", help="Seconds before t
 Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries if it fails (0-10).")]
 Label = Annotated[str | None, typer.Option("--label", help="Free-text tag to filter tasks by.")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Extra environment KEY=VALUE (repeatable).")]
+Secret = Annotated[
+    list[str] | None,
+    typer.Option("--secret", help="Secret NAME=VALUE for this task, over the code's (repeatable; never shown)."),
+]
+SecretFile = Annotated[
+    list[str] | None, typer.Option("--secret-file", help="Secret NAME=PATH: the file's bytes (repeatable).")
+]
 Webhook = Annotated[
     str | None,
     typer.Option("--webhook", help="URL POSTed when the task ends (default: the code's; '' for none)."),
@@ -71,8 +80,11 @@ def task_options(
     label: str | None,
     env: list[str] | None,
     webhook: str | None = None,
+    secret: list[str] | None = None,
+    secret_file: list[str] | None = None,
 ) -> TaskOptions:
     return TaskOptions(
+        secrets=secret_options(secret, secret_file),
         priority=priority,
         delay=delay,
         timeout=timeout,
@@ -106,6 +118,7 @@ def show_task(task: Task) -> None:
             ("retried by", task.retried_by),
             ("log bytes", task.log_size or None),
             ("log truncated", task.log_truncated or None),
+            ("secrets", ", ".join(f"{n} (set)" for n in names_of(task.secrets)) or None),
             ("result", task.to_json()["result"]),
         ]
     )
@@ -122,6 +135,8 @@ def queue(
     retries: Retries = None,
     label: Label = None,
     env: Env = None,
+    secret: Secret = None,
+    secret_file: SecretFile = None,
     webhook: Webhook = None,
     target: TargetOpt = None,
     jsonl: Annotated[
@@ -133,7 +148,7 @@ def queue(
     """Queue a task of CODE (or one per line of a .jsonl payload file, all or none); prints the ids."""
     mf = open_app()
     payloads = read_payloads(payload, payload_file, jsonl)
-    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook)
+    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook, secret, secret_file)
     tasks = mf.tasks.queue_many(mf.project_id(project), code, payloads, opts)
     if as_json:
         print_json(tasks[0].to_json() if len(payloads) == 1 and not jsonl else {"tasks": [t.to_json() for t in tasks]})

@@ -21,12 +21,14 @@ from mayfly.core.messages import CancelMessage
 from mayfly.core.metrics import Metrics
 from mayfly.core.plugins import Plugins, default_plugins
 from mayfly.core.projects import ProjectService
-from mayfly.core.provider import Provider, ProviderContext, Transport
+from mayfly.core.provider import Capability, Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
 from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQueueSet
 from mayfly.core.runner import Runner
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleService
+from mayfly.core.secretkeys import any_sealed
+from mayfly.core.secrets import SecretBox
 from mayfly.core.store import Store
 from mayfly.core.targets import TargetService
 from mayfly.core.tasks import TaskService
@@ -63,6 +65,11 @@ class Mayfly:
         return EmbeddedBroker(self.home.queue_db)
 
     @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals and opens secret values with the home's key (``MAYFLY_SECRET_KEY`` or keys/secret.key)."""
+        return SecretBox(self.home.secret_key_file, may_create=lambda: not any_sealed(self.store))
+
+    @cached_property
     def home_id(self) -> str:
         return self.home.id
 
@@ -85,7 +92,9 @@ class Mayfly:
 
     @cached_property
     def codes(self) -> CodeService:
-        return CodeService(self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get)
+        return CodeService(
+            self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get, secrets=self.secret_box
+        )
 
     @cached_property
     def schedules(self) -> ScheduleService:
@@ -109,7 +118,16 @@ class Mayfly:
             self.blobs_for,
             self._send_cancel,
             on_queued=lambda: self.broker.wakeups.notify(ROUTER_BELL),
+            secrets=self.secret_box,
+            secrets_refusal=self._secrets_refusal,
         )
+
+    def _secrets_refusal(self, target: str) -> str | None:
+        """Why the target's provider cannot take secrets (it lacks ``Capability.SECRETS``), or None."""
+        cls = self.plugins.registry.get(self.targets.get(target).provider)
+        if Capability.SECRETS in cls.capabilities:
+            return None
+        return cls.unsupported.get(Capability.SECRETS, f"provider {cls.name!r} does not declare the capability")
 
     def project_id(self, name: str | None = None) -> str:
         """The id of a project (the default one unless named), created on first use."""
@@ -188,6 +206,7 @@ class Mayfly:
             self.blobs_for(target),
             concurrency=record.capacity,
             lease=lease or _lease_from_env(),
+            open_secrets=self.secret_box.open,
         )
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import re
 import shlex
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,11 +29,13 @@ from mayfly.core.errors import (
     InvalidArchive,
     InvalidInput,
     RevisionNotFound,
+    Unsupported,
     UploadTooLarge,
 )
 from mayfly.core.ids import new_id
 from mayfly.core.lifecycle import cancel_queued_of_code
 from mayfly.core.records import Code, Revision
+from mayfly.core.secrets import SecretBox, dump_sealed, load_sealed, validate_secrets
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 from mayfly.core.webhook_urls import validate_url
@@ -96,6 +98,10 @@ class CodeOptions:
     ironworker: bool | None = None
     #: Completion webhook URL of its tasks; ``""`` removes the previous revision's.
     webhook: str | None = None
+    #: Secret values to set (name -> value); the previous revision's other secrets are kept.
+    secrets: Mapping[str, bytes] | None = field(default=None, repr=False)
+    #: Drop every secret of the previous revision first (``--no-secrets``).
+    replace_secrets: bool | None = None
 
 
 #: Built-in defaults for a code's first revision.
@@ -171,6 +177,8 @@ def _validate_options(opts: CodeOptions, limits: Limits, known_targets: Callable
         raise InvalidInput(f"invalid network {opts.network!r}")
     if opts.env is not None:
         validate_env(opts.env)
+    if opts.secrets:
+        validate_secrets(opts.secrets)
     if opts.config is not None and len(opts.config.encode()) > limits.max_payload_bytes:
         raise InvalidInput(f"config is larger than {limits.max_payload_bytes} bytes")
     if opts.target is not None:
@@ -227,8 +235,11 @@ class CodeService:
         limits: Limits,
         runtimes: RuntimeResolver,
         known_target: Callable[[str], object],
+        secrets: SecretBox | None = None,
     ) -> None:
         self.store = store
+        #: Seals secret values before they are stored.
+        self.secrets = secrets
         self.blobs = blobs
         self.limits = limits
         self.runtimes = runtimes
@@ -325,12 +336,22 @@ class CodeService:
         image: str,
     ) -> tuple[Code, Revision]:
         ts = now()
+        sealed_new = self._seal(opts.secrets)
         with self.store.write() as conn:
             row = (
                 conn.execute(select(s.codes).where(s.codes.c.project_id == project_id, s.codes.c.name == name))
                 .mappings()
                 .first()
             )
+            kept: dict[str, str] = {}
+            if row is not None and not opts.replace_secrets:
+                kept = load_sealed(
+                    conn.execute(
+                        select(s.code_revisions.c.secrets).where(
+                            s.code_revisions.c.code_id == row["id"], s.code_revisions.c.rev == row["latest_rev"]
+                        )
+                    ).scalar()
+                )
             if row is None:
                 code_id, rev = new_id(), 1
                 conn.execute(
@@ -373,10 +394,18 @@ class CodeService:
                     memory_mb=opts.memory_mb or 512,
                     ironworker=bool(opts.ironworker),
                     webhook=opts.webhook or None,
+                    secrets=dump_sealed({**kept, **sealed_new}),
                     created_at=ts,
                 )
             )
             return self._get(conn, project_id, name), self._revision(conn, code_id, name, rev)
+
+    def _seal(self, values: Mapping[str, bytes] | None) -> dict[str, str]:
+        if not values:
+            return {}
+        if self.secrets is None:
+            raise Unsupported("this Mayfly has no secret key configured")
+        return self.secrets.seal(validate_secrets(values))
 
     # ------------------------------------------------------------ read
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 DEFAULT_PROJECT = "default"
 LOCAL_TARGET = "local"
+#: Environment variable holding the key(s) that encrypt secret values; else ``Home.secret_key_file``.
+SECRET_KEY_ENV = "MAYFLY_SECRET_KEY"
 
 #: Seconds an infrastructure outage may last for one task before it ends ``error`` (see :class:`Limits`).
 INFRA_RETRY_WINDOW_ENV = "MAYFLY_INFRA_RETRY_WINDOW"
@@ -113,6 +115,11 @@ class Home:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def secret_key_file(self) -> Path:
+        """The key that encrypts secret values (``MAYFLY_SECRET_KEY`` overrides it); see docs/secrets.md."""
+        return self.root / "keys" / "secret.key"
 
     @property
     def server_lock(self) -> Path:

@@ -175,6 +175,12 @@ class StoreUnavailable(Unavailable):
     code = "store_unavailable"
 
 
+class SecretKeyError(Unavailable):
+    """The home's secret key is missing, unreadable or not the one the secrets were sealed with."""
+
+    code = "secret_key_unavailable"
+
+
 class LaunchFailed(Unavailable):
     """The provider could not start the container. ``retryable`` says if another attempt may work."""
 

@@ -320,6 +320,7 @@ _COPIED = (
     "revision_id",
     "payload",
     "env",
+    "secrets",
     "priority",
     "timeout",
     "target",

@@ -2,7 +2,8 @@
 
 Bodies are JSON with a version field ``v`` so runners and control planes of
 neighbouring versions can tell each other apart. Everything a runner needs is in
-the message: cloud runners have no access to the store.
+the message: cloud runners have no access to the store. Secret values travel
+sealed (Fernet tokens); only a runner holding the home's key can open them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class TaskMessage:
     max_log_bytes: int
     max_result_bytes: int
     stop_grace_seconds: float
+    #: Secret values, each still sealed (name -> Fernet token): the runner opens them at launch.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:

@@ -114,6 +114,9 @@ class LaunchSpec:
     has_boot: bool = True
     #: Cap of /mayfly/result.json (the boot script refuses to upload more).
     max_result_bytes: int | None = None
+    #: Secret values in clear (name -> bytes), for providers with ``Capability.SECRETS`` only.
+    #: Never logged (``repr=False``); a provider passes them by its most private means.
+    secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

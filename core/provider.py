@@ -44,6 +44,8 @@ class Capability(StrEnum):
     GPU = "gpu"
     #: Spot / preemptible capacity.
     SPOT = "spot"
+    #: Secret values reach the container privately (files, a secret manager), never in its env or spec.
+    SECRETS = "secrets"
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from mayfly.core.models import TaskStatus
+from mayfly.core.secrets import names_of
 
 
 def iso(ts: float | None) -> str | None:
@@ -94,6 +95,12 @@ class Revision(_Row):
     ironworker: bool
     webhook: str | None
     created_at: float
+    #: Secret values, sealed (name -> token); never part of ``to_json``, only their names.
+    secrets: str | None = field(default=None, repr=False)
+
+    @property
+    def secret_names(self) -> list[str]:
+        return names_of(self.secrets)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -123,6 +130,7 @@ class Revision(_Row):
             "memory_mb": self.memory_mb,
             "ironworker": self.ironworker,
             "webhook": self.webhook,
+            "secrets": self.secret_names,
             "created_at": iso(self.created_at),
         }
 
@@ -196,6 +204,8 @@ class Task(_Row):
     end_time: float | None
     percent: int | None = None
     progress_msg: str | None = None
+    #: The task's own secret values, sealed; ``to_json`` shows their names only.
+    secrets: str | None = field(default=None, repr=False)
 
     @property
     def task_status(self) -> TaskStatus:
@@ -243,6 +253,7 @@ class Task(_Row):
             "cancel_requested": self.cancel_requested,
             "percent": self.percent,
             "progress_msg": self.progress_msg,
+            "secrets": names_of(self.secrets),
             "result": json.loads(self.result) if self.result is not None else None,
         }
         if with_payload:

@@ -27,6 +27,7 @@ from mayfly.core.messages import TaskMessage
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Queue
 from mayfly.core.records import Revision, Task
+from mayfly.core.secrets import load_sealed
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
 from mayfly.core.validate import PRIORITIES
@@ -129,6 +130,7 @@ def build_message(task: Task, rev: Revision, limits: Limits) -> TaskMessage:
     if rev.kind == "zip" and rev.blob_key and rev.sha256:
         code = CodeRef(key=rev.blob_key, sha256=rev.sha256, size=rev.size)
     env = {**rev.env_dict, **json.loads(task.env)}
+    sealed = {**load_sealed(rev.secrets), **load_sealed(task.secrets)}
     return TaskMessage(
         task_id=task.id,
         attempt=task.attempt,
@@ -150,6 +152,7 @@ def build_message(task: Task, rev: Revision, limits: Limits) -> TaskMessage:
         max_log_bytes=limits.max_log_bytes,
         max_result_bytes=limits.max_result_bytes,
         stop_grace_seconds=limits.stop_grace_seconds,
+        secrets=sealed,
     )
 
 

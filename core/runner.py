@@ -30,7 +30,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mayfly.core.blobs import BlobStore
@@ -47,9 +47,10 @@ from mayfly.core.messages import (
     run_key,
 )
 from mayfly.core.models import ContainerStatus, LaunchSpec
-from mayfly.core.provider import Provider
+from mayfly.core.provider import Capability, Provider
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.queues.batching import GroupCommit
+from mayfly.core.secrets import SECRETS_DIR
 from mayfly.core.workers import WorkerPool
 
 log = logging.getLogger("mayfly.runner")
@@ -77,6 +78,8 @@ def container_env(msg: TaskMessage) -> dict[str, str]:
         MAYFLY_CONFIG_FILE=CONFIG_FILE,
         MAYFLY_TASK_DIR=TASK_DIR,
     )
+    if msg.secrets:
+        env["MAYFLY_SECRETS_DIR"] = SECRETS_DIR
     if msg.ironworker:
         env.update(
             MAYFLY_IRONWORKER="1",
@@ -100,8 +103,8 @@ def container_command(msg: TaskMessage) -> tuple[str, ...]:
     return ("/bin/sh", "-c", msg.command)
 
 
-def launch_spec(msg: TaskMessage) -> LaunchSpec:
-    """Turn a task message into the provider's launch spec."""
+def launch_spec(msg: TaskMessage, secrets: Mapping[str, bytes] | None = None) -> LaunchSpec:
+    """Turn a task message into the provider's launch spec (``secrets``: the message's, opened)."""
     return LaunchSpec(
         name=msg.name,
         task_id=msg.task_id,
@@ -120,6 +123,7 @@ def launch_spec(msg: TaskMessage) -> LaunchSpec:
         labels={"mayfly.code": msg.code_name},
         has_boot=msg.has_boot,
         max_result_bytes=msg.max_result_bytes,
+        secrets=dict(secrets or {}),
     )
 
 
@@ -157,8 +161,11 @@ class Runner:
         lease: float = 30.0,
         clock: Callable[[], float] = time.time,
         sweep_interval: float | None = None,
+        open_secrets: Callable[[Mapping[str, str]], dict[str, bytes]] | None = None,
     ) -> None:
         self.target = target
+        #: Decrypts a message's sealed secrets (the home's key); None: this runner holds no key.
+        self.open_secrets = open_secrets
         self.provider = provider
         self.tasks = queues.get("tasks")
         self.control = queues.get("control")
@@ -412,12 +419,23 @@ class Runner:
                 ),
             )
             return
+        secrets: dict[str, bytes] = {}
+        if existing is None and msg.secrets:
+            try:
+                secrets = self._secrets_of(msg)
+            except MayflyError as exc:
+                self._finish(
+                    watch,
+                    remove=False,
+                    event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=False),
+                )
+                return
         if existing is None:
             self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
         try:
             # Idempotent: returns the running container when it exists (reattach), and replaces one that
             # was created but never started (a crash between the two).
-            result = self.provider.launch(launch_spec(msg))
+            result = self.provider.launch(launch_spec(msg, secrets))
         except LaunchFailed as exc:
             self._finish(
                 watch,
@@ -438,6 +456,17 @@ class Runner:
         if watch.cancel_asked or self.blobs.exists(rk("cancel")):
             self._stop_container(watch, "cancel")
         self._watch(watch, msg.timeout, msg.max_log_bytes, msg.max_result_bytes, msg.stop_grace_seconds)
+
+    def _secrets_of(self, msg: TaskMessage) -> dict[str, bytes]:
+        """The message's secret values in clear, if this target's provider can pass them privately."""
+        if Capability.SECRETS not in self.provider.capabilities:
+            why = self.provider.unsupported.get(Capability.SECRETS, "it does not declare the 'secrets' capability")
+            raise LaunchFailed(
+                f"target {self.target!r} (provider {self.provider.name}) cannot pass secrets: {why}", retryable=False
+            )
+        if self.open_secrets is None:
+            raise LaunchFailed("this runner has no secret key to open the task's secrets", retryable=False)
+        return self.open_secrets(msg.secrets)
 
     def _watch(self, watch: Watch, timeout: int, max_log: int, max_result: int, grace: float) -> None:
         assert watch.handle is not None

@@ -17,6 +17,7 @@ from mayfly.core.errors import Unsupported
 from mayfly.core.plugins import default_plugins
 from mayfly.core.provider import ProviderContext
 from mayfly.core.runner import Runner
+from mayfly.core.secrets import SecretBox
 from mayfly.core.targets import validate_settings
 
 log = logging.getLogger("mayfly.serving")
@@ -73,7 +74,16 @@ def remote_runner(
     context = ProviderContext(
         blobs=transport.blobs, work_dir=work_dir, home_id=os.environ.get("MAYFLY_HOME_ID") or home.id, target=target
     )
-    return Runner(target, cls(validated, context), transport.queues, transport.blobs, concurrency=capacity, lease=lease)
+    return Runner(
+        target,
+        cls(validated, context),
+        transport.queues,
+        transport.blobs,
+        concurrency=capacity,
+        lease=lease,
+        # The control plane's key must be given to this runner (MAYFLY_SECRET_KEY) for tasks with secrets.
+        open_secrets=SecretBox(home.secret_key_file).open,
+    )
 
 
 class Serving:

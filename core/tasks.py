@@ -10,7 +10,7 @@ import builtins
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -26,6 +26,7 @@ from mayfly.core.errors import (
     TaskAlreadyFinished,
     TaskNotFinished,
     TaskNotFound,
+    Unsupported,
 )
 from mayfly.core.ids import new_id
 from mayfly.core.lifecycle import cancel_queued, cancel_queued_of_code, create_retry, load_task
@@ -33,6 +34,7 @@ from mayfly.core.logstore import read_log
 from mayfly.core.messages import CancelMessage, run_key
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Code, EventRecord, Revision, Task
+from mayfly.core.secrets import SecretBox, dump_sealed, validate_secrets
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 from mayfly.core.webhook_urls import validate_url
@@ -51,6 +53,8 @@ class TaskOptions:
     env: Mapping[str, str] | None = None
     #: Completion webhook URL; ``None`` takes the revision's, ``""`` means none for this task.
     webhook: str | None = None
+    #: Secret values of this task (name -> value), added to (or replacing by name) the code's.
+    secrets: Mapping[str, bytes] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,14 @@ class TaskService:
         blobs_for: Callable[[str], BlobStore],
         send_cancel: Callable[[str, CancelMessage], None],
         on_queued: Callable[[], None] = lambda: None,
+        secrets: SecretBox | None = None,
+        secrets_refusal: Callable[[str], str | None] = lambda target: None,
     ) -> None:
         self.store = store
+        #: Why a target cannot take secrets (its provider lacks ``Capability.SECRETS``), or None.
+        self.secrets_refusal = secrets_refusal
+        #: Seals the secret values of queued tasks.
+        self.secrets = secrets
         #: Called after a commit that queued tasks: wakes the control plane (any process) to dispatch them.
         self.on_queued = on_queued
         self.limits = limits
@@ -130,6 +140,9 @@ class TaskService:
         if opts.webhook and not webhook_checked:
             validate_url(opts.webhook)
         webhook = rev.webhook if opts.webhook is None else opts.webhook
+        if (opts.secrets or rev.secrets) and (why := self.secrets_refusal(target)):
+            raise Unsupported(f"target {target!r} cannot pass secrets: {why}")
+        sealed = self._seal(opts.secrets)
         return dict(
             project_id=project_id,
             code_id=code.id,
@@ -139,6 +152,7 @@ class TaskService:
             status=TaskStatus.QUEUED.value,
             payload=payload,
             env=json.dumps(env),
+            secrets=sealed,
             priority=priority,
             timeout=timeout,
             delay=opts.delay,
@@ -151,6 +165,15 @@ class TaskService:
             created_at=ts,
             updated_at=ts,
         )
+
+    def _seal(self, values: Mapping[str, bytes] | None) -> str | None:
+        """The ``secrets`` column of a task given ``values`` (validated, then encrypted)."""
+        if not values:
+            return None
+        checked = validate_secrets(values)
+        if self.secrets is None:
+            raise Unsupported("this Mayfly has no secret key configured")
+        return dump_sealed(self.secrets.seal(checked))
 
     def queue(self, project_id: str, code_name: str, payload: str, opts: TaskOptions) -> Task:
         """Queue one task of the code's latest revision."""

@@ -455,6 +455,8 @@ async function codeView(name) {
       ["Retries", `${rev.retries} (delay ${rev.retries_delay} s)`],
       ["Timeout", `${rev.timeout} s`],
       ["Resources", `${rev.cpu} CPU · ${rev.memory_mb} MB`],
+      // Values are write-only: the API lists the names that are set, never a value.
+      ["Secrets", (rev.secrets || []).length ? rev.secrets.map((n) => `${n} (set)`).join(", ") : "none"],
       ["Created", when(code.created_at)],
     ]));
     const rows = revs.revisions.map((r) => el("tr", { "data-rev": r.rev },

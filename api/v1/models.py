@@ -69,6 +69,11 @@ def _only_known(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names}
 
 
+def _secret_bytes(values: dict[str, str] | None) -> dict[str, bytes] | None:
+    """Secret values as core takes them (bytes; the API carries UTF-8 text)."""
+    return None if values is None else {k: v.encode() for k, v in values.items()}
+
+
 # ---------------------------------------------------------------- codes
 
 
@@ -93,9 +98,18 @@ class CodeFields(Body):
     webhook: str | None = Field(
         None, description="URL POSTed when a task of this code ends; '' removes it.", json_schema_extra=WEBHOOK
     )
+    secrets: dict[str, str] | None = Field(
+        None,
+        description="Write-only secret values, name -> value; set on top of the previous revision's "
+        "(responses list only the names). Files under /mayfly/secrets in the container.",
+    )
+    replace_secrets: bool | None = Field(
+        None, description="Drop every secret of the previous revision first (then set only `secrets`)."
+    )
 
     def options(self) -> CodeOptions:
         values = self.model_dump(include=set(CodeFields.model_fields))
+        values["secrets"] = _secret_bytes(self.secrets)
         return CodeOptions(**_only_known(CodeOptions, values))
 
 
@@ -129,9 +143,15 @@ class TaskFields(Body):
     webhook: str | None = Field(
         None, description="URL POSTed when the task ends; '' for none.", json_schema_extra=WEBHOOK
     )
+    secrets: dict[str, str] | None = Field(
+        None,
+        description="Write-only secret values of this task, name -> value, over the code's "
+        "(responses list only the names).",
+    )
 
     def options(self) -> TaskOptions:
         values = self.model_dump(include=set(TaskFields.model_fields))
+        values["secrets"] = _secret_bytes(self.secrets)
         return TaskOptions(**_only_known(TaskOptions, values))
 
 

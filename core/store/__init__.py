@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked against the migration scripts by a test, so it cannot drift;
 #: comparing with it avoids importing Alembic (a quarter of a second) on every command.
-HEAD = "0006"
+HEAD = "0007"
 #: How long a writer waits for SQLite's lock before giving up (ms).
 BUSY_TIMEOUT_MS = 15000
 

@@ -103,6 +103,8 @@ code_revisions = Table(
     # Completion webhook URL: the default of its tasks.
     Column("webhook", Text),
     Column("created_at", Float, nullable=False),
+    # Secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
+    Column("secrets", Text),
     UniqueConstraint("code_id", "rev", name="uq_code_revisions_code_rev"),
 )
 
@@ -152,6 +154,8 @@ tasks = Table(
     # Progress a worker reports (IronWorker's POST .../progress): 0-100 and a message.
     Column("percent", Integer),
     Column("progress_msg", Text),
+    # The task's own secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
+    Column("secrets", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),

@@ -7,6 +7,8 @@ the archive API)::
     payload.json    the task's payload
     config.json     the code's config
     result.json     empty; the task may write its result here (an empty file means "no result")
+    secrets/        only when the task has secrets: one file per name, mode 0400, dir 0500, both
+                    owned by the task user (mounted read-only over /mayfly/secrets with a bind)
 
 Every entry belongs to the task's uid/gid, so the task can write its result even
 when the image itself has no ``/mayfly`` owned by the task user.
@@ -23,7 +25,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +37,8 @@ from mayfly.core.models import CodeRef, LaunchSpec
 
 #: Where the task directory appears in the container.
 MOUNT_POINT = "/mayfly"
+SECRETS_NAME = "secrets"
+SECRETS_PATH = f"{MOUNT_POINT}/{SECRETS_NAME}"
 TASK_DIR = f"{MOUNT_POINT}/task"
 RESULT_NAME = "result.json"
 RESULT_PATH = f"{MOUNT_POINT}/{RESULT_NAME}"
@@ -129,6 +133,8 @@ def build_task_dir(dest: Path, spec: LaunchSpec, blobs: BlobStore, owner: Owner)
         for name in ("payload.json", "config.json", RESULT_NAME):
             (staging / name).chmod(0o644)
         _own_tree(staging, owner)
+        if spec.secrets:
+            write_secrets(staging / SECRETS_NAME, spec.secrets, owner)
         staging.rename(dest)
     except OSError as exc:
         remove_tree(staging)
@@ -136,6 +142,34 @@ def build_task_dir(dest: Path, spec: LaunchSpec, blobs: BlobStore, owner: Owner)
     except BaseException:
         remove_tree(staging)
         raise
+
+
+def write_secrets(dest: Path, secrets: Mapping[str, bytes], owner: Owner) -> None:
+    """One file per secret in the new directory ``dest``: 0400 in a 0500 directory, owned by the task user.
+
+    When the runner cannot give files away (not root, or a user name only the image
+    resolves), the task user cannot own them: then they are 0444 in a 0555 directory,
+    readable by anyone who can reach the task directory on the host (docs/secrets.md).
+    """
+    private = owner is not None and os.geteuid() == 0
+    dest.mkdir(mode=0o700)
+    for name, value in secrets.items():
+        path = dest / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(value)
+            while view:
+                view = view[os.write(fd, view) :]
+            if private:
+                assert owner is not None
+                os.fchown(fd, *owner)
+            os.fchmod(fd, 0o400 if private else 0o444)
+        finally:
+            os.close(fd)
+    if private:
+        assert owner is not None
+        os.chown(dest, *owner)
+    dest.chmod(0o500 if private else 0o555)
 
 
 def pack_task_dir(root: Path, owner: Owner) -> IO[bytes]:
@@ -148,7 +182,12 @@ def pack_task_dir(root: Path, owner: Owner) -> IO[bytes]:
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
-        if owner is None:
+        if info.name == SECRETS_NAME or info.name.startswith(f"{SECRETS_NAME}/"):
+            if owner is not None:
+                info.mode = 0o500 if info.isdir() else 0o400
+            else:
+                info.mode = 0o555 if info.isdir() else 0o444
+        elif owner is None:
             info.mode |= 0o777 if info.isdir() else 0o666
         return info
 

@@ -27,6 +27,8 @@ from mayfly.providers.docker.files import (
     MOUNT_POINT,
     RESULT_NAME,
     RESULT_PATH,
+    SECRETS_NAME,
+    SECRETS_PATH,
     TASK_DIR,
     build_task_dir,
     pack_task_dir,
@@ -128,7 +130,13 @@ class DockerProvider(Provider):
     name = "docker"
     Settings = DockerSettings
     capabilities = frozenset(
-        {Capability.LOG_STREAMING, Capability.CANCEL, Capability.REATTACH, Capability.NETWORK_NONE}
+        {
+            Capability.LOG_STREAMING,
+            Capability.CANCEL,
+            Capability.REATTACH,
+            Capability.NETWORK_NONE,
+            Capability.SECRETS,
+        }
     )
     unsupported = {
         Capability.GPU: "GPU devices are not passed to task containers",
@@ -273,7 +281,7 @@ class DockerProvider(Provider):
         with self._translate(f"creating container {spec.name}", launch=True, image=spec.image):
             api = self._api()
             host_config = api.create_host_config(
-                mounts=[Mount(MOUNT_POINT, str(self.context.work_dir / spec.name), type="bind")] if bind else None,
+                mounts=self._mounts(spec) if bind else None,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 privileged=False,
@@ -316,6 +324,14 @@ class DockerProvider(Provider):
                 raise
         container_id: str = created["Id"]
         return container_id
+
+    def _mounts(self, spec: LaunchSpec) -> list[Mount]:
+        """The task directory at /mayfly and, when the task has secrets, their directory read-only over it."""
+        task_dir = self.context.work_dir / spec.name
+        mounts = [Mount(MOUNT_POINT, str(task_dir), type="bind")]
+        if spec.secrets:
+            mounts.append(Mount(SECRETS_PATH, str(task_dir / SECRETS_NAME), type="bind", read_only=True))
+        return mounts
 
     def _remove_container(self, ref: str) -> None:
         with self._translate(f"removing container {ref}"):

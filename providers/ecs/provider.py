@@ -125,6 +125,8 @@ class EcsProvider(Provider):
         "which Mayfly does not manage)",
         Capability.NETWORK_NONE: "every Fargate task gets a network interface in the target's subnets (awsvpc); "
         "restrict it with a security group without egress rules instead",
+        Capability.SECRETS: "Mayfly does not pass secrets to ECS yet (Secrets Manager / SSM references are "
+        "planned); run tasks with secrets on a Docker target",
     }
     limits = ProviderLimits(max_cpu=MAX_CPU, max_memory_mb=MAX_MEMORY_MB, max_timeout=Provider.limits.max_timeout)
     poll_interval = 2.0

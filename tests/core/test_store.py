@@ -31,7 +31,7 @@ def test_opening_twice_migrates_once(tmp_path: Path) -> None:
     Store(url)
     store = Store(url)
     with store.read() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
 
 
 def test_head_constant_is_the_newest_migration() -> None:

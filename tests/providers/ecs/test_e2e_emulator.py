@@ -23,6 +23,7 @@ import pytest
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions, RuntimeInfo
 from mayfly.core.config import Home, Limits
+from mayfly.core.errors import Unsupported
 from mayfly.core.records import Task
 from mayfly.core.router import build_message
 from mayfly.core.serving import Serving
@@ -199,3 +200,23 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator
     assert [(e.kind, e.applied) for e in events].count(("exited", True)) == 1
     assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"start\nend\n"
     assert json.loads(events[-1].data)["exit_code"] == 0
+
+
+def test_secrets_are_refused_on_ecs_in_one_line(mf: Mayfly, serving: Serving, aws: AwsEmulator,
+                                                tmp_path: Path) -> None:
+    """Issue 13 item 6: ECS does not pass secrets yet, so queueing refuses, and a runner never launches one."""
+    push(mf, tmp_path, "sec", {"main.sh": "echo never\n"}, secrets={"DB_PASSWORD": b"hunter2-ecs"})
+    why = (
+        "Mayfly does not pass secrets to ECS yet (Secrets Manager / SSM references are planned); "
+        "run tasks with secrets on a Docker target"
+    )
+    with pytest.raises(Unsupported) as refused:
+        mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
+    assert refused.value.message == f"target 'aws-local' cannot pass secrets: {why}"
+    # A task that got past queueing anyway (say, queued before its target changed provider) fails its launch.
+    mf.tasks.secrets_refusal = lambda target: None
+    task = mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
+    done = wait(mf, task.id)
+    assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", 1)
+    assert done.msg == f"target 'aws-local' (provider ecs) cannot pass secrets: {why}"
+    assert ecs_tasks_of(aws, mf, done) == []
