@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from mayfly.api import openapi
 from mayfly.api.methods import allowed_methods
@@ -25,6 +28,8 @@ def error_body(path: str, code: str, message: str) -> dict[str, object]:
         return {"msg": message}
     return {"code": code, "message": message}
 
+
+log = logging.getLogger("mayfly.api")
 
 #: Stable codes of the errors the framework answers itself (no route, wrong method).
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -67,6 +72,13 @@ def create_app(mf: Mayfly) -> FastAPI:
             # Starlette names only the methods of the first route that matched the path; name them all.
             headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app.routes, request.scope))}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # A client that hangs up mid-request (an upload cancelled, a dropped link) is normal: one line, no traceback.
+        client = request.client.host if request.client else "?"
+        log.info("client %s disconnected before sending all of %s %s", client, request.method, request.url.path)
+        return Response(status_code=400)  # nobody reads it; nothing was stored
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:

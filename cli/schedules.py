@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -10,12 +11,29 @@ from mayfly.cli.context import open_app
 from mayfly.cli.options import JsonOpt, ProjectOpt, TargetOpt
 from mayfly.cli.output import console, fields, print_json, table
 from mayfly.cli.tasks import Label, Payload, PayloadFile, Priority, Timeout, read_payload
+from mayfly.core.errors import InvalidInput
 from mayfly.core.records import iso
 from mayfly.core.schedules import Schedule, ScheduleSpec
 
 app = typer.Typer(help="Schedules: cron, intervals or one-off times that queue tasks.", no_args_is_help=True)
 
 Id = Annotated[str, typer.Argument(help="Schedule id.")]
+
+#: Field names of a schedule as core's (and the APIs') errors say them, and the flags of this command.
+_FLAGS = [
+    (re.compile(r"\bone of cron, every or at\b"), "one of --cron, --every or --at"),
+    (re.compile(r"^(at|missed|overlap) "), r"--\1 "),
+    (re.compile(r"\bstart_at\b"), "--start-at"),
+    (re.compile(r"\bend_at\b"), "--end-at"),
+    (re.compile(r"\brun_times\b"), "--run-times"),
+]
+
+
+def in_flags(message: str) -> str:
+    """A schedule error in the words of this command: ``end_at`` becomes ``--end-at``."""
+    for pattern, flag in _FLAGS:
+        message = pattern.sub(flag, message)
+    return message
 
 
 def _when(s: Schedule) -> str:
@@ -69,7 +87,11 @@ def create(
         missed=missed,
         overlap=overlap,
     )
-    sched = mf.schedules.create(mf.project_id(project), code, spec)
+    try:
+        sched = mf.schedules.create(mf.project_id(project), code, spec)
+    except InvalidInput as exc:
+        exc.message = in_flags(exc.message)
+        raise
     if as_json:
         print_json(sched.to_json())
     else:

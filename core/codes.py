@@ -133,16 +133,31 @@ def validate_name(name: str) -> str:
     return name
 
 
+#: Longest environment variable name.
+MAX_ENV_NAME = 255
+#: Most bytes (UTF-8) the names and values of one environment may take, like config (IronWorker: 64 KB).
+MAX_ENV_BYTES = 64 * 1024
+
+
 def validate_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Environment variable names must be valid shell names; MAYFLY_* is reserved."""
+    """Environment variable names must be valid shell names of at most 255 characters; MAYFLY_* is reserved.
+
+    Names and values together take at most :data:`MAX_ENV_BYTES` (64 KB, the cap of config and payloads).
+    """
     out: dict[str, str] = {}
+    total = 0
     for key, value in env.items():
+        if not isinstance(key, str) or len(key) > MAX_ENV_NAME:
+            raise InvalidInput(f"an environment variable name is longer than {MAX_ENV_NAME} characters")
         if not ENV_KEY.match(key):
             raise InvalidInput(f"invalid environment variable name {key!r}")
         if key.startswith("MAYFLY_"):
             raise InvalidInput(f"environment variable {key!r} is reserved (MAYFLY_* is set by Mayfly)")
         if not isinstance(value, str) or "\x00" in value:
             raise InvalidInput(f"environment variable {key!r} must be a string without NUL bytes")
+        total += len(key.encode()) + len(value.encode())
+        if total > MAX_ENV_BYTES:
+            raise InvalidInput(f"environment variables are larger than {MAX_ENV_BYTES} bytes (names and values)")
         out[key] = value
     return out
 

@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mayfly.core.errors import InvalidSettings
+
 DEFAULT_PROJECT = "default"
 LOCAL_TARGET = "local"
 #: Environment variable holding the key(s) that encrypt secret values; else ``Home.secret_key_file``.
@@ -53,7 +55,7 @@ class Limits:
 
     #: Payload and config size (IronWorker: 64 KB; fits every cloud queue).
     max_payload_bytes: int = 64 * 1024
-    #: Code package upload size.
+    #: Code package upload size (``MAYFLY_MAX_UPLOAD_BYTES``); a larger upload answers 413 before it is read.
     max_upload_bytes: int = 100 * 1024 * 1024
     #: What a task may write to /mayfly/result.json.
     max_result_bytes: int = 1024 * 1024
@@ -73,6 +75,20 @@ class Limits:
     #: Seconds between SIGTERM and SIGKILL when a task is stopped.
     stop_grace_seconds: float = 10.0
 
+    @classmethod
+    def from_env(cls) -> Limits:
+        """The defaults, with ``MAYFLY_MAX_UPLOAD_BYTES`` (a whole number of bytes, at least 1) when it is set."""
+        value = os.environ.get(MAX_UPLOAD_ENV, "").strip()
+        if not value:
+            return cls()
+        if not value.isdigit() or int(value) < 1:
+            raise InvalidSettings(f"{MAX_UPLOAD_ENV} must be a whole number of bytes (at least 1), not {value!r}")
+        return cls(max_upload_bytes=int(value))
+
+
+#: The setting that caps code uploads (bytes of the zip).
+MAX_UPLOAD_ENV = "MAYFLY_MAX_UPLOAD_BYTES"
+
 
 @dataclass(frozen=True)
 class Home:
@@ -85,7 +101,7 @@ class Home:
     def from_env(cls) -> Home:
         """``$MAYFLY_HOME``, or ``~/.mayfly``."""
         root = os.environ.get("MAYFLY_HOME") or str(Path.home() / ".mayfly")
-        return cls(Path(root).expanduser().absolute())
+        return cls(Path(root).expanduser().absolute(), Limits.from_env())
 
     def ensure(self) -> Home:
         """Create the directory layout (idempotent) and return self."""

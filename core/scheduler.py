@@ -188,7 +188,9 @@ def _fire_one(
                 opts = TaskOptions(
                     priority=sched.priority, timeout=sched.timeout, target=sched.target, label=sched.label
                 )
-                row = tasks.row(sched.project_id, code, rev, sched.payload, opts, now)
+                # The payload was checked when the schedule was created (JSON, or any text on /2); a text
+                # payload has no flag of its own in the row, so firing takes it as text, byte for byte.
+                row = tasks.row(sched.project_id, code, rev, sched.payload, opts, now, text_payload=True)
             except MayflyError as exc:
                 reason = f"error: {exc.message}"
         if reason is not None:

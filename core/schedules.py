@@ -50,6 +50,8 @@ class ScheduleSpec:
     label: str | None = None
     missed: str = "skip"
     overlap: str = "allow"
+    #: The payload is any text kept as given (IronWorker's /2), not necessarily JSON.
+    text_payload: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,27 +146,27 @@ class ScheduleService:
         ts = self.clock()
         kinds = [k for k in ("cron", "every", "at") if getattr(spec, k) is not None]
         if len(kinds) != 1:
-            raise InvalidInput("give exactly one of --cron, --every or --at")
+            raise InvalidInput("give exactly one of cron, every or at")
         kind = kinds[0]
         cron = slots.validate_cron(spec.cron) if spec.cron is not None else None
         every = slots.parse_every(spec.every) if spec.every is not None else None
         start_at = slots.parse_time(spec.start_at, zone) if spec.start_at else ts
         if spec.at is not None:
             if spec.start_at is not None:
-                raise InvalidInput("--at is a one-off time; it takes no --start-at")
+                raise InvalidInput("at is a one-off time; it takes no start_at")
             start_at = slots.parse_time(spec.at, zone)
             if start_at <= ts:
-                raise InvalidInput(f"--at {spec.at} is in the past")
+                raise InvalidInput(f"at {spec.at} is in the past")
         end_at = slots.parse_time(spec.end_at, zone) if spec.end_at else None
         if end_at is not None and end_at <= start_at:
-            raise InvalidInput("--end-at must be after --start-at")
+            raise InvalidInput("end_at must be after start_at")
         if spec.run_times is not None and spec.run_times < 1:
-            raise InvalidInput("--run-times must be at least 1")
+            raise InvalidInput("run_times must be at least 1")
         if spec.missed not in MISSED:
-            raise InvalidInput(f"--missed must be one of {', '.join(MISSED)}")
+            raise InvalidInput(f"missed must be one of {', '.join(MISSED)}")
         if spec.overlap not in OVERLAP:
-            raise InvalidInput(f"--overlap must be one of {', '.join(OVERLAP)}")
-        validate_payload(spec.payload, self.limits)
+            raise InvalidInput(f"overlap must be one of {', '.join(OVERLAP)}")
+        validate_payload(spec.payload, self.limits, text=spec.text_payload)
         if spec.priority is not None:
             validate.priority(spec.priority)
         if spec.timeout is not None:
@@ -176,7 +178,7 @@ class ScheduleService:
         rule = slots.Rule(kind, start_at, cron=cron, every=every, tz=zone.key)
         first = rule.first()
         if first is None or (end_at is not None and first > end_at):
-            raise InvalidInput("the schedule has no run between --start-at and --end-at")
+            raise InvalidInput("the schedule has no run between start_at and end_at")
         schedule_id = new_id()
         with self.store.write() as conn:
             conn.execute(

@@ -69,11 +69,19 @@ class TaskFilter:
     limit: int = 30
 
 
-def validate_payload(payload: str, limits: Limits) -> str:
-    """The payload must be JSON and at most ``max_payload_bytes``."""
+def validate_payload(payload: str, limits: Limits, *, text: bool = False) -> str:
+    """The payload must be at most ``max_payload_bytes`` and JSON, unless ``text``.
+
+    ``text``: the payload is any text, kept as given (IronWorker's payloads are
+    strings, "usually JSON"); only NUL is refused, which no store column holds.
+    """
     size = len(payload.encode())
     if size > limits.max_payload_bytes:
         raise PayloadTooLarge(f"payload is {size} bytes; the limit is {limits.max_payload_bytes} bytes (64 KB)")
+    if text:
+        if "\x00" in payload:
+            raise InvalidPayload("payload must not contain NUL characters")
+        return payload
     try:
         json.loads(payload)
     except ValueError as exc:
@@ -121,13 +129,15 @@ class TaskService:
         ts: float,
         *,
         webhook_checked: bool = False,
+        text_payload: bool = False,
     ) -> dict[str, object]:
         """The validated column values of a new queued task (no id); raises on any bad input.
 
         ``webhook_checked``: the caller already ran the SSRF check on ``opts.webhook`` (once per bulk queue).
+        ``text_payload``: the payload is any text (IronWorker's /2), stored and delivered byte for byte.
         """
         lim = self.limits
-        validate_payload(payload, lim)
+        validate_payload(payload, lim, text=text_payload)
         priority = validate.priority(rev.default_priority if opts.priority is None else opts.priority)
         validate.delay(opts.delay, lim)
         timeout = validate.timeout(rev.timeout if opts.timeout is None else opts.timeout, lim)
@@ -175,12 +185,20 @@ class TaskService:
             raise Unsupported("this Mayfly has no secret key configured")
         return dump_sealed(self.secrets.seal(checked))
 
-    def queue(self, project_id: str, code_name: str, payload: str, opts: TaskOptions) -> Task:
-        """Queue one task of the code's latest revision."""
-        return self.queue_many(project_id, code_name, [payload], opts)[0]
+    def queue(
+        self, project_id: str, code_name: str, payload: str, opts: TaskOptions, *, text_payload: bool = False
+    ) -> Task:
+        """Queue one task of the code's latest revision (``text_payload``: see :meth:`row`)."""
+        return self.queue_many(project_id, code_name, [payload], opts, text_payload=text_payload)[0]
 
     def queue_many(
-        self, project_id: str, code_name: str, payloads: Sequence[str], opts: TaskOptions
+        self,
+        project_id: str,
+        code_name: str,
+        payloads: Sequence[str],
+        opts: TaskOptions,
+        *,
+        text_payload: bool = False,
     ) -> builtins.list[Task]:
         """Queue one task per payload in one transaction: all of them or, on any bad input, none."""
         code, rev = self.code_of(project_id, code_name)
@@ -190,7 +208,9 @@ class TaskService:
         rows = []
         for i, payload in enumerate(payloads):
             try:
-                values = self.row(project_id, code, rev, payload, opts, ts, webhook_checked=True)
+                values = self.row(
+                    project_id, code, rev, payload, opts, ts, webhook_checked=True, text_payload=text_payload
+                )
             except InvalidInput as exc:
                 if len(payloads) > 1:
                     raise type(exc)(f"payload {i + 1}: {exc.message}") from None

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,8 +191,13 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log: Path) -> N
 
 
 @contextmanager
-def running_server(root: Path, project: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``mayfly server --host 127.0.0.1 --port P`` on a fresh home under ``root``, with ``project`` and a token."""
+def running_server(
+    root: Path, project: str, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[Server]:
+    """``mayfly server --host 127.0.0.1 --port P [args]`` on a fresh home under ``root``, with ``project`` and a token.
+
+    Its stdout and stderr go to ``root / "server.log"``.
+    """
     home = root / "home"
     mf = Mayfly(Home(home), resolve_runtime)
     proj = mf.projects.ensure(project)
@@ -205,7 +210,7 @@ def running_server(root: Path, project: str, env: dict[str, str] | None = None) 
     log = root / "server.log"
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mayfly.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "mayfly.cli", "server", "--host", "127.0.0.1", "--port", str(port), *args],
             env=penv,
             stdout=err,
             stderr=err,

@@ -1,4 +1,4 @@
-"""Reading IronWorker request bodies: capped, JSON, field by field, leniently typed like the clients send them.
+"""Reading IronWorker request bodies: JSON, field by field, leniently typed like the clients send them.
 
 IronWorker's clients are loose about types: the Go client sends timeouts as
 float seconds, query strings carry numbers as text, optional fields come as
@@ -14,29 +14,16 @@ from typing import Any
 
 from fastapi import Request
 
-from mayfly.api.app import MAX_JSON_BODY
 from mayfly.api.ironworker.errors import MissingField
 from mayfly.core.errors import InvalidInput
 
 
-async def read_capped(request: Request, cap: int, what: str = "request body") -> bytes:
-    """The raw body, refused with 400 as soon as it passes ``cap`` bytes (before it is read whole)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > cap:
-        raise InvalidInput(f"{what} is {int(length)} bytes; the limit is {cap} bytes")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > cap:
-            raise InvalidInput(f"{what} is larger than {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def json_body(request: Request) -> Any:
-    """The JSON body (None when empty). Not JSON: 406 without a JSON Content-Type (IronWorker's answer), else 400."""
-    raw = await read_capped(request, MAX_JSON_BODY)
+    """The JSON body (None when empty). Not JSON: 406 without a JSON Content-Type (IronWorker's answer), else 400.
+
+    The route (:class:`~.errors.IronRoute`) capped the body before this reads it.
+    """
+    raw = await request.body()
     if not raw.strip():
         return None
     try:

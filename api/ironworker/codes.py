@@ -25,7 +25,7 @@ from starlette.formparsers import MultiPartException
 from mayfly.api.deps import MayflyDep, get_mayfly
 from mayfly.api.ironworker.auth import ProjectId
 from mayfly.api.ironworker.body import Fields
-from mayfly.api.ironworker.errors import IronRoute, MissingField
+from mayfly.api.ironworker.errors import IronRoute, MissingField, body_cap
 from mayfly.api.ironworker.mapping import (
     RUNTIME_COMMANDS,
     RUNTIME_HELP,
@@ -36,6 +36,7 @@ from mayfly.api.ironworker.mapping import (
     page_window,
     revision_json,
 )
+from mayfly.api.v1.routing import UPLOAD_OVERHEAD
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import UNLIMITED, CodeOptions, human_size
 from mayfly.core.config import Limits
@@ -43,6 +44,7 @@ from mayfly.core.errors import (
     CodeNotFound,
     InvalidArchive,
     InvalidInput,
+    MayflyError,
     RuntimeNotFound,
     UploadTooLarge,
 )
@@ -83,17 +85,28 @@ class Upload:
     file: BinaryIO | None
 
 
-def upload_cap(limits: Limits) -> int:
-    """Largest request body a code upload may have (the Python client's encoding included)."""
-    return limits.max_upload_bytes * _REPR_EXPANSION + 1024 * 1024
+#: The ``User-Agent`` of IronWorker's Python client, whose uploads are up to :data:`_REPR_EXPANSION` times the zip.
+PYTHON_CLIENT_AGENT = "iron_worker_python"
+
+
+def upload_cap(request: Request) -> tuple[int, MayflyError]:
+    """Largest request body of a code upload: the zip cap plus room for ``data`` and the multipart framing.
+
+    The same as the native API's, except for IronWorker's Python client (told by
+    its ``User-Agent``), which sends the zip as a Python bytes literal: its
+    bodies may be :data:`_REPR_EXPANSION` times larger. The zip itself is
+    capped again once decoded (:func:`zip_stream`).
+    """
+    limits = get_mayfly(request).limits
+    zip_cap = limits.max_upload_bytes
+    if request.headers.get("user-agent", "").startswith(PYTHON_CLIENT_AGENT):
+        zip_cap *= _REPR_EXPANSION
+    error = UploadTooLarge(f"code package is larger than the {human_size(limits.max_upload_bytes)} upload limit")
+    return zip_cap + UPLOAD_OVERHEAD, error
 
 
 async def upload_form(request: Request) -> AsyncIterator[Upload]:
-    """Parse the multipart upload; the parts stay open until the response is done."""
-    mf = get_mayfly(request)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > upload_cap(mf.limits):
-        raise UploadTooLarge(f"code package is larger than the {human_size(mf.limits.max_upload_bytes)} upload limit")
+    """Parse the multipart upload (capped by the route); the parts stay open until the response is done."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise MissingField("a code upload is multipart/form-data with a 'data' part (JSON) and a 'file' part (zip)")
     try:
@@ -195,6 +208,7 @@ def _latest(mf: Mayfly, project_id: str, name: str) -> Revision | None:
 
 
 @router.post("/codes")
+@body_cap(upload_cap)
 def upload_code(pid: ProjectId, upload: Annotated[Upload, Depends(upload_form)], mf: MayflyDep) -> dict[str, Any]:
     """Upload a code package (a new revision): a zip on a runtime, or a Docker image; or update its settings."""
     d = upload.data

@@ -105,24 +105,36 @@ def choose_runtime(runtime: str | None, stack: str | None, image: str | None) ->
 
 
 def entry_file(file_name: str) -> str:
-    """``file_name`` as a path inside the zip (zip tools drop a leading ``/`` and ``./``)."""
-    name = file_name.strip().lstrip("/")
+    """``file_name`` as a relative path inside the zip; absolute paths, ``..`` and control characters are refused.
+
+    A leading ``./`` is dropped (zip tools write it). The command runs in the
+    unpacked package, so a name that leaves it (``../../etc/passwd``,
+    ``/bin/sh``) is never a file of the package.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        raise InvalidInput("file_name must not contain control characters (NUL, newline, ...)")
+    name = file_name.strip()
+    if name.startswith("/") or "\\" in name:
+        raise InvalidInput(f"file_name {name!r} must be a relative path inside the zip (no leading '/' or '\\')")
     while name.startswith("./"):
         name = name[2:]
     if not name:
         raise InvalidInput("file_name is empty")
+    if ".." in name.split("/"):
+        raise InvalidInput(f"file_name {name!r} must stay inside the zip (no '..')")
     return name
 
 
 def command_for(choice: RuntimeChoice, command: str | None, file_name: str | None) -> str | None:
     """The command: IronWorker's ``command`` as given, else the runtime's interpreter on ``file_name``."""
+    entry = entry_file(file_name) if file_name is not None else None  # checked even when a command is given
     if command:
         return command
-    if file_name is None:
+    if entry is None:
         return None  # the runtime's default command
     if choice.template is None:
         raise InvalidInput(f"runtime {choice.runtime!r} has no known way to run file_name: give 'command' as well")
-    return choice.template.format(shlex.quote(entry_file(file_name)))
+    return choice.template.format(shlex.quote(entry))
 
 
 def file_name_of(command: str) -> str | None:
@@ -138,20 +150,15 @@ def file_name_of(command: str) -> str | None:
 
 
 def payload_text(value: Any, where: str = "payload") -> str:
-    """The task payload Mayfly stores: IronWorker's string as given when it is JSON, else wrapped as a JSON string.
+    """The task payload as stored and written to the worker's payload file: IronWorker's string exactly as given.
 
-    IronWorker payloads are any string; Mayfly's are JSON. A JSON string payload
-    is stored unchanged; any other text is stored as a JSON string, so
-    ``IronWorker.payload()`` (which JSON-decodes the file) still returns the
-    original text. A payload sent as a JSON object or array is serialised.
+    IronWorker payloads are any string ("usually JSON"): plain text, XML, CSV,
+    form-encoded... reach the worker byte for byte. A payload sent as a JSON
+    object or array (not IronWorker's form, but common) is serialised.
     """
     if value is None:
         raise MissingField(f"{where} is required")
     if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return json.dumps(value)
         return value
     return json.dumps(value)
 
@@ -267,6 +274,9 @@ def task_json(task: Task) -> dict[str, Any]:
             "end_time": iso(task.end_time),
             "duration": task.duration_ms,
             "retry_count": task.retry_count,
+            # Retry lineage (Titan's retry_of; IronWorker's clients ignore unknown fields): both ways, like /v1.
+            "retry_of": task.retry_of,
+            "retried_by": task.retried_by,
             "payload": task.payload,
             "label": task.label,
             "priority": task.priority,

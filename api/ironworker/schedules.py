@@ -77,6 +77,7 @@ def new_schedule(mf: Mayfly, f: Fields, ts: float) -> NewSchedule:
         timeout=timeout or None,
         target=target_of(mf, f.str_or_none("cluster")),
         label=f.str_or_none("label"),
+        text_payload=True,
     )
     return NewSchedule(code_name, spec)
 

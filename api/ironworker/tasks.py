@@ -1,8 +1,9 @@
 """Tasks: bulk queue, webhook, list with IronWorker's filters, info, log, cancel, retry, progress.
 
 Queueing is all or none: every task of a request is validated before any is
-stored. IronWorker payloads are any string, Mayfly's are JSON; a payload that
-is not JSON is stored as a JSON string (see :func:`~.mapping.payload_text`).
+stored. IronWorker payloads are any string ("usually JSON"): a payload is
+stored and delivered to the worker's payload file byte for byte, JSON or not
+(see :func:`~.mapping.payload_text`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from sqlalchemy import select
 
 from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import ProjectId
-from mayfly.api.ironworker.body import Fields, items, json_body, read_capped, to_int
-from mayfly.api.ironworker.errors import IronRoute, MissingField
+from mayfly.api.ironworker.body import Fields, items, json_body, to_int
+from mayfly.api.ironworker.errors import IronRoute, MissingField, body_cap
 from mayfly.api.ironworker.mapping import STATUS_FLAGS, page_window, payload_text, status_filter, task_json
 from mayfly.core.app import Mayfly
-from mayfly.core.errors import InvalidInput, NotFound, TargetNotFound
+from mayfly.core.errors import InvalidInput, MayflyError, NotFound, PayloadTooLarge, TargetNotFound
 from mayfly.core.records import Task
 from mayfly.core.store import now
 from mayfly.core.store import schema as s
@@ -91,7 +92,7 @@ def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[NewTask]) -> list[Tas
     for i, t in enumerate(tasks):
         code, rev = mf.codes.get(project_id, t.code_name)
         try:
-            mf.tasks.row(project_id, code, rev, t.payload, t.options, ts)
+            mf.tasks.row(project_id, code, rev, t.payload, t.options, ts, text_payload=True)
         except InvalidInput as exc:
             if len(tasks) > 1:
                 raise type(exc)(f"tasks[{i}]: {exc.message}") from None
@@ -107,7 +108,9 @@ def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[NewTask]) -> list[Tas
         ):
             end += 1
         group = tasks[start:end]
-        queued += mf.tasks.queue_many(project_id, group[0].code_name, [t.payload for t in group], group[0].options)
+        queued += mf.tasks.queue_many(
+            project_id, group[0].code_name, [t.payload for t in group], group[0].options, text_payload=True
+        )
         start = end
     return queued
 
@@ -120,18 +123,24 @@ def queue_tasks(pid: ProjectId, body: JsonBody, mf: MayflyDep) -> dict[str, Any]
     return {"msg": "Queued up", "tasks": [{"id": t.id} for t in queued]}
 
 
+def webhook_cap(request: Request) -> tuple[int, MayflyError]:
+    """A webhook body is the payload: IronWorker's 64 KB."""
+    return WEBHOOK_MAX_BYTES, PayloadTooLarge(f"webhook body is larger than {WEBHOOK_MAX_BYTES} bytes (64 KB)")
+
+
 @router.post("/tasks/webhook")
+@body_cap(webhook_cap)
 async def webhook(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, Any]:
-    """Queue a task whose payload is the raw request body (≤ 64 KB); settings come from the query string."""
+    """Queue a task whose payload is the raw request body (≤ 64 KB), byte for byte; settings come from the query."""
     q = request.query_params
     code_name = q.get("code_name")
     if not code_name:
         raise MissingField("code_name is required in the query string")
-    raw = await read_capped(request, WEBHOOK_MAX_BYTES, "webhook body")
+    raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidInput("the webhook body must be UTF-8 text (Mayfly payloads are JSON)") from None
+        raise InvalidInput("the webhook body must be UTF-8 text (payloads are stored as text)") from None
     options = task_options(
         mf,
         to_int(q.get("priority"), "priority"),
@@ -140,7 +149,7 @@ async def webhook(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, 
         q.get("cluster") or None,
         q.get("label") or None,
     )
-    (task,) = queue_all(mf, pid, [NewTask(code_name, payload_text(text), options)])
+    (task,) = queue_all(mf, pid, [NewTask(code_name, text, options)])
     return {"id": task.id, "msg": "Queued up."}
 
 
