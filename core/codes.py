@@ -281,7 +281,7 @@ class CodeService:
             merged = _merge(_merge(DEFAULTS, latest or CodeOptions()), options)
             command = merged.command or info.default_command
             if not command:
-                raise InvalidInput(f"no command given and runtime {runtime!r} has no default: pass --command")
+                raise InvalidInput(f"no command given and runtime {runtime!r} has no default command")
             merged = replace(merged, command=command)
             _validate_options(options, self.limits, self.known_target)
             check_entry_point(command, {e.name for e in entries if not e.is_dir})

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mayfly.api.ironworker import codes, schedules, tasks
+from mayfly.api.ironworker import clusters, codes, projects, schedules, tasks
 
-router = APIRouter(prefix="/2/projects/{project_id}")
-router.include_router(codes.router)
-router.include_router(tasks.router)
-router.include_router(schedules.router)
+#: Everything under ``/2/projects/{project_id}``.
+PROJECT = "/2/projects/{project_id}"
+scoped = APIRouter(prefix=PROJECT)
+scoped.include_router(codes.router)
+scoped.include_router(tasks.router)
+scoped.include_router(schedules.router)
+scoped.include_router(clusters.scoped)
+
+router = APIRouter()
+router.include_router(projects.router, prefix=PROJECT)  # its GET "" is the project itself
+router.include_router(scoped)
+router.include_router(clusters.root)
 
 __all__ = ["router"]

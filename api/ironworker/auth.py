@@ -19,8 +19,8 @@ from mayfly.core.errors import NotFound
 from mayfly.core.tokens import Unauthorized
 
 
-def project(project_id: str, request: Request) -> str:
-    """The project id of the URL, once the token is valid and bound to it."""
+def caller(request: Request) -> str:
+    """The project of a valid token (401 otherwise), once the project's request budget allows (429 otherwise)."""
     mf = get_mayfly(request)
     secret = bearer_secret(request)
     if not secret:
@@ -29,15 +29,22 @@ def project(project_id: str, request: Request) -> str:
         token = mf.tokens.authenticate(secret)
     except Unauthorized as exc:
         raise Unauthorized(f"Invalid authentication: {exc.message}") from None
-    if token.project_id != project_id:
-        raise NotFound("Project not found")
     # The same per-project budget as the native API: a project cannot dodge its limit through /2.
     wait = limiter(request).take(token.project_id)
     if wait > 0:
         seconds = retry_after(wait)
         raise RateLimited(f"Too many requests for this project: retry in {seconds} s", retry_after=seconds)
+    return token.project_id
+
+
+def project(project_id: str, request: Request) -> str:
+    """The project id of the URL, once the token is valid and bound to it."""
+    if caller(request) != project_id:
+        raise NotFound("Project not found")
     return project_id
 
 
 #: The calling project's id, for route signatures.
 ProjectId = Annotated[str, Depends(project)]
+#: The token's project, for routes outside ``/projects/{id}`` (clusters, stacks).
+CallerProject = Annotated[str, Depends(caller)]

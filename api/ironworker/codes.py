@@ -36,6 +36,7 @@ from mayfly.api.ironworker.mapping import (
     page_window,
     revision_json,
 )
+from mayfly.api.ironworker.stats import task_stats, window
 from mayfly.api.v1.routing import UPLOAD_OVERHEAD
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import UNLIMITED, CodeOptions, human_size
@@ -312,6 +313,24 @@ def resume_code(pid: ProjectId, code_id: str, mf: MayflyDep) -> dict[str, Any]:
     code, _ = code_by_id(mf, pid, code_id)
     mf.codes.set_paused(pid, code.name, False)
     return {"msg": "Resumed"}
+
+
+@router.post("/codes/{code_id}/cancel_all")
+def cancel_all(pid: ProjectId, code_id: str, mf: MayflyDep) -> dict[str, Any]:
+    """Cancel every queued and running task of the code; finished tasks stay."""
+    code, _ = code_by_id(mf, pid, code_id)
+    cancelled, stopping = mf.tasks.cancel_all(pid, code.name)
+    return {"msg": "Cancelled all", "cancelled_count": cancelled + stopping}
+
+
+@router.get("/codes/{code_id}/stats")
+def code_stats(
+    pid: ProjectId, code_id: str, mf: MayflyDep, start_date: str | None = None, end_date: str | None = None
+) -> dict[str, Any]:
+    """Task counts of the code by status, over a window (``start_date``, ``end_date``; default the last 24 h)."""
+    code, _ = code_by_id(mf, pid, code_id)
+    start, end = window(start_date, end_date)
+    return task_stats(mf, pid, start, end, code_id=code.id)
 
 
 @router.delete("/codes/{code_id}")

@@ -48,13 +48,6 @@ def json_cap(request: Request) -> tuple[int, MayflyError]:
     return MAX_JSON_BODY, BodyTooLarge(f"request body is larger than the {human_size(MAX_JSON_BODY)} limit")
 
 
-class Unsupported(MayflyError):
-    """A route of IronWorker's API that Mayfly answers on purpose with 501 and the reason (docs/ironworker.md)."""
-
-    code = "not_supported"
-    http_status = 501
-
-
 class MissingField(InvalidInput):
     """A required field is missing, or the body is not JSON: IronWorker's 406."""
 

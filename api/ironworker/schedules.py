@@ -23,7 +23,7 @@ from mayfly.api.ironworker.errors import IronRoute
 from mayfly.api.ironworker.mapping import MIN_RUN_EVERY, epoch, page_window, payload_text, schedule_json
 from mayfly.api.ironworker.tasks import target_of
 from mayfly.core.app import Mayfly
-from mayfly.core.errors import InvalidInput, MayflyError
+from mayfly.core.errors import InvalidInput, MayflyError, Unsupported
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import iso
 from mayfly.core.schedules import Schedule, ScheduleSpec
@@ -143,6 +143,17 @@ def get_schedule(pid: ProjectId, schedule_id: str, mf: MayflyDep) -> dict[str, A
 
 @router.post("/schedules/{schedule_id}/cancel")
 def cancel_schedule(pid: ProjectId, schedule_id: str, mf: MayflyDep) -> dict[str, Any]:
-    """End a schedule for good; tasks it already queued stay."""
+    """End a schedule for good; tasks it already queued stay. (IronWorker's optional ``{"delete": true}`` body is
+    accepted: a cancelled schedule stays listed with status ``cancelled``.)"""
     mf.schedules.cancel(pid, schedule_id)
     return {"msg": "Cancelled"}
+
+
+@router.put("/schedules/{schedule_id}")
+def update_schedule(pid: ProjectId, schedule_id: str, mf: MayflyDep) -> dict[str, Any]:
+    """IronWorker's schedule update (client-only, and a delete-and-recreate in its HUD): not served."""
+    mf.schedules.get(pid, schedule_id)
+    raise Unsupported(
+        "schedules cannot be changed in place: cancel it (POST /schedules/{id}/cancel) and create a new one, "
+        "as IronWorker's own dashboard did"
+    )
