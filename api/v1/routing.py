@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 from mayfly.api.app import MAX_JSON_BODY
@@ -105,10 +106,16 @@ def _capped(receive: Receive, limit: int, error: Exception) -> Receive:
 
 
 async def _buffered(receive: Receive) -> Receive:
-    """Read the whole (capped) body now, then replay it; later calls go on to the client (disconnects)."""
+    """Read the whole (capped) body now, then replay it; later calls go on to the client (disconnects).
+
+    A client that hangs up before its body is complete raises ``ClientDisconnect`` (one INFO line in the
+    server's log), rather than having the part that arrived parsed as if it were the whole body.
+    """
     chunks: list[bytes] = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
         if message["type"] != "http.request":
             break
         chunks.append(message.get("body", b""))
