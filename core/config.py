@@ -137,3 +137,22 @@ class Home:
                 os.link(tmp, path)  # first writer wins; a racing process reads the winner's id
             tmp.unlink()
         return str(json.loads(path.read_text())["id"])
+
+
+#: Default of ``MAYFLY_STORE_BUSY_TIMEOUT``: seconds a writer waits for a SQLite lock before the store is unavailable.
+DEFAULT_STORE_BUSY_TIMEOUT = 15.0
+
+
+def store_busy_timeout() -> float:
+    """``MAYFLY_STORE_BUSY_TIMEOUT`` in seconds (default 15): how long a write waits for SQLite's lock.
+
+    Used by the store (``mayfly.db``) and the embedded queues (``queues.db``). Past it the
+    write fails with ``store_unavailable`` (CLI exit 5, HTTP 503). Unset, empty or not a
+    non-negative number: the default.
+    """
+    value = os.environ.get("MAYFLY_STORE_BUSY_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_STORE_BUSY_TIMEOUT
+    except ValueError:
+        return DEFAULT_STORE_BUSY_TIMEOUT
+    return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else DEFAULT_STORE_BUSY_TIMEOUT
