@@ -122,10 +122,6 @@ class Home:
         return self.root / "keys" / "secret.key"
 
     @property
-    def server_lock(self) -> Path:
-        return self.root / "server.lock"
-
-    @property
     def id(self) -> str:
         """A random id, created once, that labels this home's containers."""
         path = self.root / "home.json"
