@@ -88,10 +88,19 @@ class Home:
         return cls(Path(root).expanduser().absolute())
 
     def ensure(self) -> Home:
-        """Create the directory layout (idempotent) and return self."""
-        for path in (self.root, self.blobs_dir, self.run_dir, self.cache_dir):
-            path.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)  # task dirs below run/ must be reachable by the task user, not listable
+        """Create the directory layout (idempotent) and return self.
+
+        A home that cannot be written (a read-only or full file system) raises
+        :class:`~mayfly.core.errors.StoreUnavailable`, and only where something must
+        change (an existing layout with the right mode is left untouched).
+        """
+        from mayfly.core.dbfaults import storage_faults  # config is imported by everything; keep it light
+
+        with storage_faults():
+            for path in (self.root, self.blobs_dir, self.run_dir, self.cache_dir):
+                path.mkdir(parents=True, exist_ok=True)
+            if self.root.stat().st_mode & 0o777 != 0o711:
+                os.chmod(self.root, 0o711)  # task dirs below run/ must be reachable by the task user, not listable
         return self
 
     @property

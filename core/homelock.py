@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from mayfly.core.dbfaults import storage_faults
 from mayfly.core.errors import AlreadyRunning
 
 #: How long :meth:`HomeLock.acquire` keeps trying: long enough to pass over a probe
@@ -72,8 +73,9 @@ class HomeLock:
         """Take the lock if it is free; never waits."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        with storage_faults():  # a read-only or full home: one line, exit 5
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -156,3 +156,16 @@ def test_full_disk_is_unavailable_in_cli_and_api(
         assert _task_count(home) == 0
         assert _cli(home, "task", "queue", "hello").returncode == 0
         assert httpx.post(f"{srv.url}/v1/tasks", json=body, headers=srv.bearer, timeout=30).status_code == 201
+
+
+def test_read_only_home_is_unavailable(small_disk: Path) -> None:
+    home = small_disk / "home"
+    _register(home)
+    assert _cli(home, "task", "queue", "hello").returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        _assert_one_line_unavailable(_cli(home, "task", "queue", "hello"))
+        _assert_one_line_unavailable(_cli(home, "server", "--port", "0"))
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert _task_count(home) == 1
