@@ -171,7 +171,8 @@ def run(
     text = read_payload(payload, payload_file)
     serving = None
     if isinstance(mf, Mayfly) and not server_running(mf.home.root):
-        serving = Serving(mf, [t.name for t in mf.targets.list()])
+        # Loops another `mayfly run` (or a `mayfly runner`) already runs on this home are left to it.
+        serving = Serving(mf, [t.name for t in mf.targets.list()], announce_waits=False)
         serving.start()
     try:
         task = mf.tasks.queue(pid, code, text, opts)

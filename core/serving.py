@@ -82,7 +82,8 @@ class Serving:
     server``, ``mayfly run``); ``all_runners`` serves every one of them (``mayfly runner
     --target T``, also for a target added with ``--remote-runner``). ``exclusive`` makes
     :meth:`start` refuse with :class:`~mayfly.core.errors.AlreadyRunning` when a runner's
-    lock is held elsewhere, instead of waiting for it.
+    lock is held elsewhere, instead of waiting for it; ``announce_waits`` logs such a wait
+    as a warning.
     """
 
     def __init__(
@@ -94,10 +95,14 @@ class Serving:
         runners: bool = True,
         all_runners: bool = False,
         exclusive: bool = False,
+        announce_waits: bool = True,
     ) -> None:
         self.mf = mf
         self.targets = targets
         self.exclusive = exclusive
+        #: Log a wait for another process's lock as a warning (a server), or only at INFO (``mayfly run``,
+        #: whose output is the task's log).
+        self._wait_level = logging.WARNING if announce_waits else logging.INFO
         self.stop_event = threading.Event()
         self.control: ControlPlane | None = mf.control_plane(targets) if control else None
         #: Webhooks are sent wherever a control plane runs (the outbox is in its store).
@@ -149,7 +154,8 @@ class Serving:
         """Take ``lock``, waiting while another process holds it; False if stopped first."""
         if lock.try_acquire():
             return True
-        log.warning(
+        log.log(
+            self._wait_level,
             "%s already runs on %s%s; this process takes over when it exits",
             lock.role,
             lock.root,
@@ -157,7 +163,7 @@ class Serving:
         )
         while not self.stop_event.wait(LOCK_POLL):
             if lock.try_acquire():
-                log.warning("%s: taken over", lock.role)
+                log.log(self._wait_level, "%s: taken over", lock.role)
                 return True
         return False
 

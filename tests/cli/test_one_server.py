@@ -29,6 +29,7 @@ from mayfly.cli.context import resolve_runtime
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions
 from mayfly.core.config import Home
+from mayfly.core.homelock import held, runner_lock
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -132,6 +133,15 @@ def _wait_done(srv, ids: list[str], timeout: float = 120) -> list[dict]:  # type
         time.sleep(0.2)
 
 
+def _wait_until_held(path: Path, proc: subprocess.Popen[str]) -> None:
+    """Until ``proc`` holds the lock at ``path`` (it has started serving)."""
+    deadline = time.monotonic() + 60
+    while not held(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the runner never took its lock: {proc.communicate()[1] if proc.poll() is not None else ''}")
+        time.sleep(0.05)
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -161,6 +171,7 @@ def test_runner_started_first_keeps_its_target_then_the_server_takes_over(
     home = _setup(tmp_path / "home", busybox_image)
     runner = _mayfly(home.root, "runner", "--target", "local")
     try:
+        _wait_until_held(runner_lock(home.root, "local").path, runner)
         with start_server(tmp_path, "default") as srv, _engine_starts(home) as starts:
             first = _queue(srv, 3)
             assert [t["status"] for t in _wait_done(srv, first)] == ["complete"] * 3
