@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError
 
+from mayfly.core.config import store_busy_timeout
 from mayfly.core.errors import StoreUnavailable
 
 #: SQLite messages that mean "the environment, try later", not "a bug in the statement".
@@ -50,9 +51,12 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
         return None
     if isinstance(exc, sqlite3.OperationalError):
         message = str(exc).lower()
-        if any(s in message for s in _SQLITE_UNAVAILABLE):
-            return StoreUnavailable(f"store unavailable: {_one_line(exc)}")
-        return None
+        if not any(s in message for s in _SQLITE_UNAVAILABLE):
+            return None
+        hint = ""
+        if "locked" in message or "busy" in message:
+            hint = f" (another writer held it past MAYFLY_STORE_BUSY_TIMEOUT={store_busy_timeout():g}s); try again"
+        return StoreUnavailable(f"store unavailable: {_one_line(exc)}{hint}")
     if isinstance(exc, OSError) and exc.errno in _OS_UNAVAILABLE:
         where = f" ({exc.filename})" if exc.filename else ""
         return StoreUnavailable(f"store unavailable: {exc.strerror or exc}{where}")
