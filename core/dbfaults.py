@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -75,6 +76,24 @@ def storage_faults() -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+@contextmanager
+def writer_turn(mutex: threading.Lock) -> Iterator[None]:
+    """Hold ``mutex`` (this process's queue of writers), waiting at most ``MAYFLY_STORE_BUSY_TIMEOUT``.
+
+    Without the bound, writers behind one that waits out a foreign lock each waited their
+    turn and then their own busy timeout: the tenth API request answered after ten timeouts.
+    """
+    timeout = store_busy_timeout()
+    if not mutex.acquire(timeout=timeout):
+        raise StoreUnavailable(
+            f"store unavailable: the write lock is held (waited past MAYFLY_STORE_BUSY_TIMEOUT={timeout:g}s); try again"
+        )
+    try:
+        yield
+    finally:
+        mutex.release()
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mayfly.core.config import store_busy_timeout
-from mayfly.core.dbfaults import storage_faults
+from mayfly.core.dbfaults import storage_faults, writer_turn
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.queues.wakeup import WakeupHub
 
@@ -92,7 +92,7 @@ class EmbeddedBroker:
         a failed commit is rolled back so the connection is usable once the fault clears.
         """
         conn = self._conn()
-        with storage_faults(), self._write_lock:
+        with storage_faults(), writer_turn(self._write_lock):
             if self._lock_fd >= 0:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:

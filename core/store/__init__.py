@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from mayfly.core.config import store_busy_timeout
-from mayfly.core.dbfaults import storage_faults
+from mayfly.core.dbfaults import storage_faults, writer_turn
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -149,7 +149,7 @@ class Store:
         if self._lock_fd is None or getattr(self._turn, "held", False):
             yield  # not a SQLite file, or this thread already has the turn (SQLite decides, as before)
             return
-        with self._write_mutex:
+        with writer_turn(self._write_mutex):
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             self._turn.held = True
             try:

@@ -14,7 +14,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -96,6 +99,37 @@ def test_locked_store_is_unavailable_in_cli_and_api(
         # The fault gone, the same requests work.
         assert _cli(home, "task", "queue", "hello").returncode == 0
         assert httpx.post(f"{srv.url}/v1/tasks", json=body, headers=srv.bearer, timeout=30).status_code == 201
+
+
+def test_concurrent_requests_behind_a_held_lock_each_answer_503(
+    tmp_path: Path, start_server: Callable[..., AbstractContextManager]
+) -> None:
+    # The server's writers used to queue on one mutex, each then waiting its own busy timeout
+    # (1 s here): the eighth request waited eight of them, outlived the 6 s lock and was not
+    # refused. Now each waits one busy timeout at most, so all are refused while the lock holds.
+    home = tmp_path / "home"
+    _register(home)
+    with start_server(tmp_path, "default", env=BUSY) as srv:
+        body = {"code_name": "hello", "payload": {"n": 1}}
+        locked = threading.Event()
+
+        def hold_lock() -> None:
+            with _write_lock(home / "mayfly.db"):
+                locked.set()
+                time.sleep(6)
+
+        def post(_: int) -> httpx.Response:
+            return httpx.post(f"{srv.url}/v1/tasks", json=body, headers=srv.bearer, timeout=60)
+
+        holder = threading.Thread(target=hold_lock)
+        holder.start()
+        locked.wait(10)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(post, range(8)))
+        holder.join()
+        for resp in answers:
+            _assert_503(resp)
+        assert _task_count(home) == 0
 
 
 @pytest.fixture
