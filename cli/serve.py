@@ -33,7 +33,8 @@ from mayfly.cli.tasks import (
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
 from mayfly.core.errors import InvalidInput
-from mayfly.core.serving import ServerLock, Serving, remote_runner, server_running
+from mayfly.core.homelock import server_lock
+from mayfly.core.serving import Serving, remote_runner, server_running
 
 
 def _logging(verbose: bool) -> None:
@@ -57,15 +58,19 @@ def server(
     port: Annotated[int, typer.Option("--port", help="Port of the HTTP API (0: no API).")] = 8080,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the loops do.")] = False,
 ) -> None:
-    """Run the HTTP API, the control plane and a runner for every target until Ctrl-C."""
+    """Run the HTTP API, the control plane and a runner for every target until Ctrl-C.
+
+    One server per home: a second one is refused (exit 4) with the pid and host of the first.
+    """
     _logging(verbose)
     mf = open_local("server")
-    targets = [t.name for t in mf.targets.list()]
-    lock = ServerLock(mf.home.server_lock)
+    lock = server_lock(mf.home.ensure().root)
     lock.acquire()
-    serving = Serving(mf, targets)
     api = None
+    serving: Serving | None = None
     try:
+        targets = [t.name for t in mf.targets.list()]
+        serving = Serving(mf, targets)
         serving.start()
         where = "no API"
         if port:
@@ -79,9 +84,10 @@ def server(
     finally:
         if api is not None:
             api.stop()
-        serving.stop()
+        if serving is not None:
+            serving.stop()
+            err_console.print("stopped; running containers are reattached by the next runner")
         lock.release()
-        err_console.print("stopped; running containers are reattached by the next runner")
 
 
 def runner(
@@ -101,13 +107,17 @@ def runner(
     capacity: Annotated[int, typer.Option("--capacity", help="With --settings: most tasks at once.")] = 10,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the runner does.")] = False,
 ) -> None:
-    """Run a runner alone for one target (the control plane runs elsewhere) until Ctrl-C."""
+    """Run a runner alone for one target (the control plane runs elsewhere) until Ctrl-C.
+
+    This is how a target added with --remote-runner is served. One runner per target on a
+    home: refused (exit 4) while a server's or another runner's runner serves it.
+    """
     _logging(verbose)
     if provider is not None or settings is not None:
         _remote_runner(target, provider, settings, capacity)
         return
     mf = open_local("runner")
-    serving = Serving(mf, [target], control=False)
+    serving = Serving(mf, [target], control=False, all_runners=True, exclusive=True)
     try:
         serving.start()
         err_console.print(f"mayfly runner for {target} on {mf.home.root} · Ctrl-C to stop")
@@ -160,8 +170,9 @@ def run(
     opts = task_options(priority, delay, timeout, retries, target, label, env, webhook, secret, secret_file)
     text = read_payload(payload, payload_file)
     serving = None
-    if isinstance(mf, Mayfly) and not server_running(mf.home.server_lock):
-        serving = Serving(mf, [t.name for t in mf.targets.list()])
+    if isinstance(mf, Mayfly) and not server_running(mf.home.root):
+        # Loops another `mayfly run` (or a `mayfly runner`) already runs on this home are left to it.
+        serving = Serving(mf, [t.name for t in mf.targets.list()], announce_waits=False)
         serving.start()
     try:
         task = mf.tasks.queue(pid, code, text, opts)

@@ -104,10 +104,19 @@ class Home:
         return cls(Path(root).expanduser().absolute(), Limits.from_env())
 
     def ensure(self) -> Home:
-        """Create the directory layout (idempotent) and return self."""
-        for path in (self.root, self.blobs_dir, self.run_dir, self.cache_dir):
-            path.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)  # task dirs below run/ must be reachable by the task user, not listable
+        """Create the directory layout (idempotent) and return self.
+
+        A home that cannot be written (a read-only or full file system) raises
+        :class:`~mayfly.core.errors.StoreUnavailable`, and only where something must
+        change (an existing layout with the right mode is left untouched).
+        """
+        from mayfly.core.dbfaults import storage_faults  # config is imported by everything; keep it light
+
+        with storage_faults():
+            for path in (self.root, self.blobs_dir, self.run_dir, self.cache_dir):
+                path.mkdir(parents=True, exist_ok=True)
+            if self.root.stat().st_mode & 0o777 != 0o711:
+                os.chmod(self.root, 0o711)  # task dirs below run/ must be reachable by the task user, not listable
         return self
 
     @property
@@ -138,10 +147,6 @@ class Home:
         return self.root / "keys" / "secret.key"
 
     @property
-    def server_lock(self) -> Path:
-        return self.root / "server.lock"
-
-    @property
     def id(self) -> str:
         """A random id, created once, that labels this home's containers."""
         path = self.root / "home.json"
@@ -153,3 +158,22 @@ class Home:
                 os.link(tmp, path)  # first writer wins; a racing process reads the winner's id
             tmp.unlink()
         return str(json.loads(path.read_text())["id"])
+
+
+#: Default of ``MAYFLY_STORE_BUSY_TIMEOUT``: seconds a writer waits for a SQLite lock before the store is unavailable.
+DEFAULT_STORE_BUSY_TIMEOUT = 15.0
+
+
+def store_busy_timeout() -> float:
+    """``MAYFLY_STORE_BUSY_TIMEOUT`` in seconds (default 15): how long a write waits for SQLite's lock.
+
+    Used by the store (``mayfly.db``) and the embedded queues (``queues.db``). Past it the
+    write fails with ``store_unavailable`` (CLI exit 5, HTTP 503). Unset, empty or not a
+    non-negative number: the default.
+    """
+    value = os.environ.get("MAYFLY_STORE_BUSY_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_STORE_BUSY_TIMEOUT
+    except ValueError:
+        return DEFAULT_STORE_BUSY_TIMEOUT
+    return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else DEFAULT_STORE_BUSY_TIMEOUT

@@ -1,8 +1,11 @@
 """The control plane loop: apply runner events, dispatch due tasks, publish task messages.
 
-Several control planes may share one store (two ``mayfly server`` processes, or a
-server and a ``mayfly run``): dispatch is a compare-and-set inside SQLite's write
-lock, and applying an event twice changes nothing the second time.
+One control plane runs per home: it holds ``locks/control.lock``
+(:mod:`mayfly.core.homelock`), a second ``mayfly server`` on the home is refused, and
+a ``mayfly run`` beside another waits for the lock instead of running a second one.
+Dispatch is still a compare-and-set inside SQLite's write lock and applying an event
+twice still changes nothing, so a crash between the two halves of a pass is safe; they
+are not a licence to run two control planes (or two runners of one target) on a home.
 """
 
 from __future__ import annotations

@@ -154,6 +154,12 @@ class TaskNotFinished(Conflict):
     code = "task_not_finished"
 
 
+class AlreadyRunning(Conflict):
+    """A second ``mayfly server`` (or a second runner for one target) on a home that already has one."""
+
+    code = "already_running"
+
+
 # ---------------------------------------------------------------- unavailable
 
 
@@ -172,7 +178,20 @@ class CredentialsMissing(Unavailable):
 
 
 class StoreUnavailable(Unavailable):
+    """The store, the embedded queues or the blob/log store cannot be written now.
+
+    A write lock held past ``MAYFLY_STORE_BUSY_TIMEOUT``, a full disk, a read-only file
+    system: the environment, not the request. Nothing was changed; the same request may
+    work later, so the API answers 503 with ``Retry-After`` (``details["retry_after"]``).
+    """
+
     code = "store_unavailable"
+    #: Seconds a client is told to wait before it retries.
+    RETRY_AFTER: ClassVar[int] = 5
+
+    def __init__(self, message: str, **details: Any) -> None:
+        details.setdefault("retry_after", self.RETRY_AFTER)
+        super().__init__(message, **details)
 
 
 class SecretKeyError(Unavailable):

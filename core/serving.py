@@ -1,19 +1,28 @@
-"""Running a control plane and runners in threads of one process (``mayfly server``, ``mayfly run``)."""
+"""Running a control plane and runners in threads of one process (``mayfly server``, ``mayfly run``).
+
+Each loop holds its lock on the home (:mod:`mayfly.core.homelock`) while it runs: one
+control plane, one webhook deliverer and one runner per target on a home. A loop whose
+lock another process holds (a ``mayfly runner --target local`` beside a server, a
+second ``mayfly run``) does not fail: it logs once, waits, and takes over when that
+process exits. ``mayfly runner`` asks for ``exclusive`` runners instead: it is refused
+with :class:`~mayfly.core.errors.AlreadyRunning` when its target already has one.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
 from mayfly.core.control import ControlPlane
 from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import Unsupported
+from mayfly.core.homelock import HomeLock, control_lock, held, runner_lock, server_lock, webhooks_lock
 from mayfly.core.plugins import default_plugins
 from mayfly.core.provider import ProviderContext
 from mayfly.core.runner import Runner
@@ -23,33 +32,9 @@ from mayfly.core.targets import validate_settings
 log = logging.getLogger("mayfly.serving")
 
 
-class ServerLock:
-    """A shared lock on ``server.lock`` held while a server runs; ``mayfly run`` checks it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self._fh = self.path.open("a")
-        fcntl.flock(self._fh, fcntl.LOCK_SH)
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-
-
-def server_running(path: Path) -> bool:
-    """True when some ``mayfly server`` holds the home's server lock."""
-    with path.open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+def server_running(root: Path) -> bool:
+    """True when some ``mayfly server`` runs on the home at ``root``."""
+    return held(server_lock(root).path)
 
 
 def remote_runner(
@@ -86,48 +71,113 @@ def remote_runner(
     )
 
 
-class Serving:
-    """A control plane, the webhook deliverer and a runner per target, each in its own thread."""
+#: How often a loop waiting for another process's lock looks again.
+LOCK_POLL = 0.5
 
-    def __init__(self, mf: Mayfly, targets: list[str], *, control: bool = True, runners: bool = True) -> None:
+
+class Serving:
+    """A control plane, the webhook deliverer and a runner per target, each in its own thread.
+
+    ``targets`` are served by runners only where their runner is embedded (``mayfly
+    server``, ``mayfly run``); ``all_runners`` serves every one of them (``mayfly runner
+    --target T``, also for a target added with ``--remote-runner``). ``exclusive`` makes
+    :meth:`start` refuse with :class:`~mayfly.core.errors.AlreadyRunning` when a runner's
+    lock is held elsewhere, instead of waiting for it; ``announce_waits`` logs such a wait
+    as a warning.
+    """
+
+    def __init__(
+        self,
+        mf: Mayfly,
+        targets: list[str],
+        *,
+        control: bool = True,
+        runners: bool = True,
+        all_runners: bool = False,
+        exclusive: bool = False,
+        announce_waits: bool = True,
+    ) -> None:
         self.mf = mf
         self.targets = targets
+        self.exclusive = exclusive
+        #: Log a wait for another process's lock as a warning (a server), or only at INFO (``mayfly run``,
+        #: whose output is the task's log).
+        self._wait_level = logging.WARNING if announce_waits else logging.INFO
         self.stop_event = threading.Event()
         self.control: ControlPlane | None = mf.control_plane(targets) if control else None
         #: Webhooks are sent wherever a control plane runs (the outbox is in its store).
         self.deliverer: Deliverer | None = mf.deliverer() if control else None
-        embedded = [t for t in targets if mf.targets.get(t).embedded_runner]
-        self.runners: list[Runner] = [mf.runner(t) for t in embedded] if runners else []
+        served = [t for t in targets if all_runners or mf.targets.get(t).embedded_runner]
+        self.runners: list[Runner] = [mf.runner(t) for t in served] if runners else []
         self._threads: list[threading.Thread] = []
+        self._locks: list[HomeLock] = []
 
     def start(self) -> None:
         """Check every provider first (a clear error beats a dead thread), then start the threads."""
+        root = self.mf.home.root
+        runner_locks = [runner_lock(root, r.target) for r in self.runners]
+        if self.exclusive:
+            for lock in runner_locks:
+                try:
+                    lock.acquire()
+                except BaseException:
+                    self._release_all()
+                    raise
+                self._locks.append(lock)
         for runner in self.runners:
             runner.provider.check()
         if self.control is not None:
-            self._spawn("control", self.control.run)
+            self._spawn("control", self.control.run, control_lock(root))
         if self.deliverer is not None:
-            self._spawn("webhooks", self.deliverer.run)
-        for runner in self.runners:
-            self._spawn(f"runner-{runner.target}", runner.run)
+            self._spawn("webhooks", self.deliverer.run, webhooks_lock(root))
+        for runner, lock in zip(self.runners, runner_locks, strict=True):
+            self._spawn(f"runner-{runner.target}", runner.run, None if self.exclusive else lock)
 
-    def _spawn(self, name: str, fn: object) -> None:
+    def _spawn(self, name: str, fn: Callable[[threading.Event], None], lock: HomeLock | None) -> None:
         def body() -> None:
             try:
-                fn(self.stop_event)  # type: ignore[operator]
+                if lock is not None and not self._wait_for(lock):
+                    return
+                fn(self.stop_event)
             except Exception:
                 log.exception("%s stopped with an error", name)
                 self.stop_event.set()
+            finally:
+                if lock is not None:
+                    lock.release()
 
         thread = threading.Thread(target=body, name=f"mayfly-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _wait_for(self, lock: HomeLock) -> bool:
+        """Take ``lock``, waiting while another process holds it; False if stopped first."""
+        if lock.try_acquire():
+            return True
+        log.log(
+            self._wait_level,
+            "%s already runs on %s%s; this process takes over when it exits",
+            lock.role,
+            lock.root,
+            lock.holder_text(),
+        )
+        while not self.stop_event.wait(LOCK_POLL):
+            if lock.try_acquire():
+                log.log(self._wait_level, "%s: taken over", lock.role)
+                return True
+        return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loops; containers keep running and are reattached by the next runner."""
         self.stop_event.set()
         for thread in self._threads:
             thread.join(timeout)
+        self._release_all()
+
+    def _release_all(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks.clear()
 
     def in_flight(self) -> int:
         """Attempts the runners of this process are watching."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -10,19 +11,30 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mayfly.core.blobs import BlobStore, check_key
+from mayfly.core.dbfaults import storage_faults
 
 
 class LocalBlobStore(BlobStore):
-    """Each key is a file under ``root``; writes go through a temp file and ``os.replace``."""
+    """Each key is a file under ``root``; writes go through a temp file and ``os.replace``.
+
+    A full disk or a read-only file system raises
+    :class:`~mayfly.core.errors.StoreUnavailable` (:mod:`mayfly.core.dbfaults`), as the
+    store and the queues do; a missing key is a ``KeyError``.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        with storage_faults():
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     def _write(self, key: str, write: bytes | BinaryIO) -> None:
+        with storage_faults():
+            self._write_file(key, write)
+
+    def _write_file(self, key: str, write: bytes | BinaryIO) -> None:
         path = self._path(key)
         # A name unique to this writer (process and thread) is as good as mkstemp's, and much cheaper.
         tmp = str(path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}")
@@ -43,7 +55,8 @@ class LocalBlobStore(BlobStore):
                     shutil.copyfileobj(write, out, 1 << 20)
             os.replace(tmp, path)
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
 
     def put(self, key: str, data: bytes) -> None:
@@ -54,13 +67,15 @@ class LocalBlobStore(BlobStore):
 
     def get(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with storage_faults():
+                return self._path(key).read_bytes()
         except FileNotFoundError:
             raise KeyError(key) from None
 
     def open(self, key: str) -> BinaryIO:
         try:
-            return self._path(key).open("rb")
+            with storage_faults():
+                return self._path(key).open("rb")
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -76,7 +91,9 @@ class LocalBlobStore(BlobStore):
                 yield path.relative_to(self.root).as_posix()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        with storage_faults():
+            path.unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path:
         """The file behind ``key`` (local store only; lets Docker read code without a copy)."""

@@ -9,6 +9,7 @@ another, is woken by the send itself (:mod:`.wakeup`), not by a polling timer.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -19,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from mayfly.core.config import store_busy_timeout
+from mayfly.core.dbfaults import storage_faults, writer_turn
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.queues.wakeup import WakeupHub
 
@@ -58,15 +61,18 @@ class EmbeddedBroker:
         except OSError:
             self._lock_fd = -1  # a read-only folder, say: writers wait in SQLite's busy loop
         self.wakeups = WakeupHub(path.with_name(path.stem + "-wake"))
-        with self._conn() as conn:
+        with storage_faults(), self._conn() as conn:
             conn.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=15.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            with storage_faults():
+                conn = sqlite3.connect(
+                    self.path, timeout=store_busy_timeout(), isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
@@ -80,19 +86,25 @@ class EmbeddedBroker:
         1, 2, 5, 10... ms before it looks again: a control plane polling its events lost
         half its time so while a runner's threads committed. SQLite's own lock still
         guards correctness; the two only decide who goes next.
+
+        A lock held past the busy timeout, a full disk or a read-only file raise
+        :class:`~mayfly.core.errors.StoreUnavailable` (:mod:`mayfly.core.dbfaults`), and
+        a failed commit is rolled back so the connection is usable once the fault clears.
         """
         conn = self._conn()
-        with self._write_lock:
+        with storage_faults(), writer_turn(self._write_lock):
             if self._lock_fd >= 0:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
             finally:
                 if self._lock_fd >= 0:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -170,9 +182,12 @@ class EmbeddedQueue(Queue):
 
     def _next_visible_in(self) -> float:
         """Seconds until the next delayed or leased message becomes visible (capped)."""
-        row = (
-            self.broker._conn().execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (self.name,)).fetchone()
-        )
+        with storage_faults():
+            row = (
+                self.broker._conn()
+                .execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (self.name,))
+                .fetchone()
+            )
         if row is None or row[0] is None:
             return self.max_sleep
         return min(self.max_sleep, max(0.001, float(row[0]) - time.time()))
@@ -181,12 +196,11 @@ class EmbeddedQueue(Queue):
         conn = self.broker._conn()
         now = time.time()
         # Cheap unlocked peek first, so idle receivers never take the write lock.
-        if (
-            conn.execute(
+        with storage_faults():
+            found = conn.execute(
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (self.name, now)
             ).fetchone()
-            is None
-        ):
+        if found is None:
             return []
         receipt = secrets.token_hex(8)
         with self.broker.write() as conn:
@@ -232,7 +246,8 @@ class EmbeddedQueue(Queue):
             ]
 
     def depth(self) -> int:
-        row = self.broker._conn().execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)).fetchone()
+        with storage_faults():
+            row = self.broker._conn().execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,)).fetchone()
         return int(row[0])
 
     def dead_letters(self) -> EmbeddedQueue | None:

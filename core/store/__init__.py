@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from mayfly.core.errors import StoreUnavailable
+from mayfly.core.config import store_busy_timeout
+from mayfly.core.dbfaults import storage_faults, writer_turn
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,11 +32,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked against the migration scripts by a test, so it cannot drift;
 #: comparing with it avoids importing Alembic (a quarter of a second) on every command.
 HEAD = "0007"
-#: How long a writer waits for SQLite's lock before giving up (ms).
-BUSY_TIMEOUT_MS = 15000
-
-
-_UNAVAILABLE = ("locked", "readonly", "read-only", "disk", "unable to open", "full", "connection")
 
 
 def _alembic_config() -> Config:
@@ -55,7 +51,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: durable across process crashes; a power loss may drop the last commits.
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # How long a writer waits for SQLite's lock before the store is unavailable (MAYFLY_STORE_BUSY_TIMEOUT).
+        cur.execute(f"PRAGMA busy_timeout={int(store_busy_timeout() * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -95,11 +92,12 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the latest revision (safe when several processes open a new home at once)."""
-        if self.schema_version() == HEAD:
-            return
+        with storage_faults():
+            if self.schema_version() == HEAD:
+                return
         from alembic import command
 
-        with self._migration_lock(), self.engine.connect() as conn:
+        with storage_faults(), self._migration_lock(), self.engine.connect() as conn:
             cfg = _alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -151,7 +149,7 @@ class Store:
         if self._lock_fd is None or getattr(self._turn, "held", False):
             yield  # not a SQLite file, or this thread already has the turn (SQLite decides, as before)
             return
-        with self._write_mutex:
+        with writer_turn(self._write_mutex):
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             self._turn.held = True
             try:
@@ -168,15 +166,11 @@ class Store:
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[Connection]:
-        try:
-            with self.engine.connect().execution_options(mayfly_write=write) as conn:
-                yield conn
-        except OperationalError as exc:
-            # Locked for longer than the busy timeout, read-only file, disk full: the user's
-            # environment, not a bug. Anything else (a bad query) keeps its traceback.
-            if any(s in str(exc.orig).lower() for s in _UNAVAILABLE):
-                raise StoreUnavailable(f"store unavailable: {exc.orig}") from exc
-            raise
+        # Locked for longer than the busy timeout, read-only file, disk full: the user's environment,
+        # not a bug, raised as StoreUnavailable whether SQLAlchemy wrapped it or not (the begin hook
+        # talks to sqlite3 directly). Anything else (a bad query) keeps its traceback.
+        with storage_faults(), self.engine.connect().execution_options(mayfly_write=write) as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
