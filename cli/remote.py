@@ -360,6 +360,8 @@ class RemoteSchedules:
 
     def create(self, project_id: str, code_name: str, spec: ScheduleSpec) -> Schedule:
         body = {"code_name": code_name, **_set(asdict(spec))}
+        # IronWorker's any-text payload flag (/2 only): /v1 takes JSON, and no CLI command sets it.
+        body.pop("text_payload", None)
         return rebuild.schedule(self.http.json("POST", "/v1/schedules", json=body))
 
     def list(self, project_id: str, status: str | None = None) -> builtins.list[Schedule]:

@@ -14,12 +14,19 @@ from mayfly.core.tasks import TaskOptions
 
 
 @pytest.mark.parametrize(
-    ("core", "body", "extra"),
-    [(TaskOptions, TaskFields, set()), (CodeOptions, CodeFields, set()), (ScheduleSpec, ScheduleCreate, {"code_name"})],
+    ("core", "body", "extra", "core_only"),
+    [
+        (TaskOptions, TaskFields, set(), set()),
+        (CodeOptions, CodeFields, set(), set()),
+        # text_payload: IronWorker's any-text payload, set by /2 only (/v1 takes JSON; the remote CLI drops it).
+        (ScheduleSpec, ScheduleCreate, {"code_name"}, {"text_payload"}),
+    ],
 )
-def test_every_core_option_has_a_body_field(core: type, body: type[BaseModel], extra: set[str]) -> None:
+def test_every_core_option_has_a_body_field(
+    core: type, body: type[BaseModel], extra: set[str], core_only: set[str]
+) -> None:
     """A new core option the API lacks would make the remote CLI's requests fail with 'extra inputs'."""
-    assert {f.name for f in fields(core)} == set(body.model_fields) - extra
+    assert {f.name for f in fields(core)} - core_only == set(body.model_fields) - extra
 
 
 @pytest.mark.parametrize("body", [TaskFields, CodeFields, ScheduleCreate])
