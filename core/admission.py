@@ -79,6 +79,5 @@ def _admit_limits(where: str, limits: ProviderLimits, need: Requirements) -> Non
         )
     if need.timeout is not None and need.timeout > limits.max_timeout:
         raise TargetUnsupported(
-            f"{where} does not allow timeout {need.timeout} s (at most {limits.max_timeout} s): "
-            f"{limits.timeout_reason}"
+            f"{where} does not allow timeout {need.timeout} s (at most {limits.max_timeout} s): {limits.timeout_reason}"
         )

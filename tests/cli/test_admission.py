@@ -75,9 +75,7 @@ def test_code_register_with_cpu_beyond_the_target_is_refused(home: Path, aws_dev
     assert _json("code", "list")["codes"] == []
 
 
-def test_an_ecs_target_refuses_network_none_on_push_queue_and_schedule(
-    home: Path, hello: Path, aws_dev: str
-) -> None:
+def test_an_ecs_target_refuses_network_none_on_push_queue_and_schedule(home: Path, hello: Path, aws_dev: str) -> None:
     push = ("code", "push", str(hello), "--name", "hello", "--runtime", "shell", "--network", "none")
     code, _, err = _run(*push, "--target", aws_dev)
     assert code == 2
