@@ -93,12 +93,12 @@ class Mayfly:
     @cached_property
     def codes(self) -> CodeService:
         return CodeService(
-            self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.get, secrets=self.secret_box
+            self.store, self.blobs, self.limits, self.resolve_runtime, self.targets.admit, secrets=self.secret_box
         )
 
     @cached_property
     def schedules(self) -> ScheduleService:
-        return ScheduleService(self.store, self.limits, self.codes.get, self.targets.get)
+        return ScheduleService(self.store, self.limits, self.codes.get, self.targets.admit)
 
     @cached_property
     def tokens(self) -> TokenService:
@@ -114,7 +114,7 @@ class Mayfly:
             self.store,
             self.limits,
             self.codes.get,
-            self.targets.get,
+            self.targets.admit,
             self.blobs_for,
             self._send_cancel,
             on_queued=lambda: self.broker.wakeups.notify(ROUTER_BELL),

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from mayfly.core import archive, validate
+from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore, code_key, sha256_file
 from mayfly.core.config import LOCAL_TARGET, Limits
 from mayfly.core.errors import (
@@ -77,6 +78,8 @@ class RuntimeInfo:
 
 
 RuntimeResolver = Callable[[str], RuntimeInfo]
+#: Admission: looks a target up and refuses what its provider cannot run (``TargetService.admit``).
+Admit = Callable[[str, Requirements], object]
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     return validate_env(env)
 
 
-def _validate_options(opts: CodeOptions, limits: Limits, known_targets: Callable[[str], object]) -> None:
+def _validate_options(opts: CodeOptions, limits: Limits) -> None:
     if opts.max_concurrency is not None and opts.max_concurrency < 0:
         raise InvalidInput("max concurrency must be 0 (no limit) or more")
     if opts.retries is not None:
@@ -196,10 +199,18 @@ def _validate_options(opts: CodeOptions, limits: Limits, known_targets: Callable
         validate_secrets(opts.secrets)
     if opts.config is not None and len(opts.config.encode()) > limits.max_payload_bytes:
         raise InvalidInput(f"config is larger than {limits.max_payload_bytes} bytes")
-    if opts.target is not None:
-        known_targets(opts.target)
     if opts.webhook:
         validate_url(opts.webhook)
+
+
+def requirements(opts: CodeOptions, limits: Limits) -> Requirements:
+    """What a code with these (merged) options asks of its target's provider."""
+    return Requirements(
+        network=opts.network or "bridge",
+        cpu=opts.cpu or 1.0,
+        memory_mb=opts.memory_mb or 512,
+        timeout=opts.timeout or limits.default_timeout,
+    )
 
 
 def _merge(base: CodeOptions, new: CodeOptions) -> CodeOptions:
@@ -249,7 +260,7 @@ class CodeService:
         blobs: BlobStore,
         limits: Limits,
         runtimes: RuntimeResolver,
-        known_target: Callable[[str], object],
+        admit: Admit,
         secrets: SecretBox | None = None,
     ) -> None:
         self.store = store
@@ -258,7 +269,7 @@ class CodeService:
         self.blobs = blobs
         self.limits = limits
         self.runtimes = runtimes
-        self.known_target = known_target
+        self.admit = admit
 
     # ------------------------------------------------------------ create revisions
 
@@ -283,7 +294,8 @@ class CodeService:
             if not command:
                 raise InvalidInput(f"no command given and runtime {runtime!r} has no default command")
             merged = replace(merged, command=command)
-            _validate_options(options, self.limits, self.known_target)
+            _validate_options(options, self.limits)
+            self.admit(merged.target or LOCAL_TARGET, requirements(merged, self.limits))
             check_entry_point(command, {e.name for e in entries if not e.is_dir})
             key = code_key(sha)
             if not self.blobs.exists(key):
@@ -298,10 +310,11 @@ class CodeService:
         validate_name(name)
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$", image):
             raise InvalidInput(f"invalid image reference {image!r}")
-        _validate_options(options, self.limits, self.known_target)
+        _validate_options(options, self.limits)
         with self.store.read() as conn:
             latest = self._latest_options(conn, project_id, name)
         merged = _merge(_merge(DEFAULTS, latest or CodeOptions()), options)
+        self.admit(merged.target or LOCAL_TARGET, requirements(merged, self.limits))
         return self._add_revision(
             project_id,
             name,

@@ -94,6 +94,12 @@ class InvalidSettings(InvalidInput):
     code = "invalid_settings"
 
 
+class TargetUnsupported(InvalidInput):
+    """The target's provider cannot run what a code, task or schedule asks (admission); nothing was stored."""
+
+    code = "target_unsupported"
+
+
 # ---------------------------------------------------------------- not found
 
 

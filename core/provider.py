@@ -50,12 +50,16 @@ class Capability(StrEnum):
 
 @dataclass(frozen=True)
 class ProviderLimits:
-    """Hard limits of a provider; the control plane rejects tasks beyond them."""
+    """Hard limits of a provider; admission (:mod:`mayfly.core.admission`) refuses codes and tasks beyond them."""
 
     max_cpu: float
     max_memory_mb: int
     #: Largest timeout the provider can run, in seconds.
     max_timeout: int
+    #: Why each limit is what it is; shown to users whose code or task goes beyond it.
+    cpu_reason: str = "the provider's largest task"
+    memory_reason: str = "the provider's largest task"
+    timeout_reason: str = "the provider's longest task"
 
 
 class ProviderSettings(BaseModel):
@@ -98,6 +102,12 @@ class Provider(abc.ABC):
     #: Capabilities it does not offer, each with the reason shown to users.
     unsupported: ClassVar[Mapping[Capability, str]] = {}
     limits: ClassVar[ProviderLimits] = ProviderLimits(max_cpu=4.0, max_memory_mb=16384, max_timeout=86400)
+    #: Networks refused outright, each with the reason shown to users (``{"host": "..."}``).
+    #: ``bridge`` (the default egress network) is always accepted; ``none`` is governed by
+    #: :attr:`Capability.NETWORK_NONE`.
+    refused_networks: ClassVar[Mapping[str, str]] = {}
+    #: Why other named networks are refused, or ``None`` when the provider accepts them.
+    named_networks_refused: ClassVar[str | None] = None
     #: Seconds between ``state`` calls in the default ``wait``.
     poll_interval: ClassVar[float] = 1.0
 
@@ -115,6 +125,11 @@ class Provider(abc.ABC):
         runner in that cloud needs nothing else.
         """
         return None
+
+    @classmethod
+    def limits_for(cls, settings: ProviderSettings) -> ProviderLimits:
+        """The limits of a target with these settings (``limits`` unless they depend on the settings)."""
+        return cls.limits
 
     # ------------------------------------------------------------ required
 

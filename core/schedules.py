@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from mayfly.core import slots, validate
+from mayfly.core.admission import Requirements
 from mayfly.core.config import Limits
 from mayfly.core.errors import Conflict, InvalidInput, NotFound
 from mayfly.core.ids import new_id
 from mayfly.core.records import Code, Revision, iso
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
-from mayfly.core.tasks import validate_payload
+from mayfly.core.tasks import task_requirements, validate_payload
 
 MISSED = ("skip", "once", "all")
 OVERLAP = ("allow", "forbid", "replace")
@@ -130,18 +131,19 @@ class ScheduleService:
         store: Store,
         limits: Limits,
         code_of: Callable[[str, str], tuple[Code, Revision]],
-        known_target: Callable[[str], object],
+        admit: Callable[[str, Requirements], object],
         clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
         self.limits = limits
         self.code_of = code_of
-        self.known_target = known_target
+        #: Admission (``TargetService.admit``): the target exists and its provider can run the schedule's tasks.
+        self.admit = admit
         self.clock = clock
 
     def create(self, project_id: str, code_name: str, spec: ScheduleSpec) -> Schedule:
         """Validate everything, then store the schedule with its first slot; a bad input stores nothing."""
-        code, _ = self.code_of(project_id, code_name)
+        code, rev = self.code_of(project_id, code_name)
         zone = slots.parse_zone(spec.tz)
         ts = self.clock()
         kinds = [k for k in ("cron", "every", "at") if getattr(spec, k) is not None]
@@ -171,8 +173,8 @@ class ScheduleService:
             validate.priority(spec.priority)
         if spec.timeout is not None:
             validate.timeout(spec.timeout, self.limits)
-        if spec.target is not None:
-            self.known_target(spec.target)
+        timeout = rev.timeout if spec.timeout is None else spec.timeout
+        self.admit(spec.target or rev.target, task_requirements(rev, timeout))
         if spec.label is not None and not 0 < len(spec.label) <= 255:
             raise InvalidInput("label must be 1 to 255 characters")
         rule = slots.Rule(kind, start_at, cron=cron, every=every, tz=zone.key)

@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mayfly.core.admission import Requirements, admit
 from mayfly.core.config import LOCAL_TARGET
 from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
-from mayfly.core.provider import Provider
+from mayfly.core.provider import Provider, ProviderLimits
 from mayfly.core.records import Target
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
@@ -54,6 +55,8 @@ class TargetService:
         self.store = store
         self.provider_class = provider_class
         self._cache: dict[str, Target] = {}
+        #: Target name -> its provider class and limits (admission asks on every queued task).
+        self._admission: dict[str, tuple[type[Provider], ProviderLimits]] = {}
 
     def ensure_local(self) -> Target:
         """Create the ``local`` target on first use."""
@@ -88,6 +91,22 @@ class TargetService:
             raise TargetNotFound(f"unknown target {name!r} (known: {known})")
         target = Target.from_row(row)
         self._cache[name] = target
+        return target
+
+    def admit(self, name: str, need: Requirements) -> Target:
+        """The target called ``name`` once its provider accepts ``need`` (see :func:`~mayfly.core.admission.admit`).
+
+        Raises:
+            TargetNotFound: no such target.
+            TargetUnsupported: its provider cannot run ``need``; one line with the provider's reason.
+        """
+        target = self.get(name)
+        if name not in self._admission:
+            cls = self.provider_class(target.provider)
+            limits = cls.limits_for(cls.Settings.model_validate(target.settings_dict))
+            self._admission[name] = (cls, limits)
+        cls, limits = self._admission[name]
+        admit(name, cls, need, limits)
         return target
 
     def list(self) -> builtins.list[Target]:
@@ -128,6 +147,7 @@ class TargetService:
             else:
                 conn.execute(insert(s.targets).values(name=name, created_at=now(), **values))
         self._cache.pop(name, None)
+        self._admission.pop(name, None)
         return self.get(name)
 
     def remove(self, name: str) -> None:
@@ -145,6 +165,7 @@ class TargetService:
                 raise Conflict(f"target {name!r} still has {busy} unfinished tasks")
             conn.execute(delete(s.targets).where(s.targets.c.name == name))
         self._cache.pop(name, None)
+        self._admission.pop(name, None)
 
     def settings(self, name: str) -> dict[str, object]:
         value: dict[str, object] = json.loads(self.get(name).settings)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, insert, select, update
 
 from mayfly.core import validate
+from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore
 from mayfly.core.codes import validate_env
 from mayfly.core.config import Limits
@@ -23,6 +24,7 @@ from mayfly.core.errors import (
     InvalidInput,
     InvalidPayload,
     PayloadTooLarge,
+    TargetUnsupported,
     TaskAlreadyFinished,
     TaskNotFinished,
     TaskNotFound,
@@ -89,6 +91,11 @@ def validate_payload(payload: str, limits: Limits, *, text: bool = False) -> str
     return payload
 
 
+def task_requirements(rev: Revision, timeout: int) -> Requirements:
+    """What a task of revision ``rev`` with this timeout asks of its target's provider."""
+    return Requirements(network=rev.network, cpu=rev.cpu, memory_mb=rev.memory_mb, timeout=timeout)
+
+
 class TaskService:
     """Queue and control tasks of a project."""
 
@@ -97,7 +104,7 @@ class TaskService:
         store: Store,
         limits: Limits,
         code_of: Callable[[str, str], tuple[Code, Revision]],
-        known_target: Callable[[str], object],
+        admit: Callable[[str, Requirements], object],
         blobs_for: Callable[[str], BlobStore],
         send_cancel: Callable[[str, CancelMessage], None],
         on_queued: Callable[[], None] = lambda: None,
@@ -113,7 +120,8 @@ class TaskService:
         self.on_queued = on_queued
         self.limits = limits
         self.code_of = code_of
-        self.known_target = known_target
+        #: Admission (``TargetService.admit``): the target exists and its provider can run the task.
+        self.admit = admit
         self.blobs_for = blobs_for
         self.send_cancel = send_cancel
 
@@ -143,7 +151,7 @@ class TaskService:
         timeout = validate.timeout(rev.timeout if opts.timeout is None else opts.timeout, lim)
         retries = validate.retries(rev.retries if opts.retries is None else opts.retries, lim)
         target = opts.target or rev.target
-        self.known_target(target)
+        self.admit(target, task_requirements(rev, timeout))
         if opts.label is not None and not 0 < len(opts.label) <= 255:
             raise InvalidInput("label must be 1 to 255 characters")
         env = validate_env(opts.env or {})
@@ -212,7 +220,8 @@ class TaskService:
                     project_id, code, rev, payload, opts, ts, webhook_checked=True, text_payload=text_payload
                 )
             except InvalidInput as exc:
-                if len(payloads) > 1:
+                # Every payload shares the options: a refusal by the target is not about payload i.
+                if len(payloads) > 1 and not isinstance(exc, TargetUnsupported):
                     raise type(exc)(f"payload {i + 1}: {exc.message}") from None
                 raise
             values["id"] = new_id()

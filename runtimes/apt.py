@@ -122,8 +122,14 @@ def closure(graph: Mapping[str, Sequence[Sequence[str]]], roots: Iterable[str], 
     return sorted(chosen)
 
 
-def parse_show(text: str) -> dict[str, Package]:
-    """Parse ``apt-cache show --no-all-versions`` stanzas; the first stanza of a name wins."""
+def parse_show(text: str, versions: Mapping[str, str] | None = None) -> dict[str, Package]:
+    """Parse ``apt-cache show`` stanzas; the first stanza of a name wins.
+
+    With ``versions`` (package -> version glob), a stanza of a pinned package counts
+    only when its version matches the glob (``apt-cache show`` lists newest first).
+    Stanzas without a checksum (the installed package's status entry) never count.
+    """
+    pins = versions or {}
     found: dict[str, Package] = {}
     for stanza in text.split("\n\n"):
         fields: dict[str, str] = {}
@@ -132,6 +138,9 @@ def parse_show(text: str) -> dict[str, Package]:
                 key, _, value = line.partition(": ")
                 fields[key] = value.strip()
         if {"Package", "Version", "Architecture", "SHA256", "Size"} <= fields.keys():
+            pin = pins.get(fields["Package"])
+            if pin is not None and not fnmatchcase(fields["Version"], pin):
+                continue
             found.setdefault(
                 fields["Package"],
                 Package(fields["Package"], fields["Version"], fields["Architecture"], fields["SHA256"],
@@ -160,11 +169,37 @@ def _run(argv: Sequence[str], cache: Path | None, cwd: Path | None = None) -> st
     return proc.stdout
 
 
-def resolve(roots: Sequence[str], deny: Iterable[str] = DEFAULT_DENY, *, cache: Path | None = None) -> list[str]:
-    """The dependency closure of ``roots`` on this host's apt sources, minus the denylist."""
+def pinned(versions: Mapping[str, str], *, cache: Path | None = None) -> dict[str, Package]:
+    """The newest version of each pinned package that matches its glob (``{"nodejs": "18.*"}``).
+
+    A pin keeps a runtime on the release its name promises even where the host's apt
+    prefers another one (a newer nodejs from a third-party repository, say).
+    """
+    if not versions:
+        return {}
+    found = parse_show(_run(["apt-cache", "show", *versions], cache), versions)
+    missing = [f"{name} {glob}" for name, glob in versions.items() if name not in found]
+    if missing:
+        raise RuntimeBuildFailed(f"apt has no {', '.join(missing)} (run 'apt-get update'?): {NO_APT_HINT}")
+    return found
+
+
+def resolve(
+    roots: Sequence[str],
+    deny: Iterable[str] = DEFAULT_DENY,
+    *,
+    cache: Path | None = None,
+    versions: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The dependency closure of ``roots`` on this host's apt sources, minus the denylist.
+
+    ``versions`` (package -> exact version) makes apt follow that version's dependencies.
+    """
+    exact = versions or {}
     text = _run([
         "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-        "--no-breaks", "--no-replaces", "--no-enhances", *roots,
+        "--no-breaks", "--no-replaces", "--no-enhances",
+        *(f"{root}={exact[root]}" if root in exact else root for root in roots),
     ], cache)
     graph = parse_depends(text)
     missing = [root for root in roots if root not in graph]
@@ -173,9 +208,14 @@ def resolve(roots: Sequence[str], deny: Iterable[str] = DEFAULT_DENY, *, cache: 
     return closure(graph, roots, deny)
 
 
-def candidates(names: Sequence[str], *, cache: Path | None = None) -> dict[str, Package]:
-    """The candidate version of each package; RuntimeBuildFailed names those apt cannot install."""
-    found = parse_show(_run(["apt-cache", "show", "--no-all-versions", *names], cache))
+def candidates(
+    names: Sequence[str], *, cache: Path | None = None, pins: Mapping[str, Package] | None = None
+) -> dict[str, Package]:
+    """The candidate version of each package, or its pin; RuntimeBuildFailed names those apt cannot install."""
+    pinned_ = dict(pins or {})
+    rest = [name for name in names if name not in pinned_]
+    found = parse_show(_run(["apt-cache", "show", "--no-all-versions", *rest], cache)) if rest else {}
+    found.update(pinned_)
     missing = [name for name in names if name not in found]
     if missing:
         raise RuntimeBuildFailed(

@@ -81,9 +81,10 @@ def build_rootfs_tar(runtime: Runtime, cache_dir: Path, workdir: Path, say: Prog
     """Resolve, fetch and unpack the runtime's packages; write the image tar into ``workdir``."""
     say("resolving Debian packages")
     apt_cache = cache_dir / "apt"
-    names = apt.resolve(runtime.packages, cache=apt_cache)
+    pins = apt.pinned(runtime.versions, cache=apt_cache)
+    names = apt.resolve(runtime.packages, cache=apt_cache, versions={n: p.version for n, p in pins.items()})
     partial_names = [name for name in runtime.files if name not in names]
-    packages = apt.candidates([*names, *partial_names], cache=apt_cache)
+    packages = apt.candidates([*names, *partial_names], cache=apt_cache, pins=pins)
     debs = apt.fetch(packages.values(), cache_dir / "debs", say, cache=apt_cache)
     say(f"unpacking {len(debs)} packages")
     root = workdir / "rootfs"

@@ -35,6 +35,8 @@ class Runtime:
     exclude: tuple[str, ...] = ()
     #: Symlinks to add: path (relative to /) -> target.
     links: dict[str, str] = field(default_factory=dict, hash=False)
+    #: Version globs of pinned packages (``nodejs = "18.*"``): the newest matching version is taken.
+    versions: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def repository(self) -> str:
@@ -81,6 +83,7 @@ def parse_runtime(text: str, where: str = "runtime.toml") -> Runtime:
             },
             exclude=_strings(debian.get("exclude", []), f"{where}: debian.exclude"),
             links={str(path): str(target) for path, target in debian.get("links", {}).items()},
+            versions={str(pkg): str(glob) for pkg, glob in debian.get("versions", {}).items()},
         )
     except KeyError as exc:
         raise ValueError(f"{where}: missing field {exc.args[0]!r}") from None

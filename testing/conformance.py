@@ -44,7 +44,7 @@ from typing import ClassVar, Protocol
 import pytest
 
 from mayfly.core.blobs import code_key
-from mayfly.core.errors import InvalidInput, Unsupported
+from mayfly.core.errors import InvalidInput, LaunchFailed, Unsupported
 from mayfly.core.messages import container_name
 from mayfly.core.models import CodeRef, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.provider import Capability, Provider, ProviderSettings
@@ -237,6 +237,9 @@ class ProviderConformance:
         assert provider.limits.max_cpu > 0
         assert provider.limits.max_memory_mb > 0
         assert provider.limits.max_timeout > 0
+        assert "bridge" not in provider.refused_networks, "every provider runs the default network"
+        assert all(reason.strip() for reason in provider.refused_networks.values())
+        assert provider.named_networks_refused is None or provider.named_networks_refused.strip()
         assert issubclass(provider.Settings, ProviderSettings)
         undocumented = [n for n, f in provider.Settings.model_fields.items() if not f.description]
         assert not undocumented, f"settings without a description: {undocumented}"
@@ -453,6 +456,22 @@ class ProviderConformance:
         st = self.wait_exited(provider, handle)
         assert st.oom_killed, st
         assert st.exit_code != 0
+
+    def test_refused_networks_fail_at_launch(
+        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+    ) -> None:
+        """The provider's own check, the second line behind admission: a network it declares refused never starts."""
+        refused = list(provider.refused_networks)
+        if provider.named_networks_refused is not None:
+            refused.append("mayfly-conformance-net")
+        if Capability.NETWORK_NONE in provider.unsupported:
+            refused.append("none")
+        if not refused:
+            pytest.skip(f"provider {provider.name!r} declares no refused network")
+        for network in refused:
+            with pytest.raises(LaunchFailed) as failure:
+                launch(make_spec("true", network=network))
+            assert failure.value.retryable is False, network
 
     def test_network_none_has_only_loopback(
         self, provider: Provider, make_spec: SpecFactory, launch: Launcher

@@ -132,14 +132,28 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MAYFLY_HOME", "/nonexistent-mayfly-home-set-by-tests")
 
 
-@pytest.fixture(scope="session")
-def runtime_images(docker_client) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The real runtimes (shell, python-3.11), built offline once per session; name -> image tag."""
-    from mayfly.runtimes import build, catalog
+def _build_runtimes(docker_client, names: tuple[str, ...]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Build runtimes offline (the .debs cached across sessions in MAYFLY_TEST_CACHE); name -> image tag."""
+    from mayfly.runtimes import build, get_runtime
 
     cache = Path(os.environ.get("MAYFLY_TEST_CACHE", Path.home() / ".cache" / "mayfly-tests"))
     cache.mkdir(parents=True, exist_ok=True)
-    return {rt.name: build(rt, docker_client, cache).tag for rt in catalog()}
+    return {name: build(get_runtime(name), docker_client, cache).tag for name in names}
+
+
+@pytest.fixture(scope="session")
+def runtime_images(docker_client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The default runtimes (shell, python-3.11), built offline once per session; name -> image tag."""
+    return _build_runtimes(docker_client, ("python-3.11", "shell"))
+
+
+@pytest.fixture(scope="session")
+def language_images(docker_client, runtime_images: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Every shipped runtime, node-18 and ruby-3.1 too: built only when a test asks; name -> image tag."""
+    from mayfly.runtimes import catalog
+
+    missing = tuple(rt.name for rt in catalog() if rt.name not in runtime_images)
+    return {**runtime_images, **_build_runtimes(docker_client, missing)}
 
 
 # ---------------------------------------------------------------- a real mayfly server

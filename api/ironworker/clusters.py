@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import caller, project
 from mayfly.api.ironworker.errors import IronRoute
-from mayfly.api.ironworker.mapping import LEGACY_RUNTIMES
+from mayfly.api.ironworker.runtimes import LEGACY_RUNTIMES
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import NotFound, TargetNotFound, Unsupported
 from mayfly.core.models import TaskStatus

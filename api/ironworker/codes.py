@@ -26,16 +26,8 @@ from mayfly.api.deps import MayflyDep, get_mayfly
 from mayfly.api.ironworker.auth import ProjectId
 from mayfly.api.ironworker.body import Fields
 from mayfly.api.ironworker.errors import IronRoute, MissingField, body_cap
-from mayfly.api.ironworker.mapping import (
-    RUNTIME_COMMANDS,
-    RUNTIME_HELP,
-    RuntimeChoice,
-    choose_runtime,
-    code_json,
-    command_for,
-    page_window,
-    revision_json,
-)
+from mayfly.api.ironworker.mapping import code_json, command_for, page_window, revision_json
+from mayfly.api.ironworker.runtimes import RUNTIME_HELP, RuntimeChoice, choice_of, choose_runtime
 from mayfly.api.ironworker.stats import task_stats, window
 from mayfly.api.v1.routing import UPLOAD_OVERHEAD
 from mayfly.core.app import Mayfly
@@ -194,7 +186,7 @@ def _choice(mf: Mayfly, d: Fields, image: str | None, latest: Revision | None) -
     """The runtime of a zip upload; a re-upload that names none keeps the code's runtime."""
     runtime, stack = d.str_or_none("runtime"), d.str_or_none("stack")
     if runtime is None and stack is None and image is None and latest is not None and latest.runtime:
-        choice = RuntimeChoice(latest.runtime, RUNTIME_COMMANDS.get(latest.runtime))
+        choice = choice_of(latest.runtime)
     else:
         choice = choose_runtime(runtime, stack, image)
     _check_runtime(mf, choice)

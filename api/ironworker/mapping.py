@@ -1,4 +1,6 @@
-"""Between IronWorker's vocabulary and Mayfly's: runtimes, payloads, statuses, paging and the JSON of each object.
+"""Between IronWorker's vocabulary and Mayfly's: commands, payloads, statuses, paging and the JSON of each object.
+
+Runtime names are mapped in :mod:`mayfly.api.ironworker.runtimes`.
 
 IronWorker's field names are kept exactly, including its quirks the official
 clients depend on: ``code_rev`` is a string (the Go client decodes it into a
@@ -12,29 +14,16 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mayfly.api.ironworker.errors import MissingField
+from mayfly.api.ironworker.runtimes import RuntimeChoice
 from mayfly.core import slots
 from mayfly.core.errors import InvalidInput
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Code, Revision, Task, iso
 from mayfly.core.schedules import Schedule
-
-PYTHON = "python-3.11"
-SHELL = "shell"
-
-#: IronWorker's legacy ``runtime`` names: the Mayfly runtime and how it runs ``file_name``.
-LEGACY_RUNTIMES: dict[str, tuple[str, str]] = {
-    "python": (PYTHON, "python3 {}"),
-    "python3": (PYTHON, "python3 {}"),
-    "sh": (SHELL, "sh {}"),
-    "binary": (SHELL, "sh {}"),
-}
-#: How each Mayfly runtime runs a ``file_name`` when the runtime is named directly.
-RUNTIME_COMMANDS: dict[str, str] = {PYTHON: "python3 {}", SHELL: "sh {}"}
 
 #: IronWorker's status filters of ``GET /tasks``; ``killed`` became ``cancelled`` in IronWorker itself.
 STATUS_FLAGS: dict[str, str] = {
@@ -56,52 +45,7 @@ DEFAULT_PER_PAGE = 30
 #: IronWorker refused schedules that run more often than once a minute; this API keeps that floor.
 MIN_RUN_EVERY = 60
 
-#: What the shipped runtimes cover, for error messages.
-RUNTIME_HELP = (
-    "runtime 'python' or 'python3' (Mayfly's python-3.11), 'sh' or 'binary' (Mayfly's shell), "
-    "a Mayfly runtime name as runtime or stack, or a Docker image as 'image'"
-)
-
-
-# ------------------------------------------------------------------ runtimes and commands
-
-
-@dataclass(frozen=True)
-class RuntimeChoice:
-    """The Mayfly runtime a legacy IronWorker upload runs on, and how it runs a ``file_name``."""
-
-    runtime: str
-    #: ``str.format`` template taking the quoted file name; None when the runtime has no known interpreter.
-    template: str | None
-
-
-def choose_runtime(runtime: str | None, stack: str | None, image: str | None) -> RuntimeChoice:
-    """Map IronWorker's ``stack``, ``runtime`` or (for a zip on a base image) ``image`` to a Mayfly runtime."""
-    if stack:
-        name = stack.strip().lower()
-        if name in RUNTIME_COMMANDS:
-            return RuntimeChoice(name, RUNTIME_COMMANDS[name])
-        language, _, version = name.partition("-")
-        if language == "python":
-            if version.startswith("2"):
-                raise InvalidInput(f"stack {stack!r}: Python 2 is not available; use stack 'python-3.11'")
-            return RuntimeChoice(PYTHON, RUNTIME_COMMANDS[PYTHON])
-        # Any other Mayfly runtime named exactly (the caller checks that it exists).
-        return RuntimeChoice(name, None)
-    if runtime:
-        name = runtime.strip().lower()
-        if name in LEGACY_RUNTIMES:
-            return RuntimeChoice(*LEGACY_RUNTIMES[name])
-        return RuntimeChoice(name, RUNTIME_COMMANDS.get(name))
-    if image:
-        # IronWorker's "zip on a base image" (iron/python, iron/images:python-3.x): Mayfly runs zips on its runtimes.
-        if "python" in image.lower():
-            return RuntimeChoice(PYTHON, RUNTIME_COMMANDS[PYTHON])
-        raise InvalidInput(
-            f"a zip on image {image!r} is not supported: upload the zip with runtime 'python' or 'sh' "
-            "(or a Mayfly runtime as stack), or register an image that contains the code (image without a file)"
-        )
-    raise MissingField(f"runtime, stack or image is required; use {RUNTIME_HELP}")
+# ------------------------------------------------------------------ commands
 
 
 def entry_file(file_name: str) -> str:
@@ -143,6 +87,8 @@ def file_name_of(command: str) -> str | None:
         argv = shlex.split(command)
     except ValueError:
         return None
+    if len(argv) == 1 and argv[0].startswith("./"):
+        return argv[0][2:]  # a binary worker, run as ./FILE
     return argv[1] if len(argv) == 2 and not argv[1].startswith("-") else None
 
 

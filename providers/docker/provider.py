@@ -115,13 +115,35 @@ def container_state(info: dict[str, Any]) -> ContainerState:
     )
 
 
+#: The longest task a Docker target runs (7 days).
+MAX_TIMEOUT = 7 * 86400
+
+
 def _host_limits() -> ProviderLimits:
     """This machine's cores and memory: the engine is normally local."""
     try:
         memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
     except (ValueError, OSError):
         memory_mb = 4096
-    return ProviderLimits(max_cpu=float(os.cpu_count() or 1), max_memory_mb=int(memory_mb), max_timeout=7 * 86400)
+    cpus = os.cpu_count() or 1
+    return ProviderLimits(
+        max_cpu=float(cpus),
+        max_memory_mb=int(memory_mb),
+        max_timeout=MAX_TIMEOUT,
+        cpu_reason=f"the engine's host has {cpus} CPUs and Docker refuses a limit above that",
+        memory_reason=f"the engine's host has {int(memory_mb)} MiB of memory",
+        timeout_reason="Mayfly's Docker targets run a task for 7 days at most",
+    )
+
+
+#: Limits of an engine on another machine: its size is not known here, so only the engine checks it.
+_REMOTE_LIMITS = ProviderLimits(max_cpu=math.inf, max_memory_mb=2**62, max_timeout=MAX_TIMEOUT)
+
+#: Why ``network: host`` is refused (here at admission, and again at launch).
+HOST_NETWORK_REASON = (
+    "the task would share the host's network namespace (its ports, loopback services and interfaces); "
+    "use 'none', 'bridge' or a named network"
+)
 
 
 class DockerProvider(Provider):
@@ -143,6 +165,7 @@ class DockerProvider(Provider):
         Capability.SPOT: "a Docker engine has no spot or preemptible capacity",
     }
     limits = _host_limits()
+    refused_networks = {"host": HOST_NETWORK_REASON}
 
     settings: DockerSettings
 
@@ -155,6 +178,11 @@ class DockerProvider(Provider):
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._engine = EngineWatch(self._url)
+
+    @classmethod
+    def limits_for(cls, settings: ProviderSettings) -> ProviderLimits:
+        """This machine's size for a local engine; an engine elsewhere (``base_url``) checks its own."""
+        return cls.limits if getattr(settings, "base_url", None) is None else _REMOTE_LIMITS
 
     # ------------------------------------------------------------ engine access
 

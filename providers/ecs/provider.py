@@ -128,7 +128,18 @@ class EcsProvider(Provider):
         Capability.SECRETS: "Mayfly does not pass secrets to ECS yet (Secrets Manager / SSM references are "
         "planned); run tasks with secrets on a Docker target",
     }
-    limits = ProviderLimits(max_cpu=MAX_CPU, max_memory_mb=MAX_MEMORY_MB, max_timeout=Provider.limits.max_timeout)
+    limits = ProviderLimits(
+        max_cpu=MAX_CPU,
+        max_memory_mb=MAX_MEMORY_MB,
+        max_timeout=Provider.limits.max_timeout,
+        cpu_reason=f"Fargate's largest task has {MAX_CPU:g} vCPU",
+        memory_reason=f"Fargate's largest task has {MAX_MEMORY_MB // 1024} GiB",
+        timeout_reason="Mayfly's ECS targets run a task for a day at most",
+    )
+    named_networks_refused = (
+        "Fargate tasks always run in the target's subnets (awsvpc); choose the network with the target's "
+        "subnets and security groups"
+    )
     poll_interval = 2.0
 
     settings: EcsSettings

@@ -40,7 +40,7 @@ def clock() -> Clock:
 @pytest.fixture
 def svc(mf: Mayfly, project: str, clock: Clock) -> ScheduleService:
     mf.codes.register(project, "job", "mayfly-test/busybox:latest", CodeOptions(command="true"))
-    return ScheduleService(mf.store, mf.limits, mf.codes.get, mf.targets.get, clock=clock)
+    return ScheduleService(mf.store, mf.limits, mf.codes.get, mf.targets.admit, clock=clock)
 
 
 def counts(mf: Mayfly) -> tuple[int, int]:

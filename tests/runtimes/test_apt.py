@@ -217,3 +217,38 @@ def test_the_real_closure_of_python_keeps_perl_and_debconf_out(tmp_path: Path) -
     assert not [n for n in names if denied(n, DEFAULT_DENY)]
     found: Any = apt.candidates(names, cache=tmp_path)
     assert set(found) == set(names)
+
+
+SHOW_VERSIONS = """\
+Package: nodejs
+Version: 20.20.2-1nodesource1
+Architecture: amd64
+Status: install ok installed
+
+Package: nodejs
+Version: 18.20.4+dfsg-1~deb12u3
+Architecture: amd64
+SHA256: aa
+Size: 10
+
+Package: nodejs
+Version: 18.20.4+dfsg-1~deb12u2
+Architecture: amd64
+SHA256: bb
+Size: 11
+"""
+
+
+def test_a_pin_takes_the_newest_version_matching_its_glob() -> None:
+    assert parse_show(SHOW_VERSIONS, {"nodejs": "18.*"})["nodejs"].version == "18.20.4+dfsg-1~deb12u3"
+    assert parse_show(SHOW_VERSIONS, {"nodejs": "18.20.4+dfsg-1~deb12u2"})["nodejs"].sha256 == "bb"
+    assert "nodejs" not in parse_show(SHOW_VERSIONS, {"nodejs": "16.*"})
+
+
+def test_pins_resolve_against_this_hosts_apt(tmp_path: Path) -> None:
+    """bookworm's nodejs 18 is found even where apt's candidate is another release (a newer nodejs installed)."""
+    found = apt.pinned({"nodejs": "18.*", "ruby3.1": "3.1.*"}, cache=tmp_path)
+    assert found["nodejs"].version.startswith("18.")
+    assert found["ruby3.1"].version.startswith("3.1.")
+    with pytest.raises(RuntimeBuildFailed, match=r"apt has no nodejs 7\.\*"):
+        apt.pinned({"nodejs": "7.*"}, cache=tmp_path)

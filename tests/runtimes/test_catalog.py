@@ -9,8 +9,22 @@ from mayfly.runtimes import Runtime, catalog, get_runtime
 from mayfly.runtimes.catalog import parse_runtime
 
 
-def test_the_catalog_ships_shell_and_python() -> None:
-    assert [r.name for r in catalog()] == ["python-3.11", "shell"]
+def test_the_catalog_ships_shell_python_node_and_ruby() -> None:
+    assert [r.name for r in catalog()] == ["node-18", "python-3.11", "ruby-3.1", "shell"]
+
+
+@pytest.mark.parametrize(
+    ("name", "package", "glob", "command"),
+    [("node-18", "nodejs", "18.*", "node main.js"), ("ruby-3.1", "ruby3.1", "3.1.*", "ruby main.rb")],
+)
+def test_language_runtimes_pin_bookworms_release(name: str, package: str, glob: str, command: str) -> None:
+    rt = get_runtime(name)
+    assert package in rt.packages
+    assert rt.versions[package] == glob
+    assert rt.default_command == command
+    # The boot agent runs on the same minimal CPython as in the shell runtime.
+    assert "python3.11-minimal" in rt.packages
+    assert rt.files["libpython3.11-stdlib"] == get_runtime("shell").files["libpython3.11-stdlib"]
 
 
 def test_python_runtime_definition() -> None:
@@ -40,7 +54,7 @@ def test_shell_runtime_takes_only_a_few_stdlib_files_for_the_agent() -> None:
 def test_an_unknown_runtime_lists_the_known_ones() -> None:
     with pytest.raises(RuntimeNotFound) as failure:
         get_runtime("cobol-85")
-    assert failure.value.message == "unknown runtime 'cobol-85'; known runtimes: python-3.11, shell"
+    assert failure.value.message == "unknown runtime 'cobol-85'; known runtimes: node-18, python-3.11, ruby-3.1, shell"
     assert failure.value.exit_code == ExitCode.NOT_FOUND
 
 

@@ -243,12 +243,12 @@ def test_options_update_without_a_zip_and_image_codes(iw: IronWorker, hello: Cod
         server.path("codes"),
         headers=server.auth,
         files={
-            "data": (None, json.dumps({"name": "rb", "runtime": "ruby", "file_name": "w.rb"})),
+            "data": (None, json.dumps({"name": "pl", "runtime": "perl", "file_name": "w.pl"})),
             "file": ("w.zip", b"PK"),
         },
     )
     assert r.status_code == 400
-    assert r.json()["msg"].startswith("runtime 'ruby' is not available")
+    assert r.json()["msg"].startswith("runtime 'perl': Mayfly has no perl runtime")
 
 
 def test_bulk_queue_is_all_or_none(iw: IronWorker, hello: CodePackage, server: Any) -> None:
