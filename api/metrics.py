@@ -24,13 +24,11 @@ import math
 import os
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
 
 from mayfly.api.deps import MayflyDep, bearer_secret
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import MayflyError
 from mayfly.core.metrics import Family, Sample
-from mayfly.core.store import schema as s
 
 log = logging.getLogger("mayfly.api.metrics")
 
@@ -56,22 +54,10 @@ def store_families(mf: Mayfly, project_id: str | None) -> list[Family]:
     """Gauges read now: tasks by status, queue depth and capacity per target, pending webhooks."""
     tasks = Family("mayfly_tasks", "gauge", "Tasks in the store by project, target, code and status.")
     pending = Family("mayfly_webhook_deliveries_pending", "gauge", "Webhook attempts waiting to be sent.")
-    q_tasks = (
-        select(s.projects.c.name, s.tasks.c.target, s.tasks.c.code_name, s.tasks.c.status, func.count())
-        .join(s.projects, s.projects.c.id == s.tasks.c.project_id)
-        .group_by(s.projects.c.name, s.tasks.c.target, s.tasks.c.code_name, s.tasks.c.status)
-    )
-    q_pending = (
-        select(func.count()).select_from(s.webhook_deliveries).where(s.webhook_deliveries.c.attempted_at.is_(None))
-    )
-    if project_id is not None:
-        q_tasks = q_tasks.where(s.tasks.c.project_id == project_id)
-        q_pending = q_pending.where(s.webhook_deliveries.c.project_id == project_id)
-    with mf.store.read() as conn:
-        for project, target, code, status, n in conn.execute(q_tasks).all():
-            labels = {"project": project, "target": target, "code": code, "status": status}
-            tasks.samples.append(Sample("mayfly_tasks", labels, n))
-        pending.samples.append(Sample(pending.name, {}, conn.execute(q_pending).scalar_one()))
+    for row in mf.tasks.census(project_id):
+        labels = {"project": row.project, "target": row.target, "code": row.code, "status": row.status}
+        tasks.samples.append(Sample("mayfly_tasks", labels, row.count))
+    pending.samples.append(Sample(pending.name, {}, mf.webhooks.pending_count(project_id)))
     depth = Family("mayfly_queue_depth", "gauge", "Task messages waiting in each target's task queue.")
     capacity = Family("mayfly_target_capacity", "gauge", "Tasks each target may have preparing or running at once.")
     for target in mf.targets.list():

@@ -478,14 +478,26 @@ class CodeService:
             code = self._get(conn, project_id, name)
             return self._revision(conn, code.id, name, rev or code.latest_rev)
 
-    def list(self, project_id: str) -> builtins.list[tuple[Code, Revision]]:
-        """Every code of the project with its latest revision, by name."""
+    def by_id(self, project_id: str, code_id: str) -> tuple[Code, Revision]:
+        """The live code with this id in the project, and its latest revision (IronWorker addresses codes by id)."""
         with self.store.read() as conn:
-            rows = conn.execute(
-                _WITH_LATEST.where(s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None)).order_by(
-                    s.codes.c.name
+            row = conn.execute(
+                _WITH_LATEST.where(
+                    s.codes.c.id == code_id, s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None)
                 )
-            ).all()
+            ).first()
+        if row is None:
+            raise CodeNotFound(f"unknown code id {code_id!r}")
+        return _code_with_revision(row)
+
+    def list(
+        self, project_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[tuple[Code, Revision]]:
+        """Every code of the project with its latest revision, by name; or the window ``[offset, offset + limit)``."""
+        q = _WITH_LATEST.where(s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None))
+        q = q.order_by(s.codes.c.name).offset(offset).limit(limit)
+        with self.store.read() as conn:
+            rows = conn.execute(q).all()
         return [_code_with_revision(row) for row in rows]
 
     def revisions(self, project_id: str, name: str) -> builtins.list[Revision]:

@@ -8,7 +8,7 @@ this module only manages the schedule rows.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from mayfly.core.tasks import task_requirements, validate_payload
 MISSED = ("skip", "once", "all")
 OVERLAP = ("allow", "forbid", "replace")
 STATUSES = ("scheduled", "paused", "complete", "cancelled")
+#: The task statuses a schedule's ``error_count`` counts.
+FAILED = ("error", "timeout")
 
 
 class ScheduleNotFound(NotFound):
@@ -224,16 +226,35 @@ class ScheduleService:
             raise ScheduleNotFound(f"unknown schedule {schedule_id!r}")
         return sched
 
-    def list(self, project_id: str, status: str | None = None) -> builtins.list[Schedule]:
-        """The project's schedules, newest first."""
+    def list(
+        self, project_id: str, status: str | None = None, *, offset: int = 0, limit: int | None = None
+    ) -> builtins.list[Schedule]:
+        """The project's schedules, newest first; or the window ``[offset, offset + limit)``."""
         q = select(s.schedules).where(s.schedules.c.project_id == project_id)
         if status is not None:
             if status not in STATUSES:
                 raise InvalidInput(f"unknown schedule status {status!r} (one of: {', '.join(STATUSES)})")
             q = q.where(s.schedules.c.status == status)
+        q = q.order_by(s.schedules.c.id.desc()).offset(offset).limit(limit)
         with self.store.read() as conn:
-            rows = conn.execute(q.order_by(s.schedules.c.id.desc())).mappings().all()
+            rows = conn.execute(q).mappings().all()
         return [Schedule(**{k: r[k] for k in Schedule.__dataclass_fields__}) for r in rows]
+
+    def error_counts(self, project_id: str, schedule_ids: Sequence[str]) -> dict[str, int]:
+        """How many tasks each of these schedules of the project fired that ended in error or timeout (0s left out)."""
+        if not schedule_ids:
+            return {}
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(s.tasks.c.schedule_id, func.count())
+                .where(
+                    s.tasks.c.project_id == project_id,
+                    s.tasks.c.schedule_id.in_(list(schedule_ids)),
+                    s.tasks.c.status.in_(FAILED),
+                )
+                .group_by(s.tasks.c.schedule_id)
+            ).all()
+        return {str(sid): int(n) for sid, n in rows}
 
     def details(self, project_id: str, schedule_id: str, limit: int = 20) -> dict[str, Any]:
         """``schedule show``: the schedule, its error count, recent fired tasks and skipped runs."""
@@ -242,7 +263,7 @@ class ScheduleService:
             errors = conn.execute(
                 select(func.count())
                 .select_from(s.tasks)
-                .where(s.tasks.c.schedule_id == schedule_id, s.tasks.c.status.in_(["error", "timeout"]))
+                .where(s.tasks.c.schedule_id == schedule_id, s.tasks.c.status.in_(FAILED))
             ).scalar_one()
             fires = (
                 conn.execute(

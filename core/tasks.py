@@ -69,6 +69,24 @@ class TaskFilter:
     #: Return tasks older than this id (the previous page's last id).
     before: str | None = None
     limit: int = 30
+    #: Skip this many tasks first (page windows of IronWorker's ``page``/``per_page``).
+    offset: int = 0
+    #: Only tasks routed to this target.
+    target: str | None = None
+    #: Only tasks created at or after / at or before these times (epoch seconds).
+    created_from: float | None = None
+    created_to: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    """How many tasks of a project, target, code and status there are (one row of :meth:`TaskService.census`)."""
+
+    project: str
+    target: str
+    code: str
+    status: str
+    count: int
 
 
 def validate_payload(payload: str, limits: Limits, *, text: bool = False) -> str:
@@ -253,6 +271,8 @@ class TaskService:
                 raise InvalidInput(f"unknown status {st!r} (one of: {', '.join(x.value for x in TaskStatus)})")
         if not 1 <= flt.limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000")
+        if flt.offset < 0:
+            raise InvalidInput("offset must not be negative")
         q = select(s.tasks).where(s.tasks.c.project_id == project_id)
         if flt.status:
             q = q.where(s.tasks.c.status.in_(list(flt.status)))
@@ -262,19 +282,55 @@ class TaskService:
             q = q.where(s.tasks.c.label == flt.label)
         if flt.before:
             q = q.where(s.tasks.c.id < flt.before)
-        q = q.order_by(s.tasks.c.id.desc()).limit(flt.limit)
+        if flt.target:
+            q = q.where(s.tasks.c.target == flt.target)
+        if flt.created_from is not None:
+            q = q.where(s.tasks.c.created_at >= flt.created_from)
+        if flt.created_to is not None:
+            q = q.where(s.tasks.c.created_at <= flt.created_to)
+        q = q.order_by(s.tasks.c.id.desc()).offset(flt.offset).limit(flt.limit)
         with self.store.read() as conn:
             return [Task.from_row(r) for r in conn.execute(q).mappings()]
 
-    def count_by_status(self, project_id: str) -> dict[str, int]:
-        """How many tasks of the project are in each status."""
+    def count_by_status(
+        self,
+        project_id: str,
+        *,
+        code_id: str | None = None,
+        target: str | None = None,
+        created_from: float | None = None,
+        created_to: float | None = None,
+    ) -> dict[str, int]:
+        """How many tasks of the project are in each status (statuses with none are left out).
+
+        Optionally only one code's (by id: a deleted code's tasks still count), one
+        target's, or those created in ``[created_from, created_to]``.
+        """
+        q = select(s.tasks.c.status, func.count()).where(s.tasks.c.project_id == project_id)
+        if code_id is not None:
+            q = q.where(s.tasks.c.code_id == code_id)
+        if target is not None:
+            q = q.where(s.tasks.c.target == target)
+        if created_from is not None:
+            q = q.where(s.tasks.c.created_at >= created_from)
+        if created_to is not None:
+            q = q.where(s.tasks.c.created_at <= created_to)
         with self.store.read() as conn:
-            rows = conn.execute(
-                select(s.tasks.c.status, func.count())
-                .where(s.tasks.c.project_id == project_id)
-                .group_by(s.tasks.c.status)
-            ).all()
+            rows = conn.execute(q.group_by(s.tasks.c.status)).all()
         return {str(st): int(n) for st, n in rows}
+
+    def census(self, project_id: str | None = None) -> builtins.list[TaskCount]:
+        """Task counts by project, target, code and status: one project's, or every project's (metrics)."""
+        q = (
+            select(s.projects.c.name, s.tasks.c.target, s.tasks.c.code_name, s.tasks.c.status, func.count())
+            .join(s.projects, s.projects.c.id == s.tasks.c.project_id)
+            .group_by(s.projects.c.name, s.tasks.c.target, s.tasks.c.code_name, s.tasks.c.status)
+        )
+        if project_id is not None:
+            q = q.where(s.tasks.c.project_id == project_id)
+        with self.store.read() as conn:
+            rows = conn.execute(q).all()
+        return [TaskCount(str(p), str(t), str(c), str(st), int(n)) for p, t, c, st, n in rows]
 
     def count_by_target(self) -> dict[str, dict[str, int]]:
         """Unfinished tasks of every project per target and status (for capacity views)."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from mayfly.core.errors import NotFound
 from mayfly.core.ids import new_id
@@ -131,3 +131,11 @@ class WebhookService:
                 .order_by(s.webhook_deliveries.c.id)
             ).mappings()
             return [Delivery.from_row(r) for r in rows]
+
+    def pending_count(self, project_id: str | None = None) -> int:
+        """Delivery attempts waiting to be sent: one project's, or every project's (metrics)."""
+        q = select(func.count()).select_from(s.webhook_deliveries).where(s.webhook_deliveries.c.attempted_at.is_(None))
+        if project_id is not None:
+            q = q.where(s.webhook_deliveries.c.project_id == project_id)
+        with self.store.read() as conn:
+            return int(conn.execute(q).scalar_one())

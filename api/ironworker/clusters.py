@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import func, select
 
 from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import caller, project
@@ -27,7 +26,6 @@ from mayfly.core.app import Mayfly
 from mayfly.core.errors import NotFound, TargetNotFound, Unsupported
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import Target, iso
-from mayfly.core.store import schema as s
 
 #: ``/2/clusters``, ``/2/stacks``: any valid token.
 root = APIRouter(prefix="/2", route_class=IronRoute, tags=["ironworker"])
@@ -61,17 +59,7 @@ def _target(mf: Mayfly, cluster_id: str) -> Target:
 
 def _stats(mf: Mayfly, project_id: str, target: Target) -> dict[str, Any]:
     """The caller's own unfinished tasks on the target (other projects' load is not shown)."""
-    with mf.store.read() as conn:
-        rows = conn.execute(
-            select(s.tasks.c.status, func.count())
-            .where(
-                s.tasks.c.project_id == project_id,
-                s.tasks.c.target == target.name,
-                s.tasks.c.status.in_(["queued", "preparing", "running"]),
-            )
-            .group_by(s.tasks.c.status)
-        ).all()
-    counts = {str(st): int(n) for st, n in rows}
+    counts = mf.tasks.count_by_status(project_id, target=target.name)
     return {
         "id": target.name,
         "runners_total": target.capacity,

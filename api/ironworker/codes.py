@@ -4,7 +4,7 @@ Every upload is a new revision of the code named in ``data.name``. Codes created
 here run in IronWorker mode (``PAYLOAD_FILE``, ``CONFIG_FILE``, ``TASK_ID``,
 ``TASK_DIR`` and ``-payload -config -id -d``), so worker programs written for
 IronWorker run unchanged. IronWorker addresses codes by id; Mayfly's services
-address them by name, so the id is looked up in the store first.
+address them by name, so the id is looked up first (``CodeService.by_id``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
@@ -42,7 +41,6 @@ from mayfly.core.errors import (
     UploadTooLarge,
 )
 from mayfly.core.records import Code, Revision
-from mayfly.core.store import schema as s
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
@@ -56,15 +54,10 @@ _REPR_EXPANSION = 4
 
 def code_by_id(mf: Mayfly, project_id: str, code_id: str) -> tuple[Code, Revision]:
     """The code with this id in the project, and its latest revision; 404 "Code not found" otherwise."""
-    with mf.store.read() as conn:
-        name = conn.execute(
-            select(s.codes.c.name).where(
-                s.codes.c.id == code_id, s.codes.c.project_id == project_id, s.codes.c.deleted_at.is_(None)
-            )
-        ).scalar()
-    if name is None:
-        raise CodeNotFound("Code not found")
-    return mf.codes.get(project_id, name)
+    try:
+        return mf.codes.by_id(project_id, code_id)
+    except CodeNotFound:
+        raise CodeNotFound("Code not found") from None
 
 
 # ------------------------------------------------------------------ upload
@@ -241,7 +234,7 @@ def upload_code(pid: ProjectId, upload: Annotated[Upload, Depends(upload_form)],
 def list_codes(pid: ProjectId, mf: MayflyDep, page: int | None = None, per_page: int | None = None) -> dict[str, Any]:
     """The project's code packages by name, one page."""
     offset, limit = page_window(page, per_page)
-    codes = mf.codes.list(pid)[offset : offset + limit]
+    codes = mf.codes.list(pid, offset=offset, limit=limit)
     return {"codes": [code_json(code, rev) for code, rev in codes]}
 
 

@@ -9,12 +9,12 @@ later by that many seconds.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import func, select
 
 from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import ProjectId
@@ -24,11 +24,8 @@ from mayfly.api.ironworker.mapping import MIN_RUN_EVERY, epoch, page_window, pay
 from mayfly.api.ironworker.tasks import target_of
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import InvalidInput, MayflyError, Unsupported
-from mayfly.core.models import TaskStatus
 from mayfly.core.records import iso
 from mayfly.core.schedules import Schedule, ScheduleSpec
-from mayfly.core.store import now
-from mayfly.core.store import schema as s
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
@@ -100,24 +97,10 @@ def create_all(mf: Mayfly, project_id: str, schedules: Sequence[NewSchedule]) ->
     return created
 
 
-def error_counts(mf: Mayfly, schedule_ids: Sequence[str]) -> dict[str, int]:
-    """How many tasks of each schedule ended in error or timeout."""
-    if not schedule_ids:
-        return {}
-    failed = [TaskStatus.ERROR.value, TaskStatus.TIMEOUT.value]
-    with mf.store.read() as conn:
-        rows = conn.execute(
-            select(s.tasks.c.schedule_id, func.count())
-            .where(s.tasks.c.schedule_id.in_(list(schedule_ids)), s.tasks.c.status.in_(failed))
-            .group_by(s.tasks.c.schedule_id)
-        ).all()
-    return {str(sid): int(n) for sid, n in rows}
-
-
 @router.post("/schedules")
 def create_schedules(pid: ProjectId, body: Annotated[Any, Depends(json_body)], mf: MayflyDep) -> dict[str, Any]:
     """Create schedules in bulk: ``{"schedules": [{"code_name", "payload", "run_every", ...}]}``."""
-    ts = now()
+    ts = time.time()
     schedules = [new_schedule(mf, f, ts) for f in items(body, "schedules")]
     created = create_all(mf, pid, schedules)
     return {"msg": "Scheduled", "schedules": [{"id": sched.id} for sched in created]}
@@ -129,8 +112,8 @@ def list_schedules(
 ) -> dict[str, Any]:
     """The project's schedules, newest first, one page."""
     offset, limit = page_window(page, per_page)
-    schedules = mf.schedules.list(pid)[offset : offset + limit]
-    errors = error_counts(mf, [sched.id for sched in schedules])
+    schedules = mf.schedules.list(pid, offset=offset, limit=limit)
+    errors = mf.schedules.error_counts(pid, [sched.id for sched in schedules])
     return {"schedules": [schedule_json(sched, errors.get(sched.id, 0)) for sched in schedules]}
 
 
@@ -138,7 +121,7 @@ def list_schedules(
 def get_schedule(pid: ProjectId, schedule_id: str, mf: MayflyDep) -> dict[str, Any]:
     """One schedule: status, next_start, last_run_time, run_count, error_count."""
     sched = mf.schedules.get(pid, schedule_id)
-    return schedule_json(sched, error_counts(mf, [sched.id]).get(sched.id, 0))
+    return schedule_json(sched, mf.schedules.error_counts(pid, [sched.id]).get(sched.id, 0))
 
 
 @router.post("/schedules/{schedule_id}/cancel")

@@ -2,23 +2,20 @@
 
 IronWorker counted a code's tasks per status over a window (``start_date`` and
 ``end_date``, default the last 24 hours). Mayfly answers the same counts from
-its task table: every IronWorker status, each with a count (0 when none), and
+the task service: every IronWorker status, each with a count (0 when none), and
 ``total``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
-
-from sqlalchemy import func, select
 
 from mayfly.api.ironworker.mapping import epoch
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import InvalidInput
 from mayfly.core.models import TaskStatus
 from mayfly.core.records import iso
-from mayfly.core.store import now
-from mayfly.core.store import schema as s
 
 #: The default window: the last 24 hours, as IronWorker's code stats.
 DEFAULT_WINDOW = 24 * 3600
@@ -27,7 +24,7 @@ DEFAULT_WINDOW = 24 * 3600
 def window(start_date: str | None, end_date: str | None) -> tuple[float, float]:
     """``start_date``/``end_date`` (RFC 3339 or epoch seconds) as epoch seconds; the last 24 hours by default."""
     end = epoch(_number(end_date), "end_date")
-    end = now() if end is None else end
+    end = time.time() if end is None else end
     start = epoch(_number(start_date), "start_date")
     start = end - DEFAULT_WINDOW if start is None else start
     if start > end:
@@ -47,15 +44,7 @@ def _number(value: str | None) -> Any:
 
 def task_stats(mf: Mayfly, project_id: str, start: float, end: float, code_id: str | None = None) -> dict[str, Any]:
     """Counts of the project's (or one code's) tasks created in ``[start, end]``, by status, and their total."""
-    query = (
-        select(s.tasks.c.status, func.count())
-        .where(s.tasks.c.project_id == project_id, s.tasks.c.created_at >= start, s.tasks.c.created_at <= end)
-        .group_by(s.tasks.c.status)
-    )
-    if code_id is not None:
-        query = query.where(s.tasks.c.code_id == code_id)
-    with mf.store.read() as conn:
-        counts = {str(status): int(n) for status, n in conn.execute(query).all()}
+    counts = mf.tasks.count_by_status(project_id, code_id=code_id, created_from=start, created_to=end)
     body: dict[str, Any] = {status.value: counts.get(status.value, 0) for status in TaskStatus}
     body["total"] = sum(counts.values())
     body["start_date"], body["end_date"] = iso(start), iso(end)

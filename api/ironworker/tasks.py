@@ -8,13 +8,13 @@ stored and delivered to the worker's payload file byte for byte, JSON or not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from mayfly.api.deps import MayflyDep
 from mayfly.api.ironworker.auth import ProjectId
@@ -24,9 +24,7 @@ from mayfly.api.ironworker.mapping import STATUS_FLAGS, page_window, payload_tex
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import InvalidInput, MayflyError, NotFound, PayloadTooLarge, TargetNotFound
 from mayfly.core.records import Task
-from mayfly.core.store import now
-from mayfly.core.store import schema as s
-from mayfly.core.tasks import TaskOptions
+from mayfly.core.tasks import TaskFilter, TaskOptions
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
@@ -88,7 +86,7 @@ def new_task(mf: Mayfly, f: Fields) -> NewTask:
 
 def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[NewTask]) -> list[Task]:
     """Validate every task, then queue them; a bad one stores none."""
-    ts = now()
+    ts = time.time()
     for i, t in enumerate(tasks):
         code, rev = mf.codes.get(project_id, t.code_name)
         try:
@@ -162,24 +160,19 @@ def list_tasks(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, Any
     """Tasks newest first, filtered by code, status flags (OR-ed), creation time, label and cluster; one page."""
     q = request.query_params
     offset, limit = page_window(to_int(q.get("page"), "page"), to_int(q.get("per_page"), "per_page"))
-    query = select(s.tasks).where(s.tasks.c.project_id == pid)
-    if q.get("code_name"):
-        query = query.where(s.tasks.c.code_name == q["code_name"])
     statuses = status_filter(flag for flag in STATUS_FLAGS if _flag(q.get(flag)))
-    if statuses:
-        query = query.where(s.tasks.c.status.in_(statuses))
-    from_time, to_time = to_int(q.get("from_time"), "from_time"), to_int(q.get("to_time"), "to_time")
-    if from_time is not None:
-        query = query.where(s.tasks.c.created_at >= from_time)
-    if to_time is not None:
-        query = query.where(s.tasks.c.created_at <= to_time)
-    if q.get("label"):
-        query = query.where(s.tasks.c.label == q["label"])
-    if q.get("cluster") and q["cluster"] != "default":
-        query = query.where(s.tasks.c.target == q["cluster"])
-    query = query.order_by(s.tasks.c.id.desc()).offset(offset).limit(limit)
-    with mf.store.read() as conn:
-        tasks = [Task.from_row(row) for row in conn.execute(query).mappings()]
+    cluster = q.get("cluster")
+    flt = TaskFilter(
+        status=statuses,
+        code_name=q.get("code_name") or None,
+        label=q.get("label") or None,
+        target=cluster if cluster and cluster != "default" else None,
+        created_from=to_int(q.get("from_time"), "from_time"),
+        created_to=to_int(q.get("to_time"), "to_time"),
+        offset=offset,
+        limit=limit,
+    )
+    tasks = mf.tasks.list(pid, flt)
     return {"tasks": [task_json(t) for t in tasks]}
 
 
