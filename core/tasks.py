@@ -79,6 +79,15 @@ class TaskFilter:
 
 
 @dataclass(frozen=True)
+class TaskRequest:
+    """One task of a batch that mixes codes and options (:meth:`TaskService.queue_batch`)."""
+
+    code_name: str
+    payload: str
+    options: TaskOptions = field(default_factory=TaskOptions)
+
+
+@dataclass(frozen=True)
 class TaskCount:
     """How many tasks of a project, target, code and status there are (one row of :meth:`TaskService.census`)."""
 
@@ -241,6 +250,48 @@ class TaskService:
                 # Every payload shares the options: a refusal by the target is not about payload i.
                 if len(payloads) > 1 and not isinstance(exc, TargetUnsupported):
                     raise type(exc)(f"payload {i + 1}: {exc.message}") from None
+                raise
+            values["id"] = new_id()
+            rows.append(values)
+        with self.store.write() as conn:
+            if rows:
+                conn.execute(_INSERT, rows)
+        if rows:
+            self.on_queued()
+        return [Task.from_row({**_UNSET, **r}) for r in rows]
+
+    def queue_batch(
+        self,
+        project_id: str,
+        requests: Sequence[TaskRequest],
+        *,
+        text_payload: bool = False,
+        where: str = "tasks[{i}]",
+    ) -> builtins.list[Task]:
+        """Queue tasks of any codes and options in one transaction: all of them or, on any bad input or fault, none.
+
+        Each code's latest revision is looked up once. In a batch of more than one, a bad
+        input of request ``i`` is reported as ``where.format(i=i) + ": " + message``.
+        """
+        pinned: dict[str, tuple[Code, Revision]] = {}
+        checked: set[str] = set()
+        ts = now()
+        rows = []
+        for i, req in enumerate(requests):
+            if req.code_name not in pinned:
+                pinned[req.code_name] = self.code_of(project_id, req.code_name)
+            code, rev = pinned[req.code_name]
+            try:
+                hook = req.options.webhook
+                if hook and hook not in checked:
+                    validate_url(hook)
+                    checked.add(hook)
+                values = self.row(
+                    project_id, code, rev, req.payload, req.options, ts, webhook_checked=True, text_payload=text_payload
+                )
+            except InvalidInput as exc:
+                if len(requests) > 1:
+                    raise type(exc)(f"{where.format(i=i)}: {exc.message}") from None
                 raise
             values["id"] = new_id()
             rows.append(values)

@@ -1,16 +1,14 @@
 """Tasks: bulk queue, webhook, list with IronWorker's filters, info, log, cancel, retry, progress.
 
-Queueing is all or none: every task of a request is validated before any is
-stored. IronWorker payloads are any string ("usually JSON"): a payload is
-stored and delivered to the worker's payload file byte for byte, JSON or not
-(see :func:`~.mapping.payload_text`).
+Queueing is all or none: every task of a request is validated, then all are
+stored in one transaction (``TaskService.queue_batch``). IronWorker payloads are
+any string ("usually JSON"): a payload is stored and delivered to the worker's
+payload file byte for byte, JSON or not (see :func:`~.mapping.payload_text`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +22,7 @@ from mayfly.api.ironworker.mapping import STATUS_FLAGS, page_window, payload_tex
 from mayfly.core.app import Mayfly
 from mayfly.core.errors import InvalidInput, MayflyError, NotFound, PayloadTooLarge, TargetNotFound
 from mayfly.core.records import Task
-from mayfly.core.tasks import TaskFilter, TaskOptions
+from mayfly.core.tasks import TaskFilter, TaskOptions, TaskRequest
 
 router = APIRouter(route_class=IronRoute, tags=["ironworker"])
 
@@ -32,15 +30,6 @@ JsonBody = Annotated[Any, Depends(json_body)]
 
 #: IronWorker's limit on webhook bodies (they become the payload).
 WEBHOOK_MAX_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class NewTask:
-    """One task of a queue request, in Mayfly's terms."""
-
-    code_name: str
-    payload: str
-    options: TaskOptions
 
 
 def target_of(mf: Mayfly, cluster: str | None) -> str | None:
@@ -68,9 +57,9 @@ def task_options(
     )
 
 
-def new_task(mf: Mayfly, f: Fields) -> NewTask:
+def new_task(mf: Mayfly, f: Fields) -> TaskRequest:
     """One entry of ``{"tasks": [...]}`` (IronWorker's ``name`` and ``sync`` are accepted and ignored)."""
-    return NewTask(
+    return TaskRequest(
         code_name=f.required_str("code_name"),
         payload=payload_text(f.raw("payload"), f"{f.where}.payload"),
         options=task_options(
@@ -84,33 +73,9 @@ def new_task(mf: Mayfly, f: Fields) -> NewTask:
     )
 
 
-def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[NewTask]) -> list[Task]:
-    """Validate every task, then queue them; a bad one stores none."""
-    ts = time.time()
-    for i, t in enumerate(tasks):
-        code, rev = mf.codes.get(project_id, t.code_name)
-        try:
-            mf.tasks.row(project_id, code, rev, t.payload, t.options, ts, text_payload=True)
-        except InvalidInput as exc:
-            if len(tasks) > 1:
-                raise type(exc)(f"tasks[{i}]: {exc.message}") from None
-            raise
-    queued: list[Task] = []
-    start = 0
-    # Runs of tasks with the same code and options are queued in one transaction each.
-    while start < len(tasks):
-        end = start + 1
-        while end < len(tasks) and (tasks[end].code_name, tasks[end].options) == (
-            tasks[start].code_name,
-            tasks[start].options,
-        ):
-            end += 1
-        group = tasks[start:end]
-        queued += mf.tasks.queue_many(
-            project_id, group[0].code_name, [t.payload for t in group], group[0].options, text_payload=True
-        )
-        start = end
-    return queued
+def queue_all(mf: Mayfly, project_id: str, tasks: Sequence[TaskRequest]) -> list[Task]:
+    """Queue every task in one transaction; a bad one (reported as ``tasks[i]``) stores none."""
+    return mf.tasks.queue_batch(project_id, tasks, text_payload=True, where="tasks[{i}]")
 
 
 @router.post("/tasks")
@@ -147,7 +112,7 @@ async def webhook(pid: ProjectId, request: Request, mf: MayflyDep) -> dict[str, 
         q.get("cluster") or None,
         q.get("label") or None,
     )
-    (task,) = queue_all(mf, pid, [NewTask(code_name, text, options)])
+    (task,) = queue_all(mf, pid, [TaskRequest(code_name, text, options)])
     return {"id": task.id, "msg": "Queued up."}
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from mayfly.cli.context import resolve_runtime
 from mayfly.core.app import Mayfly
@@ -160,3 +161,37 @@ def test_code_and_schedule_pages_and_lookups_by_id(server: Any) -> None:
     assert [s["id"] for s in second["schedules"]] == newest_first[1:2]
     one = httpx.get(server.path(f"schedules/{ids[0]}"), headers=server.auth).json()
     assert (one["id"], one["error_count"]) == (ids[0], 0)
+
+
+#: A store fault on one row: SQLite aborts the statement that inserts a task with this payload.
+POISON_TRIGGER = """
+CREATE TRIGGER ironcore_poison BEFORE INSERT ON tasks WHEN NEW.payload = 'poison'
+BEGIN SELECT RAISE(ABORT, 'simulated store fault'); END
+"""
+
+
+def test_a_mixed_batch_is_one_transaction_a_failed_write_stores_none(server: Any) -> None:
+    """Tasks of two codes in one POST /tasks are written together: a write failing on the second stores neither."""
+    _register(server, "batch-one")
+    _register(server, "batch-two")
+    mf = Mayfly(Home(server.home), resolve_runtime)
+    try:
+        with mf.store.write() as conn:
+            conn.execute(text(POISON_TRIGGER))
+        try:
+            tasks = [
+                {"code_name": "batch-one", "payload": "fine", "delay": HOUR},
+                {"code_name": "batch-two", "payload": "poison", "delay": HOUR},
+            ]
+            r = httpx.post(server.path("tasks"), headers=server.auth, json={"tasks": tasks})
+            assert r.status_code == 500, r.text
+        finally:
+            with mf.store.write() as conn:
+                conn.execute(text("DROP TRIGGER ironcore_poison"))
+    finally:
+        mf.close()
+    assert _ids(server, code_name="batch-one") == []
+    assert _ids(server, code_name="batch-two") == []
+    # Without the fault the same batch is queued whole, in order.
+    ids = _queue(server, [{**t, "payload": "fine"} for t in tasks])
+    assert _ids(server, code_name="batch-one") + _ids(server, code_name="batch-two") == ids
