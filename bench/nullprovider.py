@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from mayfly.core import hookimpl
 from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.plugins import ProviderRegistry
-from mayfly.core.provider import Capability, Provider
+from mayfly.core.provider import Capability, Provider, ProviderContext, ProviderSettings
 
 
-class NullProvider(Provider):
+class NullProvider(Provider[ProviderSettings]):
     """Every launch "runs" for zero seconds and exits 0; state is kept in memory."""
 
     name = "null"
     capabilities = frozenset({Capability.CANCEL})
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
+        super().__init__(settings, context)
         # No lock: each dict operation below is atomic under the GIL. A lock held across a GIL
         # switch convoyed hundreds of attempt threads behind it (the bench measured the provider).
         self._started: dict[str, float] = {}

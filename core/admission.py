@@ -14,6 +14,7 @@ the provider keep their own checks as a second line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mayfly.core.errors import TargetUnsupported
 from mayfly.core.provider import Capability, Provider, ProviderLimits
@@ -37,7 +38,7 @@ class Requirements:
     capabilities: frozenset[Capability] = frozenset()
 
 
-def admit(target: str, provider: type[Provider], need: Requirements, limits: ProviderLimits | None = None) -> None:
+def admit(target: str, provider: type[Provider[Any]], need: Requirements, limits: ProviderLimits | None = None) -> None:
     """Refuse ``need`` on ``target`` (run by ``provider``) when the provider cannot do it.
 
     ``limits`` are the target's own (``provider.limits_for(settings)``); the class's by default.
@@ -54,7 +55,7 @@ def admit(target: str, provider: type[Provider], need: Requirements, limits: Pro
     _admit_limits(where, limits or provider.limits, need)
 
 
-def _admit_network(where: str, provider: type[Provider], network: str) -> None:
+def _admit_network(where: str, provider: type[Provider[Any]], network: str) -> None:
     if network == BRIDGE:
         return
     if network == NONE:

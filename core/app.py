@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import cached_property
+from typing import Any
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.blobs.local import LocalBlobStore
@@ -155,7 +156,7 @@ class Mayfly:
     def _send_cancel(self, target: str, msg: CancelMessage) -> None:
         self.queues_for(target).get("control").send(msg.dumps())
 
-    def provider_for(self, target: str) -> Provider:
+    def provider_for(self, target: str) -> Provider[Any]:
         """A provider instance configured with the target's settings."""
         record = self.targets.get(target)
         cls = self.plugins.registry.get(record.provider)

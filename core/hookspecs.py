@@ -5,9 +5,12 @@ Mayfly uses `pluggy <https://pluggy.readthedocs.io>`_ with the project name
 :data:`mayfly.core.hookimpl`::
 
     from mayfly.core import hookimpl
-    from mayfly.core.provider import Provider
+    from mayfly.core.provider import Provider, ProviderSettings
 
-    class MyProvider(Provider):
+    class MySettings(ProviderSettings):
+        region: str
+
+    class MyProvider(Provider[MySettings]):  # self.settings is a MySettings
         name = "my-cloud"
         ...
 

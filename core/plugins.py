@@ -12,17 +12,32 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import pluggy
 
 from mayfly.core import hookspecs
 from mayfly.core.clouds import CloudRegistry
 from mayfly.core.errors import PluginError, ProviderNotFound
-from mayfly.core.provider import Provider
+from mayfly.core.provider import Provider, ProviderSettings, settings_parameter
 
 ENTRY_POINT_GROUP = "mayfly.providers"
 #: The distribution whose entry points are the built-in providers.
 OWN_DISTRIBUTION = "mayfly-tasks"
+
+
+def _check_settings(name: str, provider: type[Provider[Any]]) -> None:
+    """``Settings`` is a settings model, and the type parameter's model or a subclass of it."""
+    model = getattr(provider, "Settings", None)
+    if not (isinstance(model, type) and issubclass(model, ProviderSettings)):
+        raise PluginError(f"provider {name!r}: Settings ({model!r}) is not a ProviderSettings subclass")
+    declared = settings_parameter(provider)
+    if declared is not None and not issubclass(model, declared):
+        raise PluginError(
+            f"provider {name!r}: Settings is {model.__name__} but the class is "
+            f"Provider[{declared.__name__}]; drop the Settings line or make it a subclass of "
+            f"{declared.__name__}"
+        )
 
 
 @dataclass(frozen=True)
@@ -43,10 +58,10 @@ class ProviderRegistry:
     """Provider classes by name, filled by ``mayfly_register_providers``."""
 
     def __init__(self) -> None:
-        self._providers: dict[str, type[Provider]] = {}
+        self._providers: dict[str, type[Provider[Any]]] = {}
         self._origin: dict[str, str] = {}
 
-    def add(self, provider: type[Provider]) -> None:
+    def add(self, provider: type[Provider[Any]]) -> None:
         """Register a provider class; fails loudly on a bad or duplicate class."""
         if not (isinstance(provider, type) and issubclass(provider, Provider)):
             raise PluginError(f"{provider!r} was registered as a provider but is not a Provider class")
@@ -56,12 +71,13 @@ class ProviderRegistry:
         missing = sorted(getattr(provider, "__abstractmethods__", ()))
         if missing:
             raise PluginError(f"provider {name!r} does not implement: {', '.join(missing)}")
+        _check_settings(name, provider)
         if name in self._providers and self._providers[name] is not provider:
             raise PluginError(f"provider {name!r} registered twice (by {self._origin[name]} and {provider.__module__})")
         self._providers[name] = provider
         self._origin[name] = provider.__module__
 
-    def get(self, name: str) -> type[Provider]:
+    def get(self, name: str) -> type[Provider[Any]]:
         """The provider class called ``name``."""
         try:
             return self._providers[name]
@@ -76,7 +92,7 @@ class ProviderRegistry:
         """The module that defines the provider."""
         return self._origin[name]
 
-    def __iter__(self) -> Iterator[type[Provider]]:
+    def __iter__(self) -> Iterator[type[Provider[Any]]]:
         return iter(self._providers[n] for n in self.names())
 
 

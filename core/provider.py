@@ -1,8 +1,9 @@
 """The provider interface: how Mayfly starts, watches and removes one container.
 
-A provider is a class with a unique ``name``, a pydantic ``Settings`` model for
-its target settings, its capabilities declared as data, and a handful of
-methods. ``launch``, ``state``, ``logs``, ``result`` and ``remove`` are required;
+A provider is a class with a unique ``name``, generic in the pydantic model of
+its target settings (``class MyProvider(Provider[MySettings])``, so
+``self.settings`` is a ``MySettings`` without a cast), its capabilities declared
+as data, and a handful of methods. ``launch``, ``state``, ``logs``, ``result`` and ``remove`` are required;
 ``wait`` has a polling default; ``cancel`` and ``reattach`` raise
 :class:`~mayfly.core.errors.Unsupported` unless the provider overrides them.
 
@@ -10,6 +11,10 @@ Providers are registered through the ``mayfly_register_providers`` hook (see
 :mod:`mayfly.core.hookspecs`); the runner looks a provider up by name and calls
 these typed methods directly. SDK exceptions must be translated into
 :class:`~mayfly.core.errors.MayflyError` subclasses before they leave a provider.
+
+The class attribute ``Settings`` (the model core validates a target's settings
+with) is derived from the type parameter; a provider may still set it, to a
+subclass of the parameter (checked when the provider is registered).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,6 +73,10 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The settings model of a provider (``Provider[SettingsT]``).
+SettingsT = TypeVar("SettingsT", bound=ProviderSettings)
+
+
 @dataclass(frozen=True)
 class Transport:
     """A target's own queues and blob store (a cloud target's SQS + S3, say)."""
@@ -90,12 +99,13 @@ class ProviderContext:
     target: str
 
 
-class Provider(abc.ABC):
-    """Starts one container per (task, attempt) and reports on it."""
+class Provider(abc.ABC, Generic[SettingsT]):
+    """Starts one container per (task, attempt) and reports on it; ``SettingsT`` is its settings model."""
 
     #: Registry key, e.g. "docker". Must be unique.
     name: ClassVar[str]
-    #: The pydantic model of this provider's target settings.
+    #: The pydantic model of this provider's target settings: the type parameter, unless
+    #: the class sets it (to a subclass of the parameter, see :func:`settings_parameter`).
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     #: Capabilities this provider offers.
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
@@ -111,12 +121,20 @@ class Provider(abc.ABC):
     #: Seconds between ``state`` calls in the default ``wait``.
     poll_interval: ClassVar[float] = 1.0
 
-    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
-        self.settings = settings
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take ``Settings`` from the type parameter when the class names one and sets no ``Settings`` itself."""
+        super().__init_subclass__(**kwargs)
+        if "Settings" not in cls.__dict__:
+            own = _parameter_of(cls)
+            if own is not None:
+                cls.Settings = own
+
+    def __init__(self, settings: SettingsT, context: ProviderContext) -> None:
+        self.settings: SettingsT = settings
         self.context = context
 
     @classmethod
-    def transport(cls, settings: ProviderSettings, target: str) -> Transport | None:
+    def transport(cls, settings: SettingsT, target: str) -> Transport | None:
         """The queues and blob store of a target of this provider.
 
         ``None`` (the default) means the home's embedded queues and local blob
@@ -127,7 +145,7 @@ class Provider(abc.ABC):
         return None
 
     @classmethod
-    def limits_for(cls, settings: ProviderSettings) -> ProviderLimits:
+    def limits_for(cls, settings: SettingsT) -> ProviderLimits:
         """The limits of a target with these settings (``limits`` unless they depend on the settings)."""
         return cls.limits
 
@@ -231,7 +249,31 @@ class Provider(abc.ABC):
         """Release clients and connections."""
 
 
-def check_capability(provider: type[Provider], capability: Capability) -> None:
+def _parameter_of(cls: type) -> type[ProviderSettings] | None:
+    """The settings model ``cls`` itself names in its bases (``Provider[X]``, ``Base[X]``), if any."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Provider):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, ProviderSettings):
+                    return arg
+    return None
+
+
+def settings_parameter(provider: type[Provider[Any]]) -> type[ProviderSettings] | None:
+    """The settings model a provider class is parameterized with, or ``None`` (a bare ``Provider``).
+
+    The nearest class in the MRO that names one wins, so a subclass of ``DockerProvider``
+    has ``DockerSettings``. ``Settings`` must be this class or a subclass of it.
+    """
+    for klass in provider.__mro__:
+        found = _parameter_of(klass)
+        if found is not None:
+            return found
+    return None
+
+
+def check_capability(provider: type[Provider[Any]], capability: Capability) -> None:
     """Raise :class:`Unsupported` naming the feature and the reason when ``provider`` lacks it."""
     if capability in provider.capabilities:
         return

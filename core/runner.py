@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import sweep_interval_from_env
@@ -153,7 +154,7 @@ class Runner:
     def __init__(
         self,
         target: str,
-        provider: Provider,
+        provider: Provider[Any],
         queues: QueueSet,
         blobs: BlobStore,
         *,

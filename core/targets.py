@@ -37,7 +37,7 @@ def default_local_capacity() -> int:
     return max(4, 4 * (os.cpu_count() or 1))
 
 
-def validate_settings(provider: type[Provider], settings: Mapping[str, Any]) -> dict[str, Any]:
+def validate_settings(provider: type[Provider[Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
     """Check settings against the provider's model; one line naming every bad field."""
     try:
         model = provider.Settings.model_validate(dict(settings))
@@ -51,12 +51,12 @@ def validate_settings(provider: type[Provider], settings: Mapping[str, Any]) -> 
 class TargetService:
     """Look up, add and remove targets; make sure ``local`` exists."""
 
-    def __init__(self, store: Store, provider_class: Callable[[str], type[Provider]]) -> None:
+    def __init__(self, store: Store, provider_class: Callable[[str], type[Provider[Any]]]) -> None:
         self.store = store
         self.provider_class = provider_class
         self._cache: dict[str, Target] = {}
         #: Target name -> its provider class and limits (admission asks on every queued task).
-        self._admission: dict[str, tuple[type[Provider], ProviderLimits]] = {}
+        self._admission: dict[str, tuple[type[Provider[Any]], ProviderLimits]] = {}
 
     def ensure_local(self) -> Target:
         """Create the ``local`` target on first use."""

@@ -1,9 +1,10 @@
 """The provider conformance suite: what every Mayfly provider must do, as pytest tests.
 
-Subclass :class:`ProviderConformance` in a test module of your provider and
-override two fixtures, ``provider`` (an instance, ready to launch) and ``image``
-(an image the provider can run, with a POSIX ``sh`` and the usual tools: ``cat``,
-``printf``, ``seq``, ``sleep``, ``head``, ``yes``, ``dd``)::
+Subclass :class:`ProviderConformance` in a test module of your provider (a
+``class MyCloudProvider(Provider[MyCloudSettings])``) and override two fixtures,
+``provider`` (an instance, ready to launch) and ``image`` (an image the provider
+can run, with a POSIX ``sh`` and the usual tools: ``cat``, ``printf``, ``seq``,
+``sleep``, ``head``, ``yes``, ``dd``)::
 
     import pytest
     from mayfly.testing import ProviderConformance
@@ -11,7 +12,7 @@ override two fixtures, ``provider`` (an instance, ready to launch) and ``image``
     class TestMyCloud(ProviderConformance):
         @pytest.fixture
         def provider(self, tmp_path):
-            p = MyCloudProvider(MyCloudProvider.Settings(...), make_context(tmp_path))
+            p = MyCloudProvider(MyCloudSettings(...), make_context(tmp_path))
             yield p
             p.close()
 
@@ -39,7 +40,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pytest
 
@@ -81,12 +82,12 @@ class SpecFactory(Protocol):
 class Launcher(Protocol):
     """The ``launch`` fixture: launches a spec and removes the container at teardown."""
 
-    def __call__(self, spec: LaunchSpec, other: Provider | None = None) -> LaunchResult:
+    def __call__(self, spec: LaunchSpec, other: Provider[Any] | None = None) -> LaunchResult:
         """Launch ``spec`` through the suite's provider, or through ``other``."""
         ...
 
 
-def make_code(provider: Provider, files: CodeFiles) -> CodeRef:
+def make_code(provider: Provider[Any], files: CodeFiles) -> CodeRef:
     """Zip ``files`` into a code package, store it content-addressed in the provider's blob store."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -119,7 +120,7 @@ class ProviderConformance:
     # ------------------------------------------------------------ fixtures to override
 
     @pytest.fixture
-    def provider(self) -> Provider:
+    def provider(self) -> Provider[Any]:
         """The provider under test. Override it."""
         pytest.fail(f"{type(self).__name__} must override the 'provider' fixture")
 
@@ -131,7 +132,7 @@ class ProviderConformance:
     # ------------------------------------------------------------ fixtures provided
 
     @pytest.fixture
-    def make_spec(self, provider: Provider, image: str) -> SpecFactory:
+    def make_spec(self, provider: Provider[Any], image: str) -> SpecFactory:
         """A factory of LaunchSpecs with a fresh task id each (see :class:`SpecFactory`)."""
         shell = self.shell
 
@@ -175,11 +176,11 @@ class ProviderConformance:
         return factory
 
     @pytest.fixture
-    def launch(self, provider: Provider) -> Iterator[Launcher]:
+    def launch(self, provider: Provider[Any]) -> Iterator[Launcher]:
         """Launch through ``provider`` (or another one); every container is removed at teardown."""
-        launched: list[tuple[Provider, str]] = []
+        launched: list[tuple[Provider[Any], str]] = []
 
-        def do_launch(spec: LaunchSpec, other: Provider | None = None) -> LaunchResult:
+        def do_launch(spec: LaunchSpec, other: Provider[Any] | None = None) -> LaunchResult:
             p = other or provider
             result = p.launch(spec)
             launched.append((p, result.handle))
@@ -192,13 +193,13 @@ class ProviderConformance:
     # ------------------------------------------------------------ helpers
 
     @staticmethod
-    def require(provider: Provider, capability: Capability) -> None:
+    def require(provider: Provider[Any], capability: Capability) -> None:
         """Skip when the provider declares ``capability`` unsupported (and only then)."""
         reason = provider.unsupported.get(capability)
         if reason is not None:
             pytest.skip(f"provider {provider.name!r} declares {capability.value} unsupported: {reason}")
 
-    def wait_exited(self, provider: Provider, handle: str) -> ContainerState:
+    def wait_exited(self, provider: Provider[Any], handle: str) -> ContainerState:
         """Wait for the container to exit; fail if it does not within ``exit_timeout``."""
         st = provider.wait(handle, self.exit_timeout)
         assert st.status is ContainerStatus.EXITED, f"container did not exit within {self.exit_timeout}s: {st}"
@@ -211,7 +212,7 @@ class ProviderConformance:
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.1)
 
-    def wait_running(self, provider: Provider, handle: str) -> None:
+    def wait_running(self, provider: Provider[Any], handle: str) -> None:
         """Wait until the container runs."""
 
         def running() -> bool:
@@ -222,13 +223,13 @@ class ProviderConformance:
         self.wait_until("the container to run", running)
 
     @staticmethod
-    def log_of(provider: Provider, handle: str) -> bytes:
+    def log_of(provider: Provider[Any], handle: str) -> bytes:
         """The whole log of a container (without following)."""
         return b"".join(provider.logs(handle))
 
     # ------------------------------------------------------------ declarations
 
-    def test_declarations_are_consistent(self, provider: Provider) -> None:
+    def test_declarations_are_consistent(self, provider: Provider[Any]) -> None:
         """Name, settings and capabilities are declared as data, without contradictions."""
         assert isinstance(provider.name, str)
         assert provider.name
@@ -244,14 +245,14 @@ class ProviderConformance:
         undocumented = [n for n, f in provider.Settings.model_fields.items() if not f.description]
         assert not undocumented, f"settings without a description: {undocumented}"
 
-    def test_check_passes(self, provider: Provider) -> None:
+    def test_check_passes(self, provider: Provider[Any]) -> None:
         provider.check()
 
     # ------------------------------------------------------------ launch and exit
 
     @pytest.mark.parametrize("code", [0, 3])
     def test_exit_code_propagates(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher, code: int
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher, code: int
     ) -> None:
         result = launch(make_spec(f"exit {code}"))
         assert not result.existing
@@ -262,7 +263,7 @@ class ProviderConformance:
             assert st.finished_at >= st.started_at
 
     def test_payload_config_and_env_are_visible(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         spec = make_spec(
             'cat /mayfly/payload.json; echo; cat /mayfly/config.json; echo; echo "$GREETING"',
@@ -275,7 +276,7 @@ class ProviderConformance:
         assert self.log_of(provider, handle) == b'{"n": 42}\n{"mode": "test"}\nhello world\n'
 
     def test_code_is_unpacked_in_the_working_directory(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         code: CodeFiles = {
             "run.sh": (b"#!/bin/sh\necho from-code\ncat data/inner.txt\n", 0o755),
@@ -289,21 +290,21 @@ class ProviderConformance:
 
     # ------------------------------------------------------------ result
 
-    def test_result_is_read_back(self, provider: Provider, make_spec: SpecFactory, launch: Launcher) -> None:
+    def test_result_is_read_back(self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher) -> None:
         handle = launch(make_spec("printf '{\"answer\": 42}' > /mayfly/result.json")).handle
         assert self.wait_exited(provider, handle).exit_code == 0
         assert provider.result(handle, 1024) == b'{"answer": 42}'
 
     @pytest.mark.parametrize("command", ["true", ": > /mayfly/result.json"], ids=["absent", "empty"])
     def test_no_result_is_none(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher, command: str
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher, command: str
     ) -> None:
         handle = launch(make_spec(command)).handle
         assert self.wait_exited(provider, handle).exit_code == 0
         assert provider.result(handle, 1024) is None
 
     def test_result_over_the_cap_is_refused(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         handle = launch(make_spec("yes | head -c 5000 > /mayfly/result.json")).handle
         assert self.wait_exited(provider, handle).exit_code == 0
@@ -313,11 +314,11 @@ class ProviderConformance:
 
     # ------------------------------------------------------------ idempotent launch
 
-    def _containers_of(self, provider: Provider, task_id: str) -> int:
+    def _containers_of(self, provider: Provider[Any], task_id: str) -> int:
         return sum(1 for a in provider.reattach() if a.task_id == task_id)
 
     def test_relaunch_with_the_same_name_returns_the_running_container(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         spec = make_spec("sleep 300")
         first = launch(spec)
@@ -329,7 +330,7 @@ class ProviderConformance:
             assert self._containers_of(provider, spec.task_id) == 1
 
     def test_relaunch_after_exit_starts_nothing(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         spec = make_spec("echo ran")
         first = launch(spec)
@@ -343,7 +344,7 @@ class ProviderConformance:
 
     # ------------------------------------------------------------ logs
 
-    def test_logs_keep_every_byte(self, provider: Provider, make_spec: SpecFactory, launch: Launcher) -> None:
+    def test_logs_keep_every_byte(self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher) -> None:
         """10,000 lines, then a last line without a newline, and an immediate exit: nothing is lost."""
         expected = b"".join(b"%d\n" % i for i in range(1, 10_001)) + b"the-end"
         handle = launch(make_spec("seq 1 10000; printf the-end")).handle
@@ -355,7 +356,7 @@ class ProviderConformance:
         assert self.log_of(provider, handle) == expected
 
     def test_logs_combine_stdout_and_stderr(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         handle = launch(make_spec("echo to-out; echo to-err >&2")).handle
         self.wait_exited(provider, handle)
@@ -364,14 +365,14 @@ class ProviderConformance:
     # ------------------------------------------------------------ wait and cancel
 
     def test_wait_returns_the_state_on_timeout(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         handle = launch(make_spec("sleep 300")).handle
         self.wait_running(provider, handle)
         assert provider.wait(handle, 0.5).status is ContainerStatus.RUNNING
 
     def test_cancel_stops_a_running_container(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         self.require(provider, Capability.CANCEL)
         handle = launch(make_spec("sleep 300")).handle
@@ -385,7 +386,7 @@ class ProviderConformance:
         assert took < grace + self.stop_slack
 
     def test_cancel_kills_after_the_grace_period(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         """SIGTERM first (the task's handler runs), SIGKILL when the task ignores it."""
         self.require(provider, Capability.CANCEL)
@@ -399,7 +400,7 @@ class ProviderConformance:
         assert b"got-term" in self.log_of(provider, handle)
 
     def test_cancel_after_exit_keeps_the_exit_code(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         self.require(provider, Capability.CANCEL)
         handle = launch(make_spec("exit 5")).handle
@@ -410,7 +411,7 @@ class ProviderConformance:
     # ------------------------------------------------------------ reattach, remove
 
     def test_reattach_finds_this_homes_containers_only(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         self.require(provider, Capability.REATTACH)
         ours = [make_spec("sleep 300"), make_spec("exit 0", attempt=2)]
@@ -431,7 +432,7 @@ class ProviderConformance:
             assert found[key].state.status is not ContainerStatus.MISSING
         assert (theirs.task_id, theirs.attempt) in {(a.task_id, a.attempt) for a in other.reattach()}
 
-    def test_remove_is_idempotent(self, provider: Provider, make_spec: SpecFactory, launch: Launcher) -> None:
+    def test_remove_is_idempotent(self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher) -> None:
         spec = make_spec("true")
         handle = launch(spec).handle
         self.wait_exited(provider, handle)
@@ -442,7 +443,7 @@ class ProviderConformance:
             assert provider.find(spec.name) is None
 
     def test_remove_stops_a_running_container(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         handle = launch(make_spec("sleep 300")).handle
         self.wait_running(provider, handle)
@@ -451,14 +452,14 @@ class ProviderConformance:
 
     # ------------------------------------------------------------ limits
 
-    def test_out_of_memory_is_reported(self, provider: Provider, make_spec: SpecFactory, launch: Launcher) -> None:
+    def test_out_of_memory_is_reported(self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher) -> None:
         handle = launch(make_spec(self.oom_command, memory_mb=self.oom_memory_mb)).handle
         st = self.wait_exited(provider, handle)
         assert st.oom_killed, st
         assert st.exit_code != 0
 
     def test_refused_networks_fail_at_launch(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         """The provider's own check, the second line behind admission: a network it declares refused never starts."""
         refused = list(provider.refused_networks)
@@ -474,7 +475,7 @@ class ProviderConformance:
             assert failure.value.retryable is False, network
 
     def test_network_none_has_only_loopback(
-        self, provider: Provider, make_spec: SpecFactory, launch: Launcher
+        self, provider: Provider[Any], make_spec: SpecFactory, launch: Launcher
     ) -> None:
         self.require(provider, Capability.NETWORK_NONE)
         command = 'while read -r line; do case $line in *:*) echo "${line%%:*}";; esac; done < /proc/net/dev'

@@ -21,7 +21,7 @@ from mayfly.core.errors import EngineNotRunning, LaunchFailed, TaskContainerNotF
 from mayfly.core.faults import fault_point
 from mayfly.core.messages import parse_container_name
 from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
-from mayfly.core.provider import Capability, Provider, ProviderContext, ProviderLimits, ProviderSettings
+from mayfly.core.provider import Capability, Provider, ProviderContext, ProviderLimits
 from mayfly.providers.docker.errors import engine_url, translate
 from mayfly.providers.docker.files import (
     MOUNT_POINT,
@@ -146,11 +146,10 @@ HOST_NETWORK_REASON = (
 )
 
 
-class DockerProvider(Provider):
+class DockerProvider(Provider[DockerSettings]):
     """Runs each task in a fresh, hardened container on a Docker engine."""
 
     name = "docker"
-    Settings = DockerSettings
     capabilities = frozenset(
         {
             Capability.LOG_STREAMING,
@@ -167,22 +166,17 @@ class DockerProvider(Provider):
     limits = _host_limits()
     refused_networks = {"host": HOST_NETWORK_REASON}
 
-    settings: DockerSettings
-
-    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
-        if not isinstance(settings, DockerSettings):
-            settings = DockerSettings.model_validate(settings.model_dump())
+    def __init__(self, settings: DockerSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)
-        self.settings = settings
         self._url = engine_url(settings.base_url)
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._engine = EngineWatch(self._url)
 
     @classmethod
-    def limits_for(cls, settings: ProviderSettings) -> ProviderLimits:
+    def limits_for(cls, settings: DockerSettings) -> ProviderLimits:
         """This machine's size for a local engine; an engine elsewhere (``base_url``) checks its own."""
-        return cls.limits if getattr(settings, "base_url", None) is None else _REMOTE_LIMITS
+        return cls.limits if settings.base_url is None else _REMOTE_LIMITS
 
     # ------------------------------------------------------------ engine access
 

@@ -54,7 +54,6 @@ from mayfly.core.provider import (
     Provider,
     ProviderContext,
     ProviderLimits,
-    ProviderSettings,
     Transport,
 )
 from mayfly.core.staging import read_result, stage_inputs
@@ -108,17 +107,10 @@ FIND_MEMORY = 10.0
 _DONE = (ContainerStatus.EXITED, ContainerStatus.MISSING)
 
 
-def _as_settings(settings: ProviderSettings) -> EcsSettings:
-    if isinstance(settings, EcsSettings):
-        return settings
-    return EcsSettings.model_validate(settings.model_dump())
-
-
-class EcsProvider(Provider):
+class EcsProvider(Provider[EcsSettings]):
     """Runs each task as a Fargate task on the target's ECS cluster."""
 
     name = "ecs"
-    Settings = EcsSettings
     capabilities = frozenset({Capability.LOG_STREAMING, Capability.CANCEL, Capability.REATTACH, Capability.SPOT})
     unsupported = {
         Capability.GPU: "Fargate has no GPUs (GPU tasks need ECS on EC2 container instances, "
@@ -142,11 +134,9 @@ class EcsProvider(Provider):
     )
     poll_interval = 2.0
 
-    settings: EcsSettings
-
     def __init__(
         self,
-        settings: ProviderSettings,
+        settings: EcsSettings,
         context: ProviderContext,
         *,
         clients: Clients | None = None,
@@ -157,9 +147,8 @@ class EcsProvider(Provider):
         rng: random.Random | None = None,
     ) -> None:
         """The keyword arguments replace AWS clients, rate limiters, time and randomness (tests, embedding)."""
-        s = _as_settings(settings)
+        s = settings
         super().__init__(s, context)
-        self.settings = s
         self._clients = clients or Clients(s.region, s.endpoint_url)
         endpoint = s.endpoint_url or ""
         #: Taken before every RunTask; shared by the process's providers of one region and endpoint.
@@ -192,14 +181,13 @@ class EcsProvider(Provider):
         self._absent: dict[str, float] = {}
 
     @classmethod
-    def transport(cls, settings: ProviderSettings, target: str) -> Transport:
+    def transport(cls, settings: EcsSettings, target: str) -> Transport:
         """The target's SQS queues and S3 bucket."""
         from mayfly.providers.ecs.s3 import S3BlobStore
         from mayfly.providers.ecs.sqs import SqsQueueSet
 
-        s = _as_settings(settings)
-        clients = Clients(s.region, s.endpoint_url)
-        return Transport(SqsQueueSet.from_settings(s, clients), S3BlobStore.from_settings(s, clients))
+        clients = Clients(settings.region, settings.endpoint_url)
+        return Transport(SqsQueueSet.from_settings(settings, clients), S3BlobStore.from_settings(settings, clients))
 
     # ------------------------------------------------------------ AWS access
 

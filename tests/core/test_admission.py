@@ -19,7 +19,7 @@ from mayfly.core.admission import Requirements, admit
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions
 from mayfly.core.errors import ExitCode, TargetNotFound, TargetUnsupported
-from mayfly.core.provider import Capability, Provider, ProviderLimits
+from mayfly.core.provider import Capability, Provider, ProviderLimits, ProviderSettings
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleSpec
 from mayfly.core.store import schema as s
@@ -47,7 +47,7 @@ ECS_NONE = (
 )
 
 
-class _Tiny(Provider):
+class _Tiny(Provider[ProviderSettings]):
     """A provider declaring little: no optional capability, small limits, named networks refused."""
 
     name = "tiny"

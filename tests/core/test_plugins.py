@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mayfly.core import hookimpl, hookspecs
 from mayfly.core.clouds import CloudRegistry
-from mayfly.core.errors import PluginError, ProviderNotFound, Unsupported
+from mayfly.core.errors import InvalidSettings, PluginError, ProviderNotFound, Unsupported
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.plugins import ProviderRegistry, build_plugins
-from mayfly.core.provider import Capability, Provider, check_capability
+from mayfly.core.provider import Capability, Provider, ProviderSettings, check_capability
+from mayfly.core.targets import validate_settings
 
 
-class NullProvider(Provider):
+class NullProvider(Provider[ProviderSettings]):
     """A provider that starts nothing; enough to exercise registration."""
 
     name = "null"
@@ -67,7 +69,7 @@ def test_blocked_plugins_do_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_provider_missing_methods_is_refused_at_registration() -> None:
-    class Half(Provider):
+    class Half(Provider[ProviderSettings]):
         name = "half"
 
         def launch(self, spec: LaunchSpec) -> LaunchResult:
@@ -158,3 +160,92 @@ def test_malformed_and_duplicate_clouds_are_refused() -> None:
         registry.add(NoProvider)
     with pytest.raises(PluginError, match="is not a class"):
         registry.add(NullCloud())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ Provider[SettingsT]
+
+
+class ZoneSettings(ProviderSettings):
+    zone: str
+
+
+class ZonedProvider(Provider[ZoneSettings]):
+    """Generic in its settings: ``Settings`` comes from the type parameter, ``self.settings`` is typed."""
+
+    name = "zoned"
+
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        return LaunchResult(handle=f"{self.settings.zone}/{spec.name}")
+
+    def state(self, handle: str) -> ContainerState:
+        return ContainerState(ContainerStatus.EXITED, exit_code=0)
+
+    def logs(self, handle: str, *, follow: bool = False) -> Iterator[bytes]:
+        return iter(())
+
+    def result(self, handle: str, max_bytes: int) -> bytes | None:
+        return None
+
+    def remove(self, handle: str) -> None:
+        return None
+
+
+class _PluginOf:
+    """A plug-in registering one provider class, as a third-party package would."""
+
+    def __init__(self, provider: type[Provider[Any]]) -> None:
+        self.__name__ = f"{provider.name}-plugin"
+        self.provider = provider
+
+    @hookimpl
+    def mayfly_register_providers(self, registry: ProviderRegistry) -> None:
+        registry.add(self.provider)
+
+
+def test_settings_come_from_the_type_parameter_and_validate_target_settings() -> None:
+    cls = build_plugins((_PluginOf(ZonedProvider),)).registry.get("zoned")
+    assert cls.Settings is ZoneSettings
+    assert validate_settings(cls, {"zone": "eu-1"}) == {"zone": "eu-1"}
+    with pytest.raises(InvalidSettings, match="invalid settings for provider 'zoned': zone: Field required"):
+        validate_settings(cls, {})
+
+    class Subzoned(ZonedProvider):
+        name = "subzoned"
+
+    assert Subzoned.Settings is ZoneSettings  # inherited, like every other class attribute
+
+
+def test_settings_contradicting_the_type_parameter_are_refused_at_registration() -> None:
+    class OtherSettings(ProviderSettings):
+        region: str
+
+    class Contradicting(ZonedProvider):
+        name = "contradicting"
+        Settings = OtherSettings
+
+    with pytest.raises(PluginError) as err:
+        build_plugins((_PluginOf(Contradicting),))
+    assert str(err.value) == (
+        "provider 'contradicting': Settings is OtherSettings but the class is Provider[ZoneSettings]; "
+        "drop the Settings line or make it a subclass of ZoneSettings"
+    )
+
+    class NotAModel(ZonedProvider):
+        name = "not-a-model"
+        Settings = dict  # type: ignore[assignment]
+
+    with pytest.raises(
+        PluginError, match=r"^provider 'not-a-model': Settings \(<class 'dict'>\) is not a ProviderSettings subclass$"
+    ):
+        build_plugins((_PluginOf(NotAModel),))
+
+
+def test_a_narrower_settings_model_is_accepted() -> None:
+    class StrictZoneSettings(ZoneSettings):
+        rack: int
+
+    class Narrow(ZonedProvider):
+        name = "narrow"
+        Settings = StrictZoneSettings
+
+    assert build_plugins((_PluginOf(Narrow),)).registry.get("narrow").Settings is StrictZoneSettings

@@ -14,12 +14,12 @@ from mayfly.core.codes import CodeOptions
 from mayfly.core.config import Home
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.plugins import ProviderRegistry, build_plugins
-from mayfly.core.provider import Provider
+from mayfly.core.provider import Provider, ProviderSettings
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
 
 
-class FlakyPlatform(Provider):
+class FlakyPlatform(Provider[ProviderSettings]):
     """Attempt 1 is reclaimed by the platform; later attempts exit 0. Code "never" never starts at all."""
 
     name = "flaky"

@@ -57,9 +57,8 @@ class ToySettings(ProviderSettings):
     bucket: str
 
 
-class ToyProvider(Provider):
+class ToyProvider(Provider[ToySettings]):
     name = "toy"
-    Settings = ToySettings
 
     def launch(self, spec):
         return LaunchResult(handle=spec.name)
