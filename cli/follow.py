@@ -103,8 +103,9 @@ class Follower:
     # ------------------------------------------------------------ server
 
     def _remote(self, mf: RemoteMayfly) -> Task:
-        # The server's stream starts at the latest attempt, from its first byte.
-        latest = mf.tasks.get(self.project_id, self.task_id).attempt
+        # The server's stream starts at the latest attempt, from its first byte. A task not started yet
+        # (attempt 0) has no log: the stream goes on into attempt 1 without a marker line.
+        latest = max(1, mf.tasks.get(self.project_id, self.task_id).attempt)
         if latest == self.attempt:
             self._skip = self.pos
         else:

@@ -106,14 +106,23 @@ def uninterrupted() -> Iterator[None]:
 
     A follower writes a chunk and records that it did as one step: a KeyboardInterrupt
     between the two, or inside a buffered flush (which then writes the bytes again),
-    would print part of the log twice.
+    would print part of the log twice. During the block a signal is only noted; it is
+    raised again, to the handler that was in place, once the block is done. (Blocking it
+    with ``pthread_sigmask`` is not enough: another thread of the process would take it.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
