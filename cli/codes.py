@@ -11,7 +11,7 @@ import typer
 
 from mayfly.cli.context import open_app
 from mayfly.cli.options import JsonOpt, ProjectOpt
-from mayfly.cli.output import console, fields, print_json, table
+from mayfly.cli.output import fields, print_json, say, table
 from mayfly.core.codes import CodeOptions, parse_env_pairs
 from mayfly.core.errors import InvalidInput
 from mayfly.core.records import Code, Revision, iso
@@ -196,8 +196,8 @@ def push(
     if as_json:
         print_json(code.to_json(rev))
     else:
-        console.print(
-            f"pushed {code.name} rev {rev.rev} ({rev.size} bytes, sha256 {rev.sha256[:12] if rev.sha256 else ''})"
+        say(
+            f"pushed {code.name} rev {rev.rev} ({rev.size} bytes, sha256 {rev.sha256 or ''})"
         )
 
 
@@ -250,7 +250,7 @@ def register(
     if as_json:
         print_json(code.to_json(rev))
     else:
-        console.print(f"registered {code.name} rev {rev.rev} → {rev.image}")
+        say(f"registered {code.name} rev {rev.rev} → {rev.image}")
 
 
 @app.command("list")
@@ -293,7 +293,7 @@ def revisions(
     table(
         ("REV", "KIND", "RUNTIME/IMAGE", "SHA256", "SIZE", "COMMAND", "CREATED"),
         (
-            (r.rev, r.kind, r.runtime or r.image, (r.sha256 or "")[:12], r.size, r.command, iso(r.created_at))
+            (r.rev, r.kind, r.runtime or r.image, r.sha256, r.size, r.command, iso(r.created_at))
             for r in revs
         ),
     )
@@ -322,7 +322,7 @@ def download(
     if as_json:
         print_json({"name": name, "rev": rev.rev, "path": str(dest), "size": rev.size, "sha256": rev.sha256})
     else:
-        console.print(f"wrote {dest} ({rev.size} bytes)")
+        say(f"wrote {dest} ({rev.size} bytes)")
 
 
 @app.command("pause")
@@ -332,7 +332,7 @@ def pause(
     """Hold the code's queued tasks (running ones carry on)."""
     mf = open_app()
     code = mf.codes.set_paused(mf.project_id(project), name, True)
-    print_json(code.to_json()) if as_json else console.print(f"paused {code.name}")
+    print_json(code.to_json()) if as_json else say(f"paused {code.name}")
 
 
 @app.command("delete")
@@ -351,7 +351,7 @@ def delete(
     if as_json:
         print_json({"name": name, "deleted": True, "cancelled_tasks": cancelled})
     else:
-        console.print(f"deleted {name} ({cancelled} queued task{'s' if cancelled != 1 else ''} cancelled)")
+        say(f"deleted {name} ({cancelled} queued task{'s' if cancelled != 1 else ''} cancelled)")
 
 
 @app.command("resume")
@@ -361,4 +361,4 @@ def resume(
     """Release the code's queued tasks."""
     mf = open_app()
     code = mf.codes.set_paused(mf.project_id(project), name, False)
-    print_json(code.to_json()) if as_json else console.print(f"resumed {code.name}")
+    print_json(code.to_json()) if as_json else say(f"resumed {code.name}")

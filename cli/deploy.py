@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mayfly.cli.context import open_local, require_local
 from mayfly.cli.options import JsonOpt
-from mayfly.cli.output import console, err_console, fields, print_json
+from mayfly.cli.output import err_console, fields, plain, print_json, say
+from mayfly.cli.terminal import visible
 from mayfly.core.config import Home
 
 if TYPE_CHECKING:
@@ -70,9 +72,9 @@ class ProgressView:
                 if event.status == "done" and event.op == "same":
                     self.unchanged += 1
                 return
-            label = f"{event.name} [dim]({event.type})[/dim]"
+            label = f"{_safe(event.name)} [dim]({_safe(event.type)})[/dim]"
             if event.status == "started":
-                self.status.update(f"{event.op} {event.name}…")
+                self.status.update(plain(f"{event.op} {event.name}…"))
                 if self.planning:
                     self.out.print(f"  {_PLAN_MARK.get(event.op, '*'):<2} {event.op:<8} {label}")
             elif event.status == "done" and not self.planning:
@@ -82,13 +84,19 @@ class ProgressView:
         elif event.kind == "diagnostic" and event.severity in ("warning", "error") and event.message:
             color = "red" if event.severity == "error" else "yellow"
             first = event.message.splitlines()[0]
-            self.out.print(f"  [{color}]{event.severity}[/{color}] {event.name}: {first}", highlight=False)
+            line = f"  [{color}]{event.severity}[/{color}] {_safe(event.name)}: {_safe(first)}"
+            self.out.print(line, highlight=False)
 
     def note(self, message: str) -> None:
         """A free-form step (image pushes)."""
         with self._lock:
-            self.status.update(message)
-            self.out.print(f"  {message}", markup=False)
+            self.status.update(plain(message))
+            self.out.print(plain(f"  {message}"))
+
+
+def _safe(text: str) -> str:
+    """Text from the cloud or the stack file, for a line that uses markup: escaped twice over."""
+    return escape(visible(text))
 
 
 def _summary(changes: dict[str, int], *, planned: bool) -> str:
@@ -133,32 +141,32 @@ def deploy(
 
     _, loaded = _load(stack, "deploy")
     mf = open_local("deploy")
-    err_console.print(f"deploying stack {loaded.name} ({loaded.cloud}, {loaded.region})…")
-    with err_console.status(f"deploying {loaded.name}…") as status:
+    say(f"deploying stack {loaded.name} ({loaded.cloud}, {loaded.region})…", err=True)
+    with err_console.status(plain(f"deploying {loaded.name}…")) as status:
         view = ProgressView(err_console, status, planning=False)
         result = run_deploy(mf, loaded, progress=view, push=not skip_images, on_push=view.note)
     if as_json:
         print_json(result.to_json())
         return
-    console.print(f"stack {result.stack}: {_summary(result.changes, planned=False)}")
+    say(f"stack {result.stack}: {_summary(result.changes, planned=False)}")
     if result.images:
-        console.print(f"pushed {len(result.images)} runtime images to {result.registry}")
+        say(f"pushed {len(result.images)} runtime images to {result.registry}")
     elif not skip_images:
-        console.print("no local runtime images to push (build them with `mayfly runtime build NAME`)")
+        say("no local runtime images to push (build them with `mayfly runtime build NAME`)")
     runner = "a runner service in the cloud" if loaded.runner.enabled else "runners in `mayfly server`"
-    console.print(f"target {result.target} recorded ({runner}); check it with `mayfly target check {result.target}`")
+    say(f"target {result.target} recorded ({runner}); check it with `mayfly target check {result.target}`")
 
 
 def preview(stack: StackRef, as_json: JsonOpt = False) -> None:
     """Show what `mayfly deploy` would create, update or delete; changes nothing."""
     engine, loaded = _load(stack, "preview")
-    with err_console.status(f"previewing {loaded.name}…") as status:
+    with err_console.status(plain(f"previewing {loaded.name}…")) as status:
         engine.progress = ProgressView(err_console, status, planning=True)
         planned = engine.preview(loaded)
     if as_json:
         print_json({"stack": loaded.name, "changes": planned})
     else:
-        console.print(f"stack {loaded.name}: {_summary(planned, planned=True)}")
+        say(f"stack {loaded.name}: {_summary(planned, planned=True)}")
 
 
 def destroy(
@@ -181,12 +189,12 @@ def destroy(
             err=True,
         )
     mf = open_local("destroy")
-    with err_console.status(f"destroying {loaded.name}…") as status:
+    with err_console.status(plain(f"destroying {loaded.name}…")) as status:
         made = run_destroy(mf, loaded, progress=ProgressView(err_console, status, planning=False))
     if as_json:
         print_json({"stack": loaded.name, "target": loaded.target_name, "changes": made})
     else:
-        console.print(
+        say(
             f"stack {loaded.name} destroyed: {_summary(made, planned=False)}; target {loaded.target_name} removed"
         )
 

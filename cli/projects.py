@@ -9,7 +9,7 @@ import typer
 from mayfly.cli import webhooks
 from mayfly.cli.context import open_local
 from mayfly.cli.options import JsonOpt
-from mayfly.cli.output import console, print_json, table
+from mayfly.cli.output import print_json, say, table
 from mayfly.core.records import Project, iso
 
 app = typer.Typer(help="Projects: tenants; every code, task, schedule and token belongs to one.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def create(
     if as_json:
         print_json(_json(project))
     else:
-        console.print(f"created project {project.name} ({project.id})", markup=False)
+        say(f"created project {project.name} ({project.id})")
 
 
 @app.command("list")

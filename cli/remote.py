@@ -32,6 +32,7 @@ import httpx
 
 from mayfly.api.errors import RateLimited
 from mayfly.cli import rebuild
+from mayfly.cli.terminal import Writable
 from mayfly.core import archive
 from mayfly.core.codes import CodeOptions
 from mayfly.core.errors import (
@@ -312,7 +313,7 @@ class RemoteTasks:
         params = {"attempt": attempt} if attempt is not None else {}
         return _body(self.http.send("GET", _task_path(task_id, "/log"), params=params, stream=True))
 
-    def follow(self, task_id: str, out: BinaryIO) -> Task:
+    def follow(self, task_id: str, out: Writable) -> Task:
         """Write the log to ``out`` as the server streams it; return the task once it has ended."""
         response = self.http.send(
             "GET", _task_path(task_id, "/log"), params={"follow": "true"}, stream=True, timeout=httpx.Timeout(None)

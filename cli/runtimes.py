@@ -8,7 +8,7 @@ import typer
 
 from mayfly.cli.context import require_local
 from mayfly.cli.options import JsonOpt
-from mayfly.cli.output import console, err_console, print_json, table
+from mayfly.cli.output import err_console, plain, print_json, say, table
 from mayfly.core.config import Home
 from mayfly.core.errors import EngineNotRunning
 
@@ -50,12 +50,16 @@ def build(
     home = Home.from_env().ensure()
     with err_console.status(f"building {runtime.name}…") as status:
         built = build_image(
-            runtime, client, home.cache_dir, base=base, progress=lambda msg: status.update(f"{runtime.name}: {msg}")
+            runtime,
+            client,
+            home.cache_dir,
+            base=base,
+            progress=lambda msg: status.update(plain(f"{runtime.name}: {msg}")),
         )
     if as_json:
         print_json({"name": runtime.name, "image": built.tag, "id": built.image_id, "size": built.size})
     else:
-        console.print(f"built {built.tag} ({built.size / 1e6:.1f} MB)")
+        say(f"built {built.tag} ({built.size / 1e6:.1f} MB)")
 
 
 @app.command("list")

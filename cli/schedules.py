@@ -9,7 +9,7 @@ import typer
 
 from mayfly.cli.context import open_app
 from mayfly.cli.options import JsonOpt, ProjectOpt, TargetOpt
-from mayfly.cli.output import console, fields, print_json, table
+from mayfly.cli.output import fields, print_json, say, table
 from mayfly.cli.tasks import Label, Payload, PayloadFile, Priority, Timeout, read_payload
 from mayfly.core.errors import InvalidInput
 from mayfly.core.records import iso
@@ -95,7 +95,7 @@ def create(
     if as_json:
         print_json(sched.to_json())
     else:
-        console.print(sched.id)
+        say(sched.id)
 
 
 @app.command("list")
@@ -159,7 +159,7 @@ def _status_command(verb: str, doc: str) -> None:
         if as_json:
             print_json(sched.to_json())
         else:
-            console.print(f"{sched.id} {sched.status}")
+            say(f"{sched.id} {sched.status}")
 
     command.__doc__ = doc
     app.command(verb)(command)

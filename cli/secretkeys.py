@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from mayfly.cli.context import open_local
-from mayfly.cli.output import console
+from mayfly.cli.output import say
 from mayfly.core.errors import Conflict, Unsupported
 from mayfly.core.secretkeys import launching_with_secrets, reseal
 from mayfly.core.secrets import KEY_ENV, add_primary_key, drop_old_keys
@@ -32,7 +32,7 @@ def rotate() -> None:
     mf = open_local("secret-key rotate")
     add_primary_key(mf.home.secret_key_file)
     count = reseal(mf.store, mf.secret_box)
-    console.print(
+    say(
         f"new key in {mf.home.secret_key_file}; {count} secret values re-encrypted. Back the file up, and run "
         "'mayfly secret-key prune' once tasks already launching have started."
     )
@@ -42,7 +42,7 @@ def rotate() -> None:
 def reseal_command() -> None:
     """Re-encrypt every stored secret with the primary key (after changing MAYFLY_SECRET_KEY by hand)."""
     mf = open_local("secret-key reseal")
-    console.print(f"{reseal(mf.store, mf.secret_box)} secret values re-encrypted with the primary key")
+    say(f"{reseal(mf.store, mf.secret_box)} secret values re-encrypted with the primary key")
 
 
 @app.command("prune")
@@ -55,4 +55,4 @@ def prune() -> None:
         raise Conflict(f"{waiting} tasks with secrets are being launched with the old key: prune once they started")
     reseal(mf.store, mf.secret_box)
     dropped = drop_old_keys(mf.home.secret_key_file)
-    console.print(f"dropped {dropped} old keys from {mf.home.secret_key_file}")
+    say(f"dropped {dropped} old keys from {mf.home.secret_key_file}")

@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 
 from mayfly.cli.context import open_app, open_local
-from mayfly.cli.follow import follow, summary, task_exit_code
+from mayfly.cli.follow import Follower, summary, task_exit_code
 from mayfly.cli.options import ProjectOpt, TargetOpt
-from mayfly.cli.output import err_console
+from mayfly.cli.output import say
 from mayfly.cli.tasks import (
     Delay,
     Env,
@@ -79,14 +79,14 @@ def server(
             api = ApiServer(mf, host, port)
             api.start()
             where = api.url
-        err_console.print(f"mayfly server on {mf.home.root} · {where} · targets: {', '.join(targets)} · Ctrl-C to stop")
+        say(f"mayfly server on {mf.home.root} · {where} · targets: {', '.join(targets)} · Ctrl-C to stop", err=True)
         _wait_for_signal(serving.stop_event)
     finally:
         if api is not None:
             api.stop()
         if serving is not None:
             serving.stop()
-            err_console.print("stopped; running containers are reattached by the next runner")
+            say("stopped; running containers are reattached by the next runner", err=True)
         lock.release()
 
 
@@ -120,7 +120,7 @@ def runner(
     serving = Serving(mf, [target], control=False, all_runners=True, exclusive=True)
     try:
         serving.start()
-        err_console.print(f"mayfly runner for {target} on {mf.home.root} · Ctrl-C to stop")
+        say(f"mayfly runner for {target} on {mf.home.root} · Ctrl-C to stop", err=True)
         _wait_for_signal(serving.stop_event)
     finally:
         serving.stop()
@@ -138,7 +138,7 @@ def _remote_runner(target: str, provider: str | None, settings: str | None, capa
     thread = threading.Thread(target=run.run, args=(stop,), name="mayfly-runner", daemon=True)
     run.provider.check()
     thread.start()
-    err_console.print(f"mayfly runner for {target} ({provider}) · Ctrl-C to stop")
+    say(f"mayfly runner for {target} ({provider}) · Ctrl-C to stop", err=True)
     _wait_for_signal(stop)
     thread.join(10)
 
@@ -176,17 +176,21 @@ def run(
         serving.start()
     try:
         task = mf.tasks.queue(pid, code, text, opts)
-        err_console.print(f"queued {task.id}", style="dim")
+        say(f"queued {task.id}", style="dim", err=True)
+        follower = Follower(mf, pid, task.id)
         try:
-            task = follow(mf, pid, task.id)
+            task = follower.follow()
         except KeyboardInterrupt:
             mf.tasks.cancel(pid, task.id)
-            err_console.print(f"cancelling {task.id}…")
-            task = follow(mf, pid, task.id, show_status=False)
+            say(f"cancelling {task.id}…", err=True)
+            # The same follower: it goes on from the last byte it wrote, nothing is printed twice.
+            task = follower.follow(show_status=False)
+        finally:
+            follower.out.close()
     finally:
         if serving is not None:
             _drain(serving)
-    err_console.print(summary(task), markup=False)
+    say(summary(task), err=True)
     raise typer.Exit(task_exit_code(task))
 
 

@@ -10,7 +10,7 @@ import typer
 
 from mayfly.cli.context import open_app, open_local
 from mayfly.cli.options import JsonOpt
-from mayfly.cli.output import console, err_console, fields, print_json, table
+from mayfly.cli.output import err_console, fields, plain, print_json, say, table
 from mayfly.core.errors import InvalidInput
 from mayfly.core.records import iso
 
@@ -75,7 +75,7 @@ def show(name: Name, as_json: JsonOpt = False) -> None:
         ]
     )
     for key, value in target.settings_dict.items():
-        console.print(f"  {key}: {json.dumps(value) if not isinstance(value, str) else value}", markup=False)
+        say(f"  {key}: {json.dumps(value) if not isinstance(value, str) else value}")
 
 
 @app.command("check")
@@ -83,7 +83,7 @@ def check(name: Name, as_json: JsonOpt = False) -> None:
     """Check credentials, permissions and resources of a target before anything runs on it."""
     mf = open_local("target check")
     mf.targets.get(name)
-    with err_console.status(f"checking {name}…"):
+    with err_console.status(plain(f"checking {name}…")):
         provider = mf.provider_for(name)
         try:
             provider.check()
@@ -92,7 +92,7 @@ def check(name: Name, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"target": name, "ok": True})
     else:
-        console.print(f"{name}: ok")
+        say(f"{name}: ok")
 
 
 @app.command("add")
@@ -123,7 +123,7 @@ def add(
     if as_json:
         print_json(target.to_json())
     else:
-        console.print(f"added target {target.name} ({target.provider}); check it with `mayfly target check {name}`")
+        say(f"added target {target.name} ({target.provider}); check it with `mayfly target check {name}`")
 
 
 @app.command("remove")
@@ -131,4 +131,4 @@ def remove(name: Name) -> None:
     """Remove a target that has no unfinished tasks."""
     mf = open_local("target remove")
     mf.targets.remove(name)
-    console.print(f"removed target {name}")
+    say(f"removed target {name}")

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from mayfly.cli.codes import secret_options
 from mayfly.cli.context import open_app
 from mayfly.cli.follow import follow, summary
 from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt, TargetOpt
-from mayfly.cli.output import console, err_console, fields, print_json, table
+from mayfly.cli.output import fields, print_json, say, table
+from mayfly.cli.terminal import LogSink
 from mayfly.core.codes import parse_env_pairs
 from mayfly.core.errors import InvalidInput
 from mayfly.core.records import Task, iso
@@ -153,7 +153,8 @@ def queue(
     if as_json:
         print_json(tasks[0].to_json() if len(payloads) == 1 and not jsonl else {"tasks": [t.to_json() for t in tasks]})
     else:
-        console.print("\n".join(t.id for t in tasks), markup=False)
+        for t in tasks:
+            say(t.id)
 
 
 @app.command("show")
@@ -179,7 +180,7 @@ def show(
         return
     show_task(task)
     if task.webhook:
-        console.print(f"[bold]webhook[/bold]  {escape(task.webhook)}")
+        fields([("webhook", task.webhook)])
         table(
             ("ATTEMPT", "EVENT", "AT", "STATUS CODE", "ERROR", "DELIVERED"),
             (
@@ -227,7 +228,7 @@ def list_tasks(
         return
     if quiet:
         for t in tasks:
-            console.print(t.id)
+            say(t.id)
         return
     table(
         ("ID", "CODE", "STATUS", "REASON", "EXIT", "ATTEMPT", "CREATED", "DURATION MS", "LABEL"),
@@ -255,17 +256,21 @@ def log(
     attempt: Annotated[int | None, typer.Option("--attempt", help="Attempt number (default: latest).")] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Print a task's log (stdout and stderr of its container)."""
+    """Print a task's log (stdout and stderr of its container).
+
+    To a pipe or a file the log is written as stored; to a terminal, control characters other
+    than newline, tab and carriage return are shown escaped (e.g. \\x1b), never sent raw.
+    """
     mf = open_app()
     pid = mf.project_id(project)
     if follow_:
         task = follow(mf, pid, task_id)
-        err_console.print(summary(task), markup=False)
+        say(summary(task), err=True)
         return
-    out = sys.stdout.buffer
+    out = LogSink(sys.stdout.buffer)
     for chunk in mf.tasks.log(pid, task_id, attempt):
         out.write(chunk)
-    out.flush()
+    out.close()
 
 
 @app.command("cancel")
@@ -285,7 +290,7 @@ def cancel(
         if as_json:
             print_json({"code": code, "cancelled": now_, "stopping": stopping})
         else:
-            console.print(f"cancelled {now_} queued tasks of {code}; stopping {stopping} running")
+            say(f"cancelled {now_} queued tasks of {code}; stopping {stopping} running")
         return
     if task_id is None:
         raise InvalidInput("give a TASK_ID, or --code NAME --all")
@@ -293,9 +298,9 @@ def cancel(
     if as_json:
         print_json(task.to_json(with_payload=False))
     elif task.status == "cancelled":
-        console.print(f"cancelled {task.id}")
+        say(f"cancelled {task.id}")
     else:
-        console.print(f"cancelling {task.id} (its container is being stopped)")
+        say(f"cancelling {task.id} (its container is being stopped)")
 
 
 @app.command("retry")
@@ -311,4 +316,4 @@ def retry(
     if as_json:
         print_json(task.to_json())
     else:
-        console.print(task.id)
+        say(task.id)

@@ -15,7 +15,7 @@ import typer
 
 from mayfly.cli.context import open_local
 from mayfly.cli.options import JsonOpt
-from mayfly.cli.output import console, err_console, print_json, table
+from mayfly.cli.output import print_json, say, table
 from mayfly.core.app import Mayfly
 from mayfly.core.config import DEFAULT_PROJECT
 from mayfly.core.errors import InvalidInput, NotFound
@@ -76,8 +76,8 @@ def create(
         print_json({**token.to_json(), "project": found.name, "secret": secret})
         return
     until = f"expires {iso(token.expires_at)}" if token.expires_at else "no expiry"
-    err_console.print(f"token {token.id} for project {found.name} ({until}); the secret is shown only now:")
-    console.print(secret, markup=False)
+    say(f"token {token.id} for project {found.name} ({until}); the secret is shown only now:", err=True)
+    say(secret)
 
 
 @app.command("list")
@@ -114,6 +114,6 @@ def revoke(
             if as_json:
                 print_json({**token.to_json(), "project": project.name})
             else:
-                console.print(f"revoked token {token.id} of project {project.name}", markup=False)
+                say(f"revoked token {token.id} of project {project.name}")
             return
     raise NotFound(f"unknown token {token_id!r}")

@@ -12,7 +12,7 @@ import typer
 
 from mayfly.cli.context import open_local
 from mayfly.cli.options import JsonOpt, ProjectOpt
-from mayfly.cli.output import console, err_console, print_json
+from mayfly.cli.output import print_json, say
 
 
 def webhook_secret(
@@ -29,9 +29,9 @@ def webhook_secret(
     if as_json:
         print_json({"project": mf.projects.by_id(pid).name, "secret": secret, "rotated": rotate})
         return
-    console.print(secret, markup=False)
+    say(secret)
     if rotate:
-        err_console.print("rotated: deliveries from now on are signed with this secret", style="dim")
+        say("rotated: deliveries from now on are signed with this secret", style="dim", err=True)
 
 
 def register(project_app: typer.Typer) -> None:

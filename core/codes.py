@@ -61,8 +61,8 @@ def _code_with_revision(row: Sequence[Any]) -> tuple[Code, Revision]:
     return code, Revision.from_row(dict(zip(_REVISION_COLUMNS, row[n:], strict=True)))
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}\Z")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}\Z")
 #: File extensions that mark a command argument as the package's entry point.
 _ENTRY_SUFFIXES = (".py", ".sh", ".js", ".rb", ".php", ".pl", ".jar")
 
@@ -308,7 +308,7 @@ class CodeService:
     def register(self, project_id: str, name: str, image: str, options: CodeOptions) -> tuple[Code, Revision]:
         """Create a revision that runs a ready image (its own command unless ``options.command``)."""
         validate_name(name)
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$", image):
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}\Z", image):
             raise InvalidInput(f"invalid image reference {image!r}")
         _validate_options(options, self.limits)
         with self.store.read() as conn:

@@ -13,7 +13,7 @@ from mayfly.core.records import Project
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 
 
 class ProjectService:

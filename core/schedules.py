@@ -177,8 +177,8 @@ class ScheduleService:
             validate.timeout(spec.timeout, self.limits)
         timeout = rev.timeout if spec.timeout is None else spec.timeout
         self.admit(spec.target or rev.target, task_requirements(rev, timeout))
-        if spec.label is not None and not 0 < len(spec.label) <= 255:
-            raise InvalidInput("label must be 1 to 255 characters")
+        if spec.label is not None:
+            validate.label(spec.label)
         rule = slots.Rule(kind, start_at, cron=cron, every=every, tz=zone.key)
         first = rule.first()
         if first is None or (end_at is not None and first > end_at):

@@ -26,7 +26,7 @@ from mayfly.core.records import Target
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 
 def default_local_capacity() -> int:

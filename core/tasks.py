@@ -179,8 +179,8 @@ class TaskService:
         retries = validate.retries(rev.retries if opts.retries is None else opts.retries, lim)
         target = opts.target or rev.target
         self.admit(target, task_requirements(rev, timeout))
-        if opts.label is not None and not 0 < len(opts.label) <= 255:
-            raise InvalidInput("label must be 1 to 255 characters")
+        if opts.label is not None:
+            validate.label(opts.label)
         env = validate_env(opts.env or {})
         if opts.webhook and not webhook_checked:
             validate_url(opts.webhook)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from mayfly.core import validate
 from mayfly.core.errors import ExitCode, InvalidInput, MayflyError, NotFound
 from mayfly.core.ids import new_id
 from mayfly.core.records import iso
@@ -105,6 +106,8 @@ class TokenService:
         """A new token; returns its record and the secret (shown once)."""
         if expires_in is not None and expires_in <= 0:
             raise InvalidInput("expiry must be in the future")
+        if name is not None:
+            validate.text(name, "token name", 100)
         secret = new_secret()
         ts = now()
         token_id = new_id()

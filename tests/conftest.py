@@ -246,3 +246,18 @@ def running_server(
 def start_server() -> Callable[..., AbstractContextManager[Server]]:
     """:func:`running_server` (conftest modules are not importable by name)."""
     return running_server
+
+
+# ---------------------------------------------------------------- the built wheel
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once per session with ``python -m build --wheel``."""
+    out = tmp_path_factory.mktemp("dist")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(root)], check=True, capture_output=True
+    )
+    (path,) = out.glob("mayfly_tasks-*.whl")
+    return path

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
+import ast
+import importlib.metadata
+import re
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -22,13 +25,8 @@ SUBPACKAGES = {
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)], check=True, capture_output=True
-    )
-    (path,) = out.glob("mayfly_tasks-*.whl")
-    return zipfile.ZipFile(path)
+def wheel(built_wheel: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(built_wheel)
 
 
 def _expected_files() -> set[str]:
@@ -79,3 +77,31 @@ def test_core_installs_without_cloud_sdks() -> None:
     deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
     for sdk in ("boto3", "google-cloud", "azure", "pulumi"):
         assert sdk not in deps
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    """Top-level names of every absolute import under ``folder`` that is neither stdlib nor mayfly."""
+    names: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("mayfly", "__future__", "_typeshed")}
+
+
+def test_every_runtime_import_of_the_base_install_is_a_dependency() -> None:
+    # The CLI, the API server, core, the Docker provider and the runtimes run from a plain
+    # `pip install mayfly-tasks` (no extras): whatever they import must be declared, not arrive
+    # through the test extra or by luck.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0].lower() for dep in project["dependencies"]}
+    dists = importlib.metadata.packages_distributions()
+    missing = {}
+    for folder in ("cli", "api", "core", "providers/docker", "runtimes"):
+        for module in _third_party_imports(ROOT / folder):
+            owners = {d.lower() for d in dists.get(module, [module])}
+            if not owners & declared:
+                missing[module] = sorted(owners)
+    assert not missing, f"imported at run time but not in [project] dependencies: {missing}"

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from mayfly.core.errors import InvalidInput
 
-_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*\Z")
 
 
 def check_key(key: str) -> str:
