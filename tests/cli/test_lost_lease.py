@@ -1,0 +1,134 @@
+"""A `mayfly runner` paused past its lease loses its attempts to another runner, then takes new work again.
+
+Issue 13 item 2: the paused runner kept the lost attempts in its in-progress set
+forever (its slots never came back, so new tasks stayed ``preparing``) and logged
+the loss three times a second. Container starts are counted on the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import CodeOptions, RuntimeInfo
+from mayfly.core.config import Home
+from mayfly.core.serving import Serving
+from mayfly.core.tasks import TaskOptions
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+CAPACITY = 2
+LEASE = "2"
+
+
+@pytest.fixture
+def mf(home: Path, runtime_images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Mayfly]:
+    monkeypatch.setenv("MAYFLY_LOCAL_CAPACITY", str(CAPACITY))
+    app = Mayfly(Home(home), lambda name: RuntimeInfo(name, runtime_images[name], None))
+    yield app
+    app.close()
+
+
+def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def container_events(home_id: str, out: Path) -> subprocess.Popen[bytes]:
+    """``docker events`` of this home's container starts, streamed to ``out`` (one JSON line each)."""
+    with out.open("wb") as fh:
+        return subprocess.Popen(
+            [
+                "docker",
+                "events",
+                "--filter",
+                f"label=mayfly.home={home_id}",
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=start",
+                "--format",
+                "{{json .}}",
+            ],
+            stdout=fh,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def starts(out: Path) -> Counter[str]:
+    """Container starts by container name."""
+    names = [json.loads(line)["Actor"]["Attributes"]["name"] for line in out.read_text().splitlines() if line]
+    return Counter(names)
+
+
+def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(mf: Mayfly, home: Path, tmp_path: Path) -> None:
+    code = tmp_path / "sleepy"
+    code.mkdir()
+    (code / "main.sh").write_text("echo start\nsleep 12\necho end\n")
+    pid = mf.project_id()
+    mf.codes.push(pid, "sleepy", code, runtime="shell", options=CodeOptions(command="sh main.sh"))
+    events_file = tmp_path / "events.jsonl"
+    events = container_events(mf.home_id, events_file)
+    runner_log = tmp_path / "runner.log"
+
+    control = Serving(mf, ["local"], runners=False)
+    control.start()
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_LEASE_SECONDS": LEASE}
+    with runner_log.open("wb") as err:
+        paused = subprocess.Popen(
+            [sys.executable, "-m", "mayfly.cli", "runner", "--target", "local"], env=env, stderr=err
+        )
+    taker_stop = threading.Event()
+    taker = mf.runner("local", lease=float(LEASE))
+    taker_thread = threading.Thread(target=taker.run, args=(taker_stop,), daemon=True)
+    try:
+        first = [mf.tasks.queue(pid, "sleepy", "{}", TaskOptions()).id for _ in range(CAPACITY)]
+        wait_until(lambda: all(mf.tasks.get(pid, i).status == "running" for i in first), 60, "first tasks running")
+
+        # Paused past its lease: another runner (here, in this process) gets the messages and reattaches.
+        paused.send_signal(signal.SIGSTOP)
+        taker_thread.start()
+        wait_until(lambda: taker.busy() == CAPACITY, 30, "the other runner to take the attempts over")
+        paused.send_signal(signal.SIGCONT)
+        wait_until(lambda: all(mf.tasks.get(pid, i).task_status.terminal for i in first), 60, "first tasks done")
+        taker_stop.set()
+        taker_thread.join(30)
+
+        # Now the resumed runner is the only one: its slots must be free again.
+        second = [mf.tasks.queue(pid, "sleepy", "{}", TaskOptions()).id for _ in range(CAPACITY)]
+        wait_until(lambda: all(mf.tasks.get(pid, i).task_status.terminal for i in second), 60, "new tasks done")
+    finally:
+        taker_stop.set()
+        if paused.poll() is None:
+            paused.send_signal(signal.SIGCONT)
+            paused.send_signal(signal.SIGTERM)
+            paused.wait(30)
+        control.stop()
+        events.terminate()
+        events.wait(10)
+
+    for task_id in first + second:
+        task = mf.tasks.get(pid, task_id)
+        assert (task.status, task.attempt, task.exit_code) == ("complete", 1, 0)
+        assert b"".join(mf.tasks.log(pid, task_id)) == b"start\nend\n"
+    # Each attempt's container started once: the lost lease ran nothing twice.
+    assert starts(events_file) == Counter({f"mayfly-{task_id}-1": 1 for task_id in first + second})
+    # The loss is said once per attempt, not three times a second.
+    lost = [line for line in runner_log.read_text().splitlines() if "was lost" in line]
+    assert sorted(lost_task for line in lost for lost_task in first if lost_task in line) == sorted(first)
+    assert len(lost) == CAPACITY
