@@ -248,11 +248,12 @@ class Runner:
         finally:
             if self._heartbeat_outage.ready():
                 try:
-                    self._heartbeat()
+                    wrote = self._heartbeat()
                 except Exception as exc:
                     self._heartbeat_outage.failed(exc)
                 else:
-                    self._heartbeat_outage.ok()
+                    if wrote:  # a heartbeat that was not due yet proves nothing
+                        self._heartbeat_outage.ok()
             if time.monotonic() >= self._next_sweep and not self._sweeping.locked():
                 self._next_sweep = time.monotonic() + self.sweep_interval  # the sweep sets it sooner if it fails
                 self._spawn(self._background_sweep)
@@ -400,7 +401,8 @@ class Runner:
                     # the next delivery reattaches (or reports the container lost).
                     self._drop(watch)
             else:
-                self._attempt_outage.ok()
+                if fn == self._run_attempt:  # a sweep or a cancel that worked says nothing about attempts
+                    self._attempt_outage.ok()
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
@@ -587,6 +589,8 @@ class Runner:
             # The lease was lost: the new owner watches (and logs) this container; write nothing more.
             return
         writer.close()
+        if writer.flushed:
+            self._log_outage.ok()
         if st.status is ContainerStatus.MISSING:
             self._finish(
                 watch,
@@ -736,15 +740,16 @@ class Runner:
             if self.watches.get((watch.task_id, watch.attempt)) is watch:
                 self.watches.pop((watch.task_id, watch.attempt))
 
-    def _heartbeat(self, force: bool = False) -> None:
+    def _heartbeat(self, force: bool = False) -> bool:
+        """Extend the lease of every message held, every third of the lease; False when it was not due yet."""
         now = time.monotonic()
         if not force and now - self._last_heartbeat < self.lease / 3:
-            return
+            return False
         self._last_heartbeat = now
         with self._lock:
             held = [(w, w.message) for w in self.watches.values() if w.message is not None and not w.done]
         if not held:
-            return
+            return True  # nothing to keep: whatever failed before, nothing is failing now
         # One queue write for every held lease (one transaction on SQLite, batches on SQS).
         kept = self.tasks.extend_many([m for _, m in held if m is not None], self.lease)
         for (watch, message), ok in zip(held, kept, strict=True):
@@ -758,3 +763,4 @@ class Runner:
             # go (freeing its slot), once.
             log.warning("lease of %s attempt %s was lost; another runner owns it now", watch.task_id, watch.attempt)
             self._drop(watch)
+        return True

@@ -7,7 +7,6 @@ the loss three times a second. Container starts are counted on the engine.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,8 +14,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,41 +49,15 @@ def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-unty
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def container_events(home_id: str, out: Path) -> subprocess.Popen[bytes]:
-    """``docker events`` of this home's container starts, streamed to ``out`` (one JSON line each)."""
-    with out.open("wb") as fh:
-        return subprocess.Popen(
-            [
-                "docker",
-                "events",
-                "--filter",
-                f"label=mayfly.home={home_id}",
-                "--filter",
-                "type=container",
-                "--filter",
-                "event=start",
-                "--format",
-                "{{json .}}",
-            ],
-            stdout=fh,
-            stderr=subprocess.DEVNULL,
-        )
-
-
-def starts(out: Path) -> Counter[str]:
-    """Container starts by container name."""
-    names = [json.loads(line)["Actor"]["Attributes"]["name"] for line in out.read_text().splitlines() if line]
-    return Counter(names)
-
-
-def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(mf: Mayfly, home: Path, tmp_path: Path) -> None:
+def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(
+    mf: Mayfly, home: Path, tmp_path: Path, container_starts: Callable[[str], Any]
+) -> None:
     code = tmp_path / "sleepy"
     code.mkdir()
     (code / "main.sh").write_text("echo start\nsleep 12\necho end\n")
     pid = mf.project_id()
     mf.codes.push(pid, "sleepy", code, runtime="shell", options=CodeOptions(command="sh main.sh"))
-    events_file = tmp_path / "events.jsonl"
-    events = container_events(mf.home_id, events_file)
+    starts = container_starts(mf.home_id)
     runner_log = tmp_path / "runner.log"
 
     control = Serving(mf, ["local"], runners=False)
@@ -119,15 +93,13 @@ def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(mf: Mayfly, home
             paused.send_signal(signal.SIGTERM)
             paused.wait(30)
         control.stop()
-        events.terminate()
-        events.wait(10)
 
     for task_id in first + second:
         task = mf.tasks.get(pid, task_id)
         assert (task.status, task.attempt, task.exit_code) == ("complete", 1, 0)
         assert b"".join(mf.tasks.log(pid, task_id)) == b"start\nend\n"
     # Each attempt's container started once: the lost lease ran nothing twice.
-    assert starts(events_file) == Counter({f"mayfly-{task_id}-1": 1 for task_id in first + second})
+    assert starts.counts() == Counter({f"mayfly-{task_id}-1": 1 for task_id in first + second})
     # The loss is said once per attempt, not three times a second.
     lost = [line for line in runner_log.read_text().splitlines() if "was lost" in line]
     assert sorted(lost_task for line in lost for lost_task in first if lost_task in line) == sorted(first)
