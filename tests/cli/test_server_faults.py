@@ -92,30 +92,21 @@ def run_through(
     fault: Callable[[Path], AbstractContextManager[None]],
 ) -> None:
     """Queue tasks on a real server, apply ``fault`` to its home while they finish, check the aftermath."""
-    print("start", time.strftime("%X"))
     with start_server(tmp_path, "faults", ENV) as server:
-        print("started", time.strftime("%X"))
         push_code(server.home, tmp_path, server.project_id)
         mf = Mayfly(Home(server.home), resolve_runtime)
         starts = container_starts(mf.home_id)
         mf.close()
         with httpx.Client(base_url=server.url, headers=server.bearer, timeout=60) as client:
             ids = queue(client)
-            print("queued", time.strftime("%X"))
             wait_until(lambda: statuses(client, ids) == ["running"] * TASKS, 60, "tasks running")
-            print("fault", time.strftime("%X"))
             with fault(server.home):
                 time.sleep(max(SLEEPS) + 2)  # the tasks end meanwhile: their reports hit the fault
                 # The API still answers reads.
                 assert client.get("/v1/tasks", params={"limit": 10}).status_code == 200
                 assert statuses(client, ids)
-            print("fault cleared", time.strftime("%X"))
             wait_until(lambda: all(s == "complete" for s in statuses(client, ids)), 120, "tasks complete")
-            print("complete", time.strftime("%X"))
-            print((tmp_path / "server.log").read_text())
             check_outcome(client, ids, starts.counts(), (tmp_path / "server.log").read_text())
-            print("checked", time.strftime("%X"))
-    print("stopped", time.strftime("%X"))
 
 
 @pytest.fixture
