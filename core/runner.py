@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import sweep_interval_from_env
 from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsupported
+from mayfly.core.faults import fault_point
 from mayfly.core.logstore import LogWriter
 from mayfly.core.messages import (
     CancelMessage,
@@ -481,6 +482,12 @@ class Runner:
                 return
         if existing is None:
             self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
+            fault_point("runner.launching")
+            if self._declared_lost(watch, msg):
+                # Paused past the lease since the record was written, and the new owner found no container.
+                log.warning("not launching %s attempt %s: it was declared lost meanwhile", msg.task_id, msg.attempt)
+                self._drop(watch)
+                return
         try:
             # Idempotent: returns the running container when it exists (reattach), and replaces one that
             # was created but never started (a crash between the two).
@@ -520,6 +527,15 @@ class Runner:
             raise LaunchFailed("this runner has no secret key to open the task's secrets", retryable=False)
         return self.open_secrets(msg.secrets)
 
+    def _declared_lost(self, watch: Watch, msg: TaskMessage) -> bool:
+        """True if the lease may have lapsed and another runner has declared this attempt lost (its record).
+
+        While the lease is surely this runner's, nobody else can have, so the look is skipped.
+        """
+        if not watch.abandoned and time.monotonic() < watch.lease_until:
+            return False
+        return self.blobs.exists(run_key(msg.task_id, msg.attempt, "lost"))
+
     def _launched_too_late(self, watch: Watch, msg: TaskMessage) -> bool:
         """Remove the container just launched if its attempt was declared lost meanwhile; True if so.
 
@@ -529,9 +545,7 @@ class Runner:
         this, the late container would run beside the next attempt. A lease known to be
         valid skips the look, so the usual launch costs nothing more.
         """
-        if not watch.abandoned and time.monotonic() < watch.lease_until:
-            return False
-        if not self.blobs.exists(run_key(msg.task_id, msg.attempt, "lost")):
+        if not self._declared_lost(watch, msg):
             return False
         assert watch.handle is not None
         log.warning(

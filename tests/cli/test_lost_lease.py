@@ -104,3 +104,69 @@ def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(
     lost = [line for line in runner_log.read_text().splitlines() if "was lost" in line]
     assert sorted(lost_task for line in lost for lost_task in first if lost_task in line) == sorted(first)
     assert len(lost) == CAPACITY
+
+
+def stopped(proc: subprocess.Popen[bytes]) -> bool:
+    """True once the process is stopped (SIGSTOP): its state in /proc is T."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def container_exists(name: str) -> bool:
+    return subprocess.run(["docker", "inspect", name], capture_output=True).returncode == 0
+
+
+def test_a_runner_paused_mid_launch_never_starts_the_attempt_declared_lost(
+    mf: Mayfly, home: Path, tmp_path: Path, container_starts: Callable[[str], Any]
+) -> None:
+    """Paused between its ``launched`` record and the container: the next owner reports it lost and runs attempt 2.
+
+    When the paused runner resumes, attempt 1 must not start beside attempt 2.
+    """
+    code = tmp_path / "sleepy"
+    code.mkdir()
+    (code / "main.sh").write_text("echo start\nsleep 8\necho end\n")
+    pid = mf.project_id()
+    mf.codes.push(pid, "sleepy", code, runtime="shell", options=CodeOptions(command="sh main.sh"))
+    starts = container_starts(mf.home_id)
+    runner_log = tmp_path / "runner.log"
+
+    control = Serving(mf, ["local"], runners=False)
+    control.start()
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_LEASE_SECONDS": LEASE}
+    env["MAYFLY_FAULTS"] = "runner.launching:stop"  # it stops itself right after writing the record
+    with runner_log.open("wb") as err:
+        paused = subprocess.Popen(
+            [sys.executable, "-m", "mayfly.cli", "runner", "--target", "local"], env=env, stderr=err
+        )
+    taker_stop = threading.Event()
+    taker = mf.runner("local", lease=float(LEASE))
+    taker_thread = threading.Thread(target=taker.run, args=(taker_stop,), daemon=True)
+    try:
+        task_id = mf.tasks.queue(pid, "sleepy", "{}", TaskOptions()).id
+        wait_until(lambda: stopped(paused), 60, "the runner to stop mid-launch")
+        taker_thread.start()
+        wait_until(lambda: mf.tasks.get(pid, task_id).attempt == 2, 60, "attempt 1 reported lost, attempt 2 queued")
+        wait_until(lambda: mf.tasks.get(pid, task_id).status == "running", 60, "attempt 2 running")
+        paused.send_signal(signal.SIGCONT)
+        first = f"mayfly-{task_id}-1"
+        wait_until(
+            lambda: "declared lost" in runner_log.read_text() or container_exists(first),
+            30,
+            "the resumed runner to give attempt 1 up (or to launch it)",
+        )
+        wait_until(lambda: mf.tasks.get(pid, task_id).task_status.terminal, 60, "the task done")
+    finally:
+        taker_stop.set()
+        taker_thread.join(30)
+        if paused.poll() is None:
+            paused.send_signal(signal.SIGCONT)
+            paused.send_signal(signal.SIGTERM)
+            paused.wait(30)
+        control.stop()
+
+    task = mf.tasks.get(pid, task_id)
+    assert (task.status, task.attempt, task.exit_code) == ("complete", 2, 0)
+    assert b"".join(mf.tasks.log(pid, task_id)) == b"start\nend\n"
+    # Attempt 1's container never started: nothing ran twice.
+    assert starts.counts() == Counter({f"mayfly-{task_id}-2": 1})
