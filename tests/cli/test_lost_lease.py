@@ -3,6 +3,10 @@
 Issue 13 item 2: the paused runner kept the lost attempts in its in-progress set
 forever (its slots never came back, so new tasks stayed ``preparing``) and logged
 the loss three times a second. Container starts are counted on the engine.
+
+The other runner is a plain :class:`Runner` in this process: on an embedded target the
+home's runner lock admits one ``mayfly runner``, so it stands for what cloud targets
+allow, several store-less runners on one queue.
 """
 
 from __future__ import annotations
