@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 
 def fault_point(name: str) -> None:
@@ -24,4 +25,6 @@ def fault_point(name: str) -> None:
     if name in listed:
         os.kill(os.getpid(), signal.SIGKILL)
     if f"{name}:stop" in listed:
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # Sent to this thread, so this thread stops right here (a signal to the process may be taken by
+        # another thread, and this one would run on for a moment).
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
