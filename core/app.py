@@ -14,7 +14,7 @@ from typing import Any
 from mayfly.core.blobs import BlobStore
 from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.codes import CodeService, RuntimeResolver
-from mayfly.core.config import DEFAULT_PROJECT, Home
+from mayfly.core.config import DEFAULT_PROJECT, Home, lease_seconds
 from mayfly.core.control import ROUTER_BELL, ControlPlane, TargetWiring
 from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import TaskAlreadyFinished, TaskNotFound
@@ -206,7 +206,7 @@ class Mayfly:
             self.queues_for(target),
             self.blobs_for(target),
             concurrency=record.capacity,
-            lease=lease or _lease_from_env(),
+            lease=lease or lease_seconds(),
             open_secrets=self.secret_box.open,
         )
 
@@ -215,13 +215,3 @@ class Mayfly:
             self.store.close()
         if "broker" in self.__dict__:
             self.broker.close()
-
-
-def _lease_from_env() -> float:
-    import os
-
-    value = os.environ.get("MAYFLY_LEASE_SECONDS", "")
-    try:
-        return max(1.0, float(value)) if value else 30.0
-    except ValueError:
-        return 30.0

@@ -177,3 +177,25 @@ def store_busy_timeout() -> float:
     except ValueError:
         return DEFAULT_STORE_BUSY_TIMEOUT
     return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else DEFAULT_STORE_BUSY_TIMEOUT
+
+
+#: Default of ``MAYFLY_LEASE_SECONDS``.
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def lease_seconds() -> float:
+    """``MAYFLY_LEASE_SECONDS`` (default 30, at least 1): how long a runner holds a task message per heartbeat.
+
+    The runner extends the lease every third of it while the task runs. A runner that
+    stops for longer (paused, cut off from its queue) loses the message to another
+    runner, which reattaches the container; a dead runner's tasks are picked up after
+    at most this long. Unset, empty or not a number: the default.
+    """
+    value = os.environ.get("MAYFLY_LEASE_SECONDS", "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_LEASE_SECONDS
+    except ValueError:
+        return DEFAULT_LEASE_SECONDS
+    if seconds != seconds or seconds == float("inf"):
+        return DEFAULT_LEASE_SECONDS
+    return max(1.0, seconds)

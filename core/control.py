@@ -6,10 +6,15 @@ a ``mayfly run`` beside another waits for the lock instead of running a second o
 Dispatch is still a compare-and-set inside SQLite's write lock and applying an event
 twice still changes nothing, so a crash between the two halves of a pass is safe; they
 are not a licence to run two control planes (or two runners of one target) on a home.
+
+The loop never stops on an error (:mod:`.outage`): the scheduler and each target's
+events are tried on their own backoff, so a broken schedule or an unreachable cloud
+queue holds up nothing else, and a store locked or full pauses the pass until it clears.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -25,6 +30,7 @@ from mayfly.core.lifecycle import apply_events
 from mayfly.core.messages import Event
 from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
+from mayfly.core.outage import Outage, forever
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.records import Task
 from mayfly.core.router import dispatch, publish
@@ -85,15 +91,25 @@ class ControlPlane:
         self.event_batch = event_batch
         self._stop = threading.Event()
         self._next_drain = 0.0
+        #: Outages of the pass (dispatch, publish), of the scheduler, and of each target's events.
+        self.outage = Outage("control plane", log)
+        self._scheduler_outage = Outage("scheduler", log)
+        self._events_outage = {name: Outage(f"events of target {name}", log) for name in self.targets}
 
     def run(self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT) -> None:
-        """Loop until ``stop`` is set: straight on after a pass that did work, else asleep until woken."""
+        """Loop until ``stop`` is set: straight on after a pass that did work, else asleep until woken.
+
+        A pass that fails is retried after a backoff (:mod:`.outage`); the loop itself never ends on an error.
+        """
         if stop is not None:
             self._stop = stop
-        self._sleep(0.0)  # bind the wake-up listeners before the first look, so no ring is missed
-        while not self._stop.is_set():
+
+        def one_pass() -> None:
             if self.step() == 0:
                 self._sleep(idle_wait)
+
+        self._sleep(0.0)  # bind the wake-up listeners before the first look, so no ring is missed
+        forever(self._stop, self.outage, one_pass)
 
     def _sleep(self, timeout: float) -> None:
         if self.wait_for_work is not None:
@@ -107,15 +123,24 @@ class ControlPlane:
     def step(self, wait: float = 0.0) -> int:
         """One pass over every target; returns how many events and dispatches happened."""
         work = 0
-        if self.scheduler is not None:
-            fired = self.scheduler(self.clock())
-            for project_id, task_id in fired.to_cancel:
-                if self.cancel is not None:
-                    self.cancel(project_id, task_id)
-            work += len(fired.fired)
+        if self.scheduler is not None and self._scheduler_outage.ready():
+            try:
+                work += self._fire_schedules(self.scheduler)
+            except Exception as exc:
+                self._scheduler_outage.failed(exc)
+            else:
+                self._scheduler_outage.ok()
         for i, (name, wiring) in enumerate(self.targets.items()):
-            # Only the first queue waits, so an idle loop sleeps once per pass, not once per target.
-            work += self.apply_events(name, wiring, wait if i == 0 else 0.0)
+            outage = self._events_outage.setdefault(name, Outage(f"events of target {name}", log))
+            if not outage.ready():
+                continue
+            try:
+                # Only the first queue waits, so an idle loop sleeps once per pass, not once per target.
+                work += self.apply_events(name, wiring, wait if i == 0 else 0.0)
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.ok()
         if time.monotonic() >= self._next_drain:
             self._next_drain = time.monotonic() + deadletters.DRAIN_INTERVAL
             for name, wiring in self.targets.items():
@@ -127,6 +152,13 @@ class ControlPlane:
             self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code
         )
         return work
+
+    def _fire_schedules(self, scheduler: Callable[[float], Pass]) -> int:
+        fired = scheduler(self.clock())
+        for project_id, task_id in fired.to_cancel:
+            if self.cancel is not None:
+                self.cancel(project_id, task_id)
+        return len(fired.fired)
 
     def _ensure_code(self, target: str, code: CodeRef) -> None:
         """Copy a code package into the target's blob store if it is not there yet (content-addressed)."""
@@ -162,11 +194,18 @@ class ControlPlane:
                 events_q.ack(m)
         now = self.clock()
         events = [e for _, e in parsed]
-        with self.store.write() as conn:
-            before = self._statuses(conn, {e.task_id for e in events})
-            outcomes = apply_events(conn, events, now, self.limits)
-            applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
-            started, ended = self._changed(conn, before, applied)
+        try:
+            with self.store.write() as conn:
+                before = self._statuses(conn, {e.task_id for e in events})
+                outcomes = apply_events(conn, events, now, self.limits)
+                applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
+                started, ended = self._changed(conn, before, applied)
+        except Exception:
+            # Not applied: hand the batch back at once rather than after its lease (best effort;
+            # if the queue cannot take that either, the lease brings it back).
+            with contextlib.suppress(Exception):
+                events_q.extend_many([m for m, _ in parsed], 0.0)
+            raise
         events_q.ack_many([m for m, _ in parsed])
         if self.metrics is not None:
             # Observed after the commit: a rolled-back batch is applied again and must count once.

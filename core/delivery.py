@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 
 from mayfly.core import __version__
-from mayfly.core.errors import InvalidInput, StoreUnavailable
+from mayfly.core.errors import InvalidInput
 from mayfly.core.lifecycle import load_task
 from mayfly.core.metrics import Metrics
+from mayfly.core.outage import Outage, forever
 from mayfly.core.records import Delivery
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
@@ -98,21 +99,20 @@ class Deliverer:
         self.send = send or post
         self.metrics = metrics
         self.secrets = WebhookService(store, clock)
+        self.outage = Outage("webhook deliveries", log)
 
     @property
     def max_attempts(self) -> int:
         return len(self.backoff) + 1
 
     def run(self, stop: threading.Event, idle_wait: float = 0.5) -> None:
-        """Deliver until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                busy = self.step()
-            except StoreUnavailable as exc:
-                log.warning("webhook deliveries paused: %s", exc)
-                busy = 0
-            if not busy:
+        """Deliver until ``stop`` is set; a store that fails pauses deliveries with a backoff (:mod:`.outage`)."""
+
+        def one_pass() -> None:
+            if not self.step():
                 stop.wait(idle_wait)
+
+        forever(stop, self.outage, one_pass)
 
     def step(self) -> int:
         """Send every attempt due now (concurrently, up to ``workers``); return how many were made."""

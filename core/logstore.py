@@ -50,6 +50,8 @@ class LogWriter:
         self._buf = bytearray()
         self._buf_start = self.stored
         self._last_flush = time.monotonic()
+        #: Chunks stored by this writer (a caller can tell a write that flushed from one that only buffered).
+        self.flushed = 0
 
     @property
     def dropped(self) -> int:
@@ -76,6 +78,7 @@ class LogWriter:
         self.blobs.put(_offset_key(self.prefix, self._buf_start), bytes(self._buf))
         self._buf_start += len(self._buf)
         self._buf.clear()
+        self.flushed += 1
 
     def close(self) -> None:
         """Flush, and record the truncation marker if bytes were dropped."""

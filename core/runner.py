@@ -22,6 +22,18 @@ Every attempt that ends leaves its last event in the blob store (``exited``), so
 sweep — at start, every ``MAYFLY_SWEEP_INTERVAL`` seconds, and soon after a removal
 failed (an engine outage) — can remove the containers and task directories of
 attempts that are over, whoever left them.
+
+A runner that loses the lease of a message (it was paused, or its queue was out of
+reach, for longer than the lease, and another runner took the message) lets the
+attempt go at once: it frees the slot, stops watching without reporting, logging or
+stopping anything, and leaves the container to the message's new owner, which
+reattaches it by name. If the lease lapsed before the container existed, the new
+owner may have declared the attempt ``lost`` already (a ``lost`` record): the late
+container is then removed by the runner that launched it.
+
+Errors never stop the runner's loop, its heartbeat or a log pump (:mod:`.outage`): an
+attempt that fails on the way (a full disk, a locked queue) is given up without an ack,
+so its message comes back after the lease and the next delivery picks it up where it was.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import Any
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import sweep_interval_from_env
 from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsupported
+from mayfly.core.faults import fault_point
 from mayfly.core.logstore import LogWriter
 from mayfly.core.messages import (
     CancelMessage,
@@ -48,6 +61,7 @@ from mayfly.core.messages import (
     run_key,
 )
 from mayfly.core.models import ContainerStatus, LaunchSpec
+from mayfly.core.outage import Outage, forever
 from mayfly.core.provider import Capability, Provider
 from mayfly.core.queues import Message, QueueSet
 from mayfly.core.queues.batching import GroupCommit
@@ -64,6 +78,8 @@ TASK_DIR = "/mayfly/task"
 DEFAULT_GRACE = 10.0
 #: Seconds before a sweep after a removal failed (the engine is probably down), and between retries.
 SWEEP_SOON = 5.0
+#: The longest a watch waits on the engine before it looks whether its lease was lost meanwhile.
+WATCH_SLICE = 30.0
 
 
 def container_env(msg: TaskMessage) -> dict[str, str]:
@@ -145,6 +161,8 @@ class Watch:
     #: This runner launched the container (rather than finding it): no log can be stored yet.
     fresh: bool = False
     done: bool = False
+    #: Until when (``time.monotonic``) the message is surely still leased to this runner.
+    lease_until: float = float("inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -190,6 +208,12 @@ class Runner:
         self._sweeping = threading.Lock()
         self._sweep_failing = False
         self._again = False
+        #: Outages of the main loop (receiving), the heartbeat, and of the attempts and log pumps (shared).
+        self.outage = Outage(f"runner of {target}", log)
+        # The heartbeat retries well within the lease.
+        self._heartbeat_outage = Outage(f"heartbeat of runner {target}", log, cap=max(0.5, lease / 3))
+        self._attempt_outage = Outage(f"attempts of runner {target}", log)
+        self._log_outage = Outage(f"log store of runner {target}", log)
 
     # ------------------------------------------------------------ main loop
 
@@ -198,28 +222,43 @@ class Runner:
         if stop is not None:
             self._stop = stop
         self.provider.check()
-        self.adopt()
-        while not self._stop.is_set():
-            self.step(wait=0.5)
-        self._heartbeat(force=True)
+        try:
+            self.adopt()
+        except Exception as exc:  # leftovers wait for the next start; taking work does not
+            self.outage.failed(exc)
+        forever(self._stop, self.outage, lambda: self.step(wait=0.5))
+        try:
+            self._heartbeat(force=True)
+        except Exception as exc:
+            self._heartbeat_outage.failed(exc)
 
     def stop(self) -> None:
         self._stop.set()
 
     def step(self, wait: float = 0.0) -> None:
-        """One pass: control messages, new task messages, heartbeat."""
-        for m in self.control.receive(10, wait=0.0, lease=self.lease):
-            self._on_control(m)
-        free = self.concurrency - self.busy()
-        if free > 0:
-            for m in self.tasks.receive(free, wait=wait, lease=self.lease):
-                self._on_task(m)
-        elif wait:
-            self._stop.wait(min(wait, 0.1))
-        self._heartbeat()
-        if time.monotonic() >= self._next_sweep and not self._sweeping.locked():
-            self._next_sweep = time.monotonic() + self.sweep_interval  # the sweep sets it sooner if it fails
-            self._spawn(self._background_sweep)
+        """One pass: control messages, new task messages, heartbeat (on its own backoff when it fails)."""
+        try:
+            for m in self.control.receive(10, wait=0.0, lease=self.lease):
+                self._on_control(m)
+            free = self.concurrency - self.busy()
+            if free > 0:
+                asked = time.monotonic()
+                for m in self.tasks.receive(free, wait=wait, lease=self.lease):
+                    self._on_task(m, asked + self.lease)
+            elif wait:
+                self._stop.wait(min(wait, 0.1))
+        finally:
+            if self._heartbeat_outage.ready():
+                try:
+                    wrote = self._heartbeat()
+                except Exception as exc:
+                    self._heartbeat_outage.failed(exc)
+                else:
+                    if wrote:  # a heartbeat that was not due yet proves nothing
+                        self._heartbeat_outage.ok()
+            if time.monotonic() >= self._next_sweep and not self._sweeping.locked():
+                self._next_sweep = time.monotonic() + self.sweep_interval  # the sweep sets it sooner if it fails
+                self._spawn(self._background_sweep)
 
     def busy(self) -> int:
         with self._lock:
@@ -288,7 +327,7 @@ class Runner:
 
     # ------------------------------------------------------------ messages
 
-    def _on_task(self, m: Message) -> None:
+    def _on_task(self, m: Message, lease_until: float = float("inf")) -> None:
         try:
             msg = parse_down(m.body)
         except (ValueError, KeyError, TypeError) as exc:
@@ -308,12 +347,13 @@ class Runner:
                 elif watch.message is None or watch.message.id == m.id:
                     # Our own message came back (its lease lapsed): keep the new delivery's receipt.
                     watch.message = m
+                    watch.lease_until = lease_until
                     return
                 else:
                     # A second message for an attempt in progress (at-least-once delivery): drop it.
                     self.tasks.ack(m)
                     return
-            watch = Watch(msg.task_id, msg.attempt, message=m, grace=msg.stop_grace_seconds)
+            watch = Watch(msg.task_id, msg.attempt, message=m, grace=msg.stop_grace_seconds, lease_until=lease_until)
             self.watches[key] = watch
         self._spawn(self._run_attempt, watch, msg)
 
@@ -355,15 +395,16 @@ class Runner:
             try:
                 fn(*args)
             except Exception as exc:
-                if isinstance(exc, MayflyError):
-                    log.error("%s: %s", fn.__name__, exc.message)
-                else:
-                    log.exception("runner thread %s failed", fn.__name__)
+                # One line per outage for all attempts (a full disk fails them all), a traceback once for a bug.
+                self._attempt_outage.failed(exc)
                 watch = args[0] if args and isinstance(args[0], Watch) else None
                 if watch is not None and fn != self._stop_container:
                     # Give the attempt up without acking: its message comes back after the lease and
                     # the next delivery reattaches (or reports the container lost).
                     self._drop(watch)
+            else:
+                if fn == self._run_attempt:  # a sweep or a cancel that worked says nothing about attempts
+                    self._attempt_outage.ok()
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
@@ -408,6 +449,15 @@ class Runner:
             )
             return
         if existing is None and "launched" in records:
+            # Gone, or not created yet by a runner whose lease lapsed while it launched. Say it is lost
+            # first, then look once more: that runner looks for this record after its launch and
+            # removes a container that came too late (see _launched_too_late).
+            self.blobs.put(rk("lost"), json.dumps({"at": self.clock(), "target": self.target}).encode())
+            try:
+                existing = self.provider.find(msg.name)
+            except Unsupported:
+                existing = None
+        if existing is None and "launched" in records:
             # Its record (written by _finish) lets the next sweep remove the attempt's scratch.
             self._finish(
                 watch,
@@ -433,26 +483,35 @@ class Runner:
                 return
         if existing is None:
             self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
+            fault_point("runner.launching")
+            if self._declared_lost(watch, msg):
+                # Paused past the lease since the record was written, and the new owner found no container.
+                log.warning("not launching %s attempt %s: it was declared lost meanwhile", msg.task_id, msg.attempt)
+                self._drop(watch)
+                return
         try:
             # Idempotent: returns the running container when it exists (reattach), and replaces one that
             # was created but never started (a crash between the two).
             result = self.provider.launch(launch_spec(msg, secrets))
-        except LaunchFailed as exc:
-            self._finish(
-                watch,
-                remove=False,
-                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=exc.retryable),
-            )
-            return
         except MayflyError as exc:
+            if watch.abandoned or time.monotonic() >= watch.lease_until:
+                # The lease lapsed while launching: another runner may own the attempt now (and may have
+                # replaced the container this launch created); reporting a failure could run it twice.
+                self._drop(watch)
+                return
+            retryable = exc.retryable if isinstance(exc, LaunchFailed) else True
             self._finish(
                 watch,
                 remove=False,
-                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True),
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=retryable),
             )
             return
         watch.handle = result.handle
         watch.fresh = not result.existing
+        if not result.existing and self._launched_too_late(watch, msg):
+            return
+        if watch.abandoned:
+            return  # the lease was lost while launching: the new owner reattaches the container
         # A cancel that raced the launch: the record is written before the cancel message is sent.
         if watch.cancel_asked or self.blobs.exists(rk("cancel")):
             self._stop_container(watch, "cancel")
@@ -468,6 +527,40 @@ class Runner:
         if self.open_secrets is None:
             raise LaunchFailed("this runner has no secret key to open the task's secrets", retryable=False)
         return self.open_secrets(msg.secrets)
+
+    def _declared_lost(self, watch: Watch, msg: TaskMessage) -> bool:
+        """True if the lease may have lapsed and another runner has declared this attempt lost (its record).
+
+        While the lease is surely this runner's, nobody else can have, so the look is skipped.
+        """
+        if not watch.abandoned and time.monotonic() < watch.lease_until:
+            return False
+        return self.blobs.exists(run_key(msg.task_id, msg.attempt, "lost"))
+
+    def _launched_too_late(self, watch: Watch, msg: TaskMessage) -> bool:
+        """Remove the container just launched if its attempt was declared lost meanwhile; True if so.
+
+        Only possible when this runner's lease lapsed before the launch returned (the
+        runner was paused or cut off): another runner then got the message, found the
+        ``launched`` record but no container, and reported the attempt lost. Without
+        this, the late container would run beside the next attempt. A lease known to be
+        valid skips the look, so the usual launch costs nothing more.
+        """
+        if not self._declared_lost(watch, msg):
+            return False
+        assert watch.handle is not None
+        log.warning(
+            "removing the container of %s attempt %s: the attempt was declared lost while this runner launched it",
+            msg.task_id,
+            msg.attempt,
+        )
+        self._drop(watch)
+        try:
+            self.provider.cancel(watch.handle, 0.0)
+        except MayflyError as exc:
+            log.warning("stopping %s failed: %s", watch.handle, exc)
+        self.provider.remove(watch.handle)
+        return True
 
     def _watch(self, watch: Watch, timeout: int, max_log: int, max_result: int, grace: float) -> None:
         assert watch.handle is not None
@@ -486,26 +579,33 @@ class Runner:
         if st.status is ContainerStatus.EXITED:
             # Nothing more will be written: read the log here rather than in a thread of its own.
             logs = None
-            self._pump_logs(handle, writer, follow=False)
+            self._pump_logs(handle, writer, False, watch)
         else:
             logs = threading.Thread(
-                target=self._pump_logs, args=(handle, writer), daemon=True, name=f"mayfly-logs-{watch.task_id}"
+                target=self._pump_logs,
+                args=(handle, writer, True, watch),
+                daemon=True,
+                name=f"mayfly-logs-{watch.task_id}",
             )
             logs.start()
         deadline = started + timeout
-        while st.status not in (ContainerStatus.EXITED, ContainerStatus.MISSING):
-            # Once stopped (timeout or cancel), wait for the exit rather than spin.
+        while st.status not in (ContainerStatus.EXITED, ContainerStatus.MISSING) and not watch.abandoned:
+            # Once stopped (timeout or cancel), wait for the exit rather than spin; in slices, so a
+            # watch whose lease was lost ends soon.
             left = deadline - self.clock() if watch.stopped is None else grace + 30.0
-            st = self.provider.wait(handle, max(0.0, left))
-            if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING):
+            st = self.provider.wait(handle, min(WATCH_SLICE, max(0.0, left)))
+            if st.status in (ContainerStatus.EXITED, ContainerStatus.MISSING) or watch.abandoned:
                 break
             if self.clock() >= deadline and watch.stopped is None:
                 self._stop_container(watch, "timeout")
-        if logs is not None:
+        if logs is not None and not watch.abandoned:
             logs.join(timeout=30)
-        writer.close()
         if watch.abandoned:
+            # The lease was lost: the new owner watches (and logs) this container; write nothing more.
             return
+        writer.close()
+        if writer.flushed:
+            self._log_outage.ok()
         if st.status is ContainerStatus.MISSING:
             self._finish(
                 watch,
@@ -571,10 +671,24 @@ class Runner:
         data["result_key"] = key
         return data
 
-    def _pump_logs(self, handle: str, writer: LogWriter, follow: bool = True) -> None:
+    def _pump_logs(self, handle: str, writer: LogWriter, follow: bool = True, watch: Watch | None = None) -> None:
+        """Copy the container's output to the log store; stops, writing nothing more, once the lease is lost.
+
+        A write the log store refuses (a full disk) stays buffered in the writer and is
+        tried again with the next chunk, so the log goes on being read meanwhile.
+        """
         try:
             for chunk in self.provider.logs(handle, follow=follow):
-                writer.write(chunk)
+                if watch is not None and watch.abandoned:
+                    return
+                flushed = writer.flushed
+                try:
+                    writer.write(chunk)
+                except Exception as exc:
+                    self._log_outage.failed(exc)
+                else:
+                    if writer.flushed != flushed:
+                        self._log_outage.ok()
         except MayflyError as exc:
             log.warning("log stream of %s ended early: %s", handle, exc)
 
@@ -641,19 +755,27 @@ class Runner:
             if self.watches.get((watch.task_id, watch.attempt)) is watch:
                 self.watches.pop((watch.task_id, watch.attempt))
 
-    def _heartbeat(self, force: bool = False) -> None:
+    def _heartbeat(self, force: bool = False) -> bool:
+        """Extend the lease of every message held, every third of the lease; False when it was not due yet."""
         now = time.monotonic()
         if not force and now - self._last_heartbeat < self.lease / 3:
-            return
+            return False
         self._last_heartbeat = now
         with self._lock:
-            held = [w for w in self.watches.values() if w.message is not None and not w.done]
+            held = [(w, w.message) for w in self.watches.values() if w.message is not None and not w.done]
         if not held:
-            return
+            return True  # nothing to keep: whatever failed before, nothing is failing now
         # One queue write for every held lease (one transaction on SQLite, batches on SQS).
-        kept = self.tasks.extend_many([w.message for w in held if w.message is not None], self.lease)
-        for watch, ok in zip(held, kept, strict=True):
-            if ok or watch.done:
-                continue  # a watch that finished meanwhile acked its message: nothing was lost
+        kept = self.tasks.extend_many([m for _, m in held if m is not None], self.lease)
+        for (watch, message), ok in zip(held, kept, strict=True):
+            if ok:
+                if watch.message is message:
+                    watch.lease_until = now + self.lease
+                continue
+            if watch.done or watch.message is not message:
+                continue  # finished meanwhile (its message was acked), or its message came back to us
+            # Another runner took the message: it reattaches the container and reports. Let the attempt
+            # go (freeing its slot), once.
             log.warning("lease of %s attempt %s was lost; another runner owns it now", watch.task_id, watch.attempt)
-            watch.abandoned = True
+            self._drop(watch)
+        return True

@@ -10,6 +10,7 @@ does not leak timing about the secret.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import secrets
 import zlib
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 
 from mayfly.core import validate
-from mayfly.core.errors import ExitCode, InvalidInput, MayflyError, NotFound
+from mayfly.core.errors import ExitCode, InvalidInput, MayflyError, NotFound, StoreUnavailable
 from mayfly.core.ids import new_id
 from mayfly.core.records import iso
 from mayfly.core.store import Store, now
@@ -162,6 +163,8 @@ class TokenService:
         if token.expires_at is not None and token.expires_at <= ts:
             raise Unauthorized("token expired")
         if token.last_used_at is None or ts - token.last_used_at > 60:
-            with self.store.write() as conn:  # at most one write a minute per token
+            # At most one write a minute per token, and a best effort: a store that cannot be written
+            # now (locked, disk full) must not turn away requests that only read.
+            with contextlib.suppress(StoreUnavailable), self.store.write() as conn:
                 conn.execute(update(s.tokens).where(s.tokens.c.id == token.id).values(last_used_at=ts))
         return token

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -261,3 +263,49 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (path,) = out.glob("mayfly_tasks-*.whl")
     return path
+
+
+# ---------------------------------------------------------------- container starts, counted on the engine
+
+
+class ContainerStarts:
+    """This home's container starts as the engine reports them (``docker events``, streamed to a file)."""
+
+    def __init__(self, home_id: str, out: Path) -> None:
+        self.out = out
+        with out.open("wb") as fh:
+            self.proc = subprocess.Popen(
+                [
+                    *("docker", "events", "--format", "{{json .}}"),
+                    *("--filter", f"label=mayfly.home={home_id}", "--filter", "type=container"),
+                    *("--filter", "event=start"),
+                ],
+                stdout=fh,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def counts(self) -> Counter[str]:
+        """Starts by container name (``mayfly-<task>-<attempt>``), read after :meth:`stop`."""
+        self.stop()
+        lines = [line for line in self.out.read_text().splitlines() if line]
+        return Counter(json.loads(line)["Actor"]["Attributes"]["name"] for line in lines)
+
+
+@pytest.fixture
+def container_starts(tmp_path: Path) -> Iterator[Callable[[str], ContainerStarts]]:
+    """Start counting a home's container starts: ``starts = container_starts(home_id)``; ``starts.counts()``."""
+    started: list[ContainerStarts] = []
+
+    def start(home_id: str) -> ContainerStarts:
+        watcher = ContainerStarts(home_id, tmp_path / f"docker-events-{len(started)}.jsonl")
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        watcher.stop()
