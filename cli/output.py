@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mayfly.cli.terminal import visible
+from mayfly.cli.terminal import visible, visible_lines
 from mayfly.core.errors import MayflyError
 
 #: Tables and messages for humans go to stdout; errors and progress to stderr.
@@ -96,6 +96,6 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
 
 
 def exit_with_error(err: MayflyError) -> NoReturn:
-    """Print the error as one line on stderr and exit with its code."""
-    err_console.print(Text("Error: " + visible(err.message)))
+    """Print the error on stderr (one line, or one per problem when it lists several) and exit with its code."""
+    err_console.print(Text("Error: " + visible_lines(err.message)))
     raise typer.Exit(int(err.exit_code))

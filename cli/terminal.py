@@ -50,6 +50,14 @@ def visible(value: object) -> str:
     return str(value).translate(_VISIBLE)
 
 
+def visible_lines(text: str) -> str:
+    """Like :func:`visible`, but line feeds pass: a message that lists one problem per line stays readable.
+
+    Escape sequences and carriage returns are still shown escaped, so no line can be rewritten.
+    """
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def visible_log(text: str) -> str:
     """Log text for a terminal: control characters escaped, except line feed, tab and carriage return."""
     return text.translate(_LOG)
