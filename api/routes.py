@@ -1,4 +1,4 @@
-"""The base route of both APIs: a sync endpoint costs one thread-pool hop per request, not two.
+"""The base route of both APIs (a sync endpoint costs one thread-pool hop per request, not two) and their body cap.
 
 FastAPI runs a plain ``def`` endpoint in its thread pool and then, because the
 endpoint was not a coroutine, validates the returned value in the thread pool
@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive
 
 
 def one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,3 +39,19 @@ class OneHopRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, one_hop(endpoint), **kwargs)
+
+
+def capped_receive(receive: Receive, limit: int, error: Exception) -> Receive:
+    """``receive`` that raises ``error`` as soon as more than ``limit`` body bytes have arrived."""
+    seen = 0
+
+    async def capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise error
+        return message
+
+    return capped

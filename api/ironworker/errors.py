@@ -18,11 +18,10 @@ from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from starlette.types import Message, Receive
 
 from mayfly.api.app import MAX_JSON_BODY
 from mayfly.api.errors import BodyTooLarge
-from mayfly.api.routes import OneHopRoute
+from mayfly.api.routes import OneHopRoute, capped_receive
 from mayfly.core.codes import human_size
 from mayfly.core.errors import Conflict, InvalidInput, MayflyError, NotFound, PayloadTooLarge, UploadTooLarge
 from mayfly.core.tokens import Unauthorized
@@ -93,24 +92,9 @@ class IronRoute(OneHopRoute):
                 length = request.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
                     raise too_large
-                return await handler(Request(request.scope, _capped(request.receive, limit, too_large)))
+                return await handler(Request(request.scope, capped_receive(request.receive, limit, too_large)))
             except MayflyError as exc:
                 return error_response(exc)
 
         return route
 
-
-def _capped(receive: Receive, limit: int, error: MayflyError) -> Receive:
-    """``receive`` that raises ``error`` as soon as more than ``limit`` body bytes have arrived."""
-    seen = 0
-
-    async def capped() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise error
-        return message
-
-    return capped

@@ -28,7 +28,7 @@ from mayfly.api.app import MAX_JSON_BODY
 from mayfly.api.deps import get_mayfly
 from mayfly.api.errors import BodyTooLarge
 from mayfly.api.openapi import COMMON
-from mayfly.api.routes import OneHopRoute
+from mayfly.api.routes import OneHopRoute, capped_receive
 from mayfly.api.v1.auth import authenticate, bearer_scheme
 from mayfly.core.codes import human_size
 from mayfly.core.errors import UploadTooLarge
@@ -66,7 +66,7 @@ class V1Route(OneHopRoute):
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
                 raise too_large
-            receive = _capped(request.receive, limit, too_large)
+            receive = capped_receive(request.receive, limit, too_large)
             if not streamed:
                 receive = await _buffered(receive)
             return await handler(Request(request.scope, receive))
@@ -88,21 +88,6 @@ def _too_large_error(request: Request, streamed: bool) -> Exception:
         return UploadTooLarge(f"code package is larger than the {human_size(cap)} upload limit")
     return BodyTooLarge(f"request body is larger than the {human_size(MAX_JSON_BODY)} limit")
 
-
-def _capped(receive: Receive, limit: int, error: Exception) -> Receive:
-    """``receive`` that raises ``error`` as soon as more than ``limit`` body bytes have arrived."""
-    seen = 0
-
-    async def capped() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise error
-        return message
-
-    return capped
 
 
 async def _buffered(receive: Receive) -> Receive:
