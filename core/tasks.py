@@ -253,12 +253,7 @@ class TaskService:
                 raise
             values["id"] = new_id()
             rows.append(values)
-        with self.store.write() as conn:
-            if rows:
-                conn.execute(_INSERT, rows)
-        if rows:
-            self.on_queued()
-        return [Task.from_row({**_UNSET, **r}) for r in rows]
+        return self._insert(rows)
 
     def queue_batch(
         self,
@@ -295,10 +290,13 @@ class TaskService:
                 raise
             values["id"] = new_id()
             rows.append(values)
-        with self.store.write() as conn:
-            if rows:
-                conn.execute(_INSERT, rows)
+        return self._insert(rows)
+
+    def _insert(self, rows: builtins.list[dict[str, object]]) -> builtins.list[Task]:
+        """Insert prepared task rows in one transaction and ring the router's bell."""
         if rows:
+            with self.store.write() as conn:
+                conn.execute(_INSERT, rows)
             self.on_queued()
         return [Task.from_row({**_UNSET, **r}) for r in rows]
 
