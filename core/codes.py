@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from mayfly.core import archive, validate
+from mayfly.core import archive, options
 from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore, code_key, sha256_file
 from mayfly.core.config import LOCAL_TARGET, Limits
@@ -177,30 +177,18 @@ def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
 
 
 def _validate_options(opts: CodeOptions, limits: Limits) -> None:
-    if opts.max_concurrency is not None and opts.max_concurrency < 0:
-        raise InvalidInput("max concurrency must be 0 (no limit) or more")
-    if opts.retries is not None:
-        validate.retries(opts.retries, limits)
-    if opts.retries_delay is not None:
-        validate.delay(opts.retries_delay, limits, "retries delay")
-    if opts.timeout is not None:
-        validate.timeout(opts.timeout, limits)
-    if opts.default_priority is not None:
-        validate.priority(opts.default_priority)
-    if opts.cpu is not None and not 0.01 <= opts.cpu <= 64:
-        raise InvalidInput("cpu must be between 0.01 and 64 cores")
-    if opts.memory_mb is not None and not 6 <= opts.memory_mb <= 262144:
-        raise InvalidInput("memory must be between 6 and 262144 MiB")
-    if opts.network is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", opts.network):
-        raise InvalidInput(f"invalid network {opts.network!r}")
+    if opts.webhook:  # first: its own words for a URL too long
+        validate_url(opts.webhook)
+    for opt in options.of(options.CODE):
+        value = getattr(opts, opt.name)
+        if value is not None:
+            options.check(opt.name, value, limits)
     if opts.env is not None:
         validate_env(opts.env)
     if opts.secrets:
         validate_secrets(opts.secrets)
     if opts.config is not None and len(opts.config.encode()) > limits.max_payload_bytes:
         raise InvalidInput(f"config is larger than {limits.max_payload_bytes} bytes")
-    if opts.webhook:
-        validate_url(opts.webhook)
 
 
 def requirements(opts: CodeOptions, limits: Limits) -> Requirements:

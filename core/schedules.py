@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from mayfly.core import slots, validate
+from mayfly.core import options, slots, validate
 from mayfly.core.admission import Requirements
 from mayfly.core.config import Limits
 from mayfly.core.errors import Conflict, InvalidInput, NotFound
@@ -24,8 +24,8 @@ from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 from mayfly.core.tasks import task_requirements, validate_payload
 
-MISSED = ("skip", "once", "all")
-OVERLAP = ("allow", "forbid", "replace")
+MISSED = options.MISSED
+OVERLAP = options.OVERLAP
 STATUSES = ("scheduled", "paused", "complete", "cancelled")
 #: The task statuses a schedule's ``error_count`` counts.
 FAILED = ("error", "timeout")
@@ -164,12 +164,10 @@ class ScheduleService:
         end_at = slots.parse_time(spec.end_at, zone) if spec.end_at else None
         if end_at is not None and end_at <= start_at:
             raise InvalidInput("end_at must be after start_at")
-        if spec.run_times is not None and spec.run_times < 1:
-            raise InvalidInput("run_times must be at least 1")
-        if spec.missed not in MISSED:
-            raise InvalidInput(f"missed must be one of {', '.join(MISSED)}")
-        if spec.overlap not in OVERLAP:
-            raise InvalidInput(f"overlap must be one of {', '.join(OVERLAP)}")
+        if spec.run_times is not None:
+            options.check("run_times", spec.run_times)
+        options.check("missed", spec.missed)
+        options.check("overlap", spec.overlap)
         validate_payload(spec.payload, self.limits, text=spec.text_payload)
         if spec.priority is not None:
             validate.priority(spec.priority)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from mayfly.core import options
 from mayfly.core.config import Limits
 from mayfly.core.errors import InvalidInput
 
@@ -12,27 +13,23 @@ PRIORITIES = (2, 1, 0)
 
 
 def priority(value: int) -> int:
-    """IronWorker's priorities: 0 (default), 1, 2 (highest)."""
-    if value not in PRIORITIES:
-        raise InvalidInput("priority must be 0, 1 or 2")
+    """IronWorker's priorities: 0 (default), 1, 2 (highest); the bounds are core/options.py's."""
+    options.check("priority", value)
     return value
 
 
 def timeout(value: int, limits: Limits) -> int:
-    if not 1 <= value <= limits.max_timeout:
-        raise InvalidInput(f"timeout must be between 1 and {limits.max_timeout} seconds")
+    options.check("timeout", value, limits)
     return value
 
 
 def retries(value: int, limits: Limits) -> int:
-    if not 0 <= value <= limits.max_retries:
-        raise InvalidInput(f"retries must be between 0 and {limits.max_retries}")
+    options.check("retries", value, limits)
     return value
 
 
-def delay(value: int, limits: Limits, what: str = "delay") -> int:
-    if not 0 <= value <= limits.max_delay:
-        raise InvalidInput(f"{what} must be between 0 and {limits.max_delay} seconds")
+def delay(value: int, limits: Limits) -> int:
+    options.check("delay", value, limits)
     return value
 
 
@@ -63,5 +60,6 @@ def text(value: str, what: str, max_len: int) -> str:
 
 
 def label(value: str) -> str:
-    """A task's or a schedule's label: 1 to 255 characters, no control character."""
-    return text(value, "label", 255)
+    """A task's or a schedule's label: 1 to 255 characters (core/options.py), no control character."""
+    options.check("label", value)
+    return printable(value, "label")

@@ -15,15 +15,15 @@ import json
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 
 from mayfly.api.validation import json_error_message
+from mayfly.core import options
 from mayfly.core.codes import CodeOptions
 from mayfly.core.config import Limits
 from mayfly.core.errors import InvalidInput
-from mayfly.core.schedules import MISSED, OVERLAP, ScheduleSpec
+from mayfly.core.schedules import ScheduleSpec
 from mayfly.core.tasks import TaskOptions
-from mayfly.core.webhook_urls import MAX_URL_LENGTH
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,13 +49,34 @@ def bounds(minimum: float | None = None, maximum: float | None = None, **extra: 
     return found
 
 
-#: The bounds core enforces on options shared by codes, tasks and schedules (core/validate.py).
-PRIORITY = bounds(0, 2)
-TIMEOUT = bounds(1, _LIMITS.max_timeout)
-RETRIES = bounds(0, _LIMITS.max_retries)
-DELAY = bounds(0, _LIMITS.max_delay)
-LABEL = bounds(minLength=1, maxLength=255)
-WEBHOOK = bounds(maxLength=MAX_URL_LENGTH)
+def option_schema(opt: options.Option) -> dict[str, Any]:
+    """The JSON Schema keywords of a core option: the bounds, enum, pattern and lengths core checks."""
+    extra: dict[str, Any] = {}
+    if opt.choices is not None:
+        extra["enum"] = list(opt.choices)
+    if opt.pattern is not None:
+        extra["pattern"] = opt.pattern
+    if opt.min_length is not None:
+        extra["minLength"] = opt.min_length
+    if opt.max_length is not None:
+        extra["maxLength"] = opt.max_length
+    return bounds(opt.minimum, opt.max_of(_LIMITS), **extra)
+
+
+def option_fields(kind: options.Kind) -> dict[str, Any]:
+    """The body fields of core's options of ``kind`` (core/options.py): type, default, bounds, description."""
+    found: dict[str, Any] = {}
+    for opt in options.of(kind):
+        annotation: Any = opt.type if opt.default is not None else opt.type | None
+        found[opt.name] = (
+            annotation,
+            Field(opt.default, description=opt.help[kind], json_schema_extra=option_schema(opt)),
+        )
+    return found
+
+
+#: The bounds of a retry's delay (``POST /v1/tasks/{id}/retry``): those of a task's delay.
+DELAY = option_schema(options.BY_NAME["delay"])
 
 
 def payload_text(value: JsonValue) -> str:
@@ -77,27 +98,11 @@ def _secret_bytes(values: dict[str, str] | None) -> dict[str, bytes] | None:
 # ---------------------------------------------------------------- codes
 
 
-class CodeFields(Body):
+class _CodeFields(Body):
     """Options of a code revision; unset ones keep the previous revision's value."""
 
-    command: str | None = None
     env: dict[str, str] | None = None
     config: str | None = None
-    max_concurrency: int | None = Field(
-        None, description="Most tasks of this code at once; 0 = no limit.", json_schema_extra=bounds(0)
-    )
-    retries: int | None = Field(None, json_schema_extra=RETRIES)
-    retries_delay: int | None = Field(None, json_schema_extra=DELAY)
-    timeout: int | None = Field(None, json_schema_extra=TIMEOUT)
-    default_priority: int | None = Field(None, description="0 (default), 1 or 2 (highest).", json_schema_extra=PRIORITY)
-    target: str | None = None
-    network: str | None = Field(None, json_schema_extra=bounds(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
-    cpu: float | None = Field(None, description="Cores.", json_schema_extra=bounds(0.01, 64))
-    memory_mb: int | None = Field(None, json_schema_extra=bounds(6, 262144))
-    ironworker: bool | None = None
-    webhook: str | None = Field(
-        None, description="URL POSTed when a task of this code ends; '' removes it.", json_schema_extra=WEBHOOK
-    )
     secrets: dict[str, str] | None = Field(
         None,
         description="Write-only secret values, name -> value; set on top of the previous revision's "
@@ -111,6 +116,12 @@ class CodeFields(Body):
         values = self.model_dump(include=set(CodeFields.model_fields))
         values["secrets"] = _secret_bytes(self.secrets)
         return CodeOptions(**_only_known(CodeOptions, values))
+
+
+#: The scalar options come from core/options.py: a row there is a field here, with its bounds.
+CodeFields = create_model(
+    "CodeFields", __base__=_CodeFields, __doc__=_CodeFields.__doc__, __module__=__name__, **option_fields(options.CODE)
+)
 
 
 class CodeUpload(CodeFields):
@@ -130,19 +141,10 @@ class CodeImage(CodeFields):
 # ---------------------------------------------------------------- tasks
 
 
-class TaskFields(Body):
+class _TaskFields(Body):
     """Per-task options; unset ones take the code revision's default."""
 
-    priority: int | None = Field(None, description="0 (default), 1 or 2 (highest).", json_schema_extra=PRIORITY)
-    delay: int = Field(0, description="Seconds before the task may run.", json_schema_extra=DELAY)
-    timeout: int | None = Field(None, description="Seconds.", json_schema_extra=TIMEOUT)
-    retries: int | None = Field(None, json_schema_extra=RETRIES)
-    target: str | None = None
-    label: str | None = Field(None, json_schema_extra=LABEL)
     env: dict[str, str] | None = None
-    webhook: str | None = Field(
-        None, description="URL POSTed when the task ends; '' for none.", json_schema_extra=WEBHOOK
-    )
     secrets: dict[str, str] | None = Field(
         None,
         description="Write-only secret values of this task, name -> value, over the code's "
@@ -153,6 +155,12 @@ class TaskFields(Body):
         values = self.model_dump(include=set(TaskFields.model_fields))
         values["secrets"] = _secret_bytes(self.secrets)
         return TaskOptions(**_only_known(TaskOptions, values))
+
+
+#: The scalar options come from core/options.py.
+TaskFields = create_model(
+    "TaskFields", __base__=_TaskFields, __doc__=_TaskFields.__doc__, __module__=__name__, **option_fields(options.TASK)
+)
 
 
 class TaskCreate(TaskFields):
@@ -178,7 +186,7 @@ class RetryBody(Body):
 # ---------------------------------------------------------------- schedules
 
 
-class ScheduleCreate(Body):
+class _ScheduleCreate(Body):
     """``POST /v1/schedules``: exactly one of ``cron``, ``every`` or ``at``."""
 
     code_name: str
@@ -190,24 +198,23 @@ class ScheduleCreate(Body):
     tz: str = "UTC"
     start_at: str | None = None
     end_at: str | None = None
-    run_times: int | None = Field(None, description="Most tasks the schedule queues.", json_schema_extra=bounds(1))
     payload: JsonValue = "{}"
-    priority: int | None = Field(None, json_schema_extra=PRIORITY)
-    timeout: int | None = Field(None, json_schema_extra=TIMEOUT)
-    target: str | None = None
-    label: str | None = Field(None, json_schema_extra=LABEL)
-    missed: str = Field(
-        "skip", description="What to do with runs missed while down.", json_schema_extra={"enum": list(MISSED)}
-    )
-    overlap: str = Field(
-        "allow", description="A run that is due while the last one runs.", json_schema_extra={"enum": list(OVERLAP)}
-    )
 
     def spec(self) -> ScheduleSpec:
         values = self.model_dump(exclude={"code_name"})
         values["payload"] = payload_text(self.payload)
         values["every"] = None if self.every is None else str(self.every)
         return ScheduleSpec(**_only_known(ScheduleSpec, values))
+
+
+#: The scalar options (priority, timeout, target, label, run_times, missed, overlap) come from core/options.py.
+ScheduleCreate = create_model(
+    "ScheduleCreate",
+    __base__=_ScheduleCreate,
+    __doc__=_ScheduleCreate.__doc__,
+    __module__=__name__,
+    **option_fields(options.SCHEDULE),
+)
 
 
 # ---------------------------------------------------------------- parsing by hand
