@@ -10,38 +10,20 @@ from typing import Annotated
 import typer
 
 from mayfly.cli.context import open_app
+from mayfly.cli.coreoptions import OptionValues, extra, with_options
 from mayfly.cli.options import JsonOpt, ProjectOpt
 from mayfly.cli.output import fields, print_json, say, table
 from mayfly.core.codes import CodeOptions, parse_env_pairs
 from mayfly.core.errors import InvalidInput
+from mayfly.core.options import CODE
 from mayfly.core.records import Code, Revision, iso
 from mayfly.core.secrets import parse_secret_files, parse_secret_pairs
 
 app = typer.Typer(help="Code packages: upload once, then queue tasks by name.", no_args_is_help=True)
 
-MaxConcurrency = Annotated[
-    int | None, typer.Option("--max-concurrency", help="Most tasks of this code running at once (0 = no limit).")
-]
-Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries of a failed task (0-10).")]
-RetriesDelay = Annotated[int | None, typer.Option("--retries-delay", help="Seconds before each retry.")]
-Timeout = Annotated[int | None, typer.Option("--timeout", help="Default task timeout in seconds.")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment variable KEY=VALUE (repeatable).")]
 Config = Annotated[
     Path | None, typer.Option("--config-file", help="File whose content tasks read at /mayfly/config.json.")
-]
-Priority = Annotated[int | None, typer.Option("--priority", help="Default priority of its tasks: 0, 1 or 2.")]
-Target = Annotated[str | None, typer.Option("--target", help="Default target of its tasks.")]
-Network = Annotated[
-    str | None, typer.Option("--network", help="Container network: 'bridge' (egress), 'none', or a network name.")
-]
-Cpu = Annotated[float | None, typer.Option("--cpu", help="CPU limit in cores.")]
-Memory = Annotated[int | None, typer.Option("--memory", help="Memory limit in MiB.")]
-Command = Annotated[
-    str | None, typer.Option("--command", "-c", help="Command run in /mayfly/task, e.g. 'python3 main.py'.")
-]
-Webhook = Annotated[
-    str | None,
-    typer.Option("--webhook", help="URL POSTed when a task of this code ends (signed; '' removes it)."),
 ]
 Secret = Annotated[
     list[str] | None,
@@ -58,48 +40,28 @@ NoSecrets = Annotated[
     bool,
     typer.Option("--no-secrets", help="Drop the previous revision's secrets (keep only those given now)."),
 ]
-IronWorker = Annotated[
-    bool | None,
-    typer.Option("--ironworker/--no-ironworker", help="Pass IronWorker's -payload/-config/-id/-d arguments and env."),
-]
+
+#: The options of ``push`` and ``register`` besides core's table (their command-line shape is the CLI's own).
+CODE_EXTRAS = (
+    extra("env", Env),
+    extra("config_file", Config),
+    extra("secret", Secret),
+    extra("secret_file", SecretFile),
+    extra("no_secrets", NoSecrets, False),
+)
 
 
-def _options(
-    command: str | None,
-    max_concurrency: int | None,
-    retries: int | None,
-    retries_delay: int | None,
-    timeout: int | None,
-    env: list[str] | None,
-    config_file: Path | None,
-    priority: int | None,
-    target: str | None,
-    network: str | None,
-    cpu: float | None,
-    memory: int | None,
-    ironworker: bool | None,
-    webhook: str | None = None,
-    secret: list[str] | None = None,
-    secret_file: list[str] | None = None,
-    no_secrets: bool = False,
-) -> CodeOptions:
+def _options(values: OptionValues) -> CodeOptions:
+    """A code's options from what ``push``/``register`` were given (core's table rows pass through as they are)."""
+    values = dict(values)
+    env, config_file = values.pop("env"), values.pop("config_file")
+    secret, secret_file, no_secrets = values.pop("secret"), values.pop("secret_file"), values.pop("no_secrets")
     return CodeOptions(
         secrets=secret_options(secret, secret_file),
         replace_secrets=no_secrets or None,
-        command=command,
         env=parse_env_pairs(env) if env else None,
         config=config_file.read_text() if config_file else None,
-        max_concurrency=max_concurrency,
-        retries=retries,
-        retries_delay=retries_delay,
-        timeout=timeout,
-        default_priority=priority,
-        target=target,
-        network=network,
-        cpu=cpu,
-        memory_mb=memory,
-        ironworker=ironworker,
-        webhook=webhook,
+        **values,
     )
 
 
@@ -147,51 +109,18 @@ def _show(code: Code, rev: Revision, as_json: bool) -> None:
 
 
 @app.command("push")
+@with_options(CODE, CODE_EXTRAS)
 def push(
     path: Annotated[Path, typer.Argument(help="A directory (zipped for you) or a .zip file.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Code name tasks are queued by.")],
     runtime: Annotated[str, typer.Option("--runtime", "-r", help="Base image, e.g. python-3.11 or shell.")],
-    command: Command = None,
-    max_concurrency: MaxConcurrency = None,
-    retries: Retries = None,
-    retries_delay: RetriesDelay = None,
-    timeout: Timeout = None,
-    env: Env = None,
-    config_file: Config = None,
-    priority: Priority = None,
-    target: Target = None,
-    network: Network = None,
-    cpu: Cpu = None,
-    memory: Memory = None,
-    ironworker: IronWorker = None,
-    webhook: Webhook = None,
-    secret: Secret = None,
-    secret_file: SecretFile = None,
-    no_secrets: NoSecrets = False,
+    options: OptionValues,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Upload a code package: a new revision of NAME. Unset options keep the previous revision's values."""
     mf = open_app()
-    opts = _options(
-        command,
-        max_concurrency,
-        retries,
-        retries_delay,
-        timeout,
-        env,
-        config_file,
-        priority,
-        target,
-        network,
-        cpu,
-        memory,
-        ironworker,
-        webhook,
-        secret,
-        secret_file,
-        no_secrets,
-    )
+    opts = _options(options)
     code, rev = mf.codes.push(mf.project_id(project), name, path, runtime=runtime, options=opts)
     if as_json:
         print_json(code.to_json(rev))
@@ -202,50 +131,17 @@ def push(
 
 
 @app.command("register")
+@with_options(CODE, CODE_EXTRAS)
 def register(
     image: Annotated[str, typer.Argument(help="A ready image, e.g. myorg/worker:1.2.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Code name tasks are queued by.")],
-    command: Command = None,
-    max_concurrency: MaxConcurrency = None,
-    retries: Retries = None,
-    retries_delay: RetriesDelay = None,
-    timeout: Timeout = None,
-    env: Env = None,
-    config_file: Config = None,
-    priority: Priority = None,
-    target: Target = None,
-    network: Network = None,
-    cpu: Cpu = None,
-    memory: Memory = None,
-    ironworker: IronWorker = None,
-    webhook: Webhook = None,
-    secret: Secret = None,
-    secret_file: SecretFile = None,
-    no_secrets: NoSecrets = False,
+    options: OptionValues,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a ready image as a code (no zip): tasks run the image's command unless --command is given."""
     mf = open_app()
-    opts = _options(
-        command,
-        max_concurrency,
-        retries,
-        retries_delay,
-        timeout,
-        env,
-        config_file,
-        priority,
-        target,
-        network,
-        cpu,
-        memory,
-        ironworker,
-        webhook,
-        secret,
-        secret_file,
-        no_secrets,
-    )
+    opts = _options(options)
     code, rev = mf.codes.register(mf.project_id(project), name, image, opts)
     if as_json:
         print_json(code.to_json(rev))

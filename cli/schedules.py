@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from mayfly.cli.context import open_app
-from mayfly.cli.options import JsonOpt, ProjectOpt, TargetOpt
+from mayfly.cli.coreoptions import OptionValues, with_options
+from mayfly.cli.options import JsonOpt, ProjectOpt
 from mayfly.cli.output import fields, print_json, say, table
-from mayfly.cli.tasks import Label, Payload, PayloadFile, Priority, Timeout, read_payload
+from mayfly.cli.tasks import Payload, PayloadFile, read_payload
 from mayfly.core.errors import InvalidInput
+from mayfly.core.options import SCHEDULE
 from mayfly.core.records import iso
 from mayfly.core.schedules import Schedule, ScheduleSpec
 
@@ -45,6 +47,7 @@ def _when(s: Schedule) -> str:
 
 
 @app.command("create")
+@with_options(SCHEDULE)
 def create(
     code: Annotated[str, typer.Argument(help="Code name.")],
     every: Annotated[str | None, typer.Option("--every", help="Interval: 90, 30s, 5m, 1h30m, 1d (≥ 1 s).")] = None,
@@ -53,19 +56,10 @@ def create(
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --cron and of naive times.")] = "UTC",
     start_at: Annotated[str | None, typer.Option("--start-at", help="First possible run (ISO 8601).")] = None,
     end_at: Annotated[str | None, typer.Option("--end-at", help="No runs after this time (ISO 8601).")] = None,
-    run_times: Annotated[int | None, typer.Option("--run-times", help="Stop after this many runs.")] = None,
     payload: Payload = None,
     payload_file: PayloadFile = None,
-    priority: Priority = None,
-    timeout: Timeout = None,
-    target: TargetOpt = None,
-    label: Label = None,
-    missed: Annotated[
-        str, typer.Option("--missed", help="Slots missed while no control plane ran: skip, once or all.")
-    ] = "skip",
-    overlap: Annotated[
-        str, typer.Option("--overlap", help="A slot while the last run is unfinished: allow, forbid or replace.")
-    ] = "allow",
+    *,
+    options: OptionValues,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,14 +72,8 @@ def create(
         tz=tz,
         start_at=start_at,
         end_at=end_at,
-        run_times=run_times,
         payload=read_payload(payload, payload_file),
-        priority=priority,
-        timeout=timeout,
-        target=target,
-        label=label,
-        missed=missed,
-        overlap=overlap,
+        **options,
     )
     try:
         sched = mf.schedules.create(mf.project_id(project), code, spec)

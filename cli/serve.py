@@ -12,28 +12,16 @@ from typing import Annotated
 import typer
 
 from mayfly.cli.context import open_app, open_local
+from mayfly.cli.coreoptions import OptionValues, with_options
 from mayfly.cli.follow import Follower, summary, task_exit_code
-from mayfly.cli.options import ProjectOpt, TargetOpt
+from mayfly.cli.options import ProjectOpt
 from mayfly.cli.output import say
-from mayfly.cli.tasks import (
-    Delay,
-    Env,
-    Label,
-    Payload,
-    PayloadFile,
-    Priority,
-    Retries,
-    Secret,
-    SecretFile,
-    Timeout,
-    Webhook,
-    read_payload,
-    task_options,
-)
+from mayfly.cli.tasks import TASK_EXTRAS, Payload, PayloadFile, read_payload, task_options
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
 from mayfly.core.errors import InvalidInput
 from mayfly.core.homelock import server_lock
+from mayfly.core.options import TASK
 from mayfly.core.serving import Serving, remote_runner, server_running
 
 
@@ -143,20 +131,13 @@ def _remote_runner(target: str, provider: str | None, settings: str | None, capa
     thread.join(10)
 
 
+@with_options(TASK, TASK_EXTRAS)
 def run(
     code: Annotated[str, typer.Argument(help="Code name.")],
     payload: Payload = None,
     payload_file: PayloadFile = None,
-    priority: Priority = None,
-    delay: Delay = 0,
-    timeout: Timeout = None,
-    retries: Retries = None,
-    label: Label = None,
-    env: Env = None,
-    secret: Secret = None,
-    secret_file: SecretFile = None,
-    webhook: Webhook = None,
-    target: TargetOpt = None,
+    *,
+    options: OptionValues,
     project: ProjectOpt = None,
 ) -> None:
     """Queue a task, run it, stream its log; exit with the task's exit code.
@@ -167,7 +148,7 @@ def run(
     """
     mf = open_app()
     pid = mf.project_id(project)
-    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook, secret, secret_file)
+    opts = task_options(options)
     text = read_payload(payload, payload_file)
     serving = None
     if isinstance(mf, Mayfly) and not server_running(mf.home.root):

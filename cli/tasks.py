@@ -10,12 +10,14 @@ import typer
 
 from mayfly.cli.codes import secret_options
 from mayfly.cli.context import open_app
+from mayfly.cli.coreoptions import OptionValues, extra, with_options
 from mayfly.cli.follow import follow, summary
-from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt, TargetOpt
+from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt
 from mayfly.cli.output import fields, print_json, say, table
 from mayfly.cli.terminal import LogSink
 from mayfly.core.codes import parse_env_pairs
 from mayfly.core.errors import InvalidInput
+from mayfly.core.options import BY_NAME, TASK
 from mayfly.core.records import Task, iso
 from mayfly.core.secrets import names_of
 from mayfly.core.tasks import TaskFilter, TaskOptions
@@ -26,11 +28,6 @@ Payload = Annotated[str | None, typer.Option("--payload", "-p", help="JSON paylo
 PayloadFile = Annotated[
     Path | None, typer.Option("--payload-file", "-f", help="Read the JSON payload from a file ('-' for stdin).")
 ]
-Priority = Annotated[int | None, typer.Option("--priority", help="0 (default), 1 or 2 (highest).")]
-Delay = Annotated[int, typer.Option("--delay", help="Seconds to wait before the task may start.")]
-Timeout = Annotated[int | None, typer.Option("--timeout", help="Seconds before the task is stopped.")]
-Retries = Annotated[int | None, typer.Option("--retries", help="Automatic retries if it fails (0-10).")]
-Label = Annotated[str | None, typer.Option("--label", help="Free-text tag to filter tasks by.")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="Extra environment KEY=VALUE (repeatable).")]
 Secret = Annotated[
     list[str] | None,
@@ -39,10 +36,12 @@ Secret = Annotated[
 SecretFile = Annotated[
     list[str] | None, typer.Option("--secret-file", help="Secret NAME=PATH: the file's bytes (repeatable).")
 ]
-Webhook = Annotated[
-    str | None,
-    typer.Option("--webhook", help="URL POSTed when the task ends (default: the code's; '' for none)."),
-]
+#: ``task list --label`` and ``task retry --delay`` say what core's table says of a task's label and delay.
+Label = Annotated[str | None, typer.Option("--label", help=BY_NAME["label"].help[TASK])]
+Delay = Annotated[int, typer.Option("--delay", help=BY_NAME["delay"].help[TASK])]
+
+#: The options of ``task queue`` and ``run`` besides core's table (their command-line shape is the CLI's own).
+TASK_EXTRAS = (extra("env", Env), extra("secret", Secret), extra("secret_file", SecretFile))
 
 
 def read_payloads(payload: str | None, payload_file: Path | None, jsonl: bool) -> list[str]:
@@ -71,29 +70,11 @@ def read_payload(payload: str | None, payload_file: Path | None) -> str:
     return "{}" if payload is None else payload
 
 
-def task_options(
-    priority: int | None,
-    delay: int,
-    timeout: int | None,
-    retries: int | None,
-    target: str | None,
-    label: str | None,
-    env: list[str] | None,
-    webhook: str | None = None,
-    secret: list[str] | None = None,
-    secret_file: list[str] | None = None,
-) -> TaskOptions:
-    return TaskOptions(
-        secrets=secret_options(secret, secret_file),
-        priority=priority,
-        delay=delay,
-        timeout=timeout,
-        retries=retries,
-        target=target,
-        label=label,
-        env=parse_env_pairs(env) if env else None,
-        webhook=webhook,
-    )
+def task_options(values: OptionValues) -> TaskOptions:
+    """A task's options from what ``task queue``/``run`` were given (core's table rows pass through as they are)."""
+    values = dict(values)
+    env, secret, secret_file = values.pop("env"), values.pop("secret"), values.pop("secret_file")
+    return TaskOptions(secrets=secret_options(secret, secret_file), env=parse_env_pairs(env) if env else None, **values)
 
 
 def show_task(task: Task) -> None:
@@ -125,20 +106,13 @@ def show_task(task: Task) -> None:
 
 
 @app.command("queue")
+@with_options(TASK, TASK_EXTRAS)
 def queue(
     code: Annotated[str, typer.Argument(help="Code name.")],
     payload: Payload = None,
     payload_file: PayloadFile = None,
-    priority: Priority = None,
-    delay: Delay = 0,
-    timeout: Timeout = None,
-    retries: Retries = None,
-    label: Label = None,
-    env: Env = None,
-    secret: Secret = None,
-    secret_file: SecretFile = None,
-    webhook: Webhook = None,
-    target: TargetOpt = None,
+    *,
+    options: OptionValues,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="The payload file holds one payload per line (implied by .jsonl).")
     ] = False,
@@ -148,7 +122,7 @@ def queue(
     """Queue a task of CODE (or one per line of a .jsonl payload file, all or none); prints the ids."""
     mf = open_app()
     payloads = read_payloads(payload, payload_file, jsonl)
-    opts = task_options(priority, delay, timeout, retries, target, label, env, webhook, secret, secret_file)
+    opts = task_options(options)
     tasks = mf.tasks.queue_many(mf.project_id(project), code, payloads, opts)
     if as_json:
         print_json(tasks[0].to_json() if len(payloads) == 1 and not jsonl else {"tasks": [t.to_json() for t in tasks]})
