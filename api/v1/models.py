@@ -12,6 +12,7 @@ CLI's ``--payload`` sends), any other value is serialised.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from mayfly.core.schedules import ScheduleSpec
 from mayfly.core.tasks import TaskOptions
 
 M = TypeVar("M", bound=BaseModel)
+B = TypeVar("B", bound="Body")
 
 _LIMITS = Limits()
 
@@ -75,6 +77,17 @@ def option_fields(kind: options.Kind) -> dict[str, Any]:
     return found
 
 
+def with_options(kind: options.Kind) -> Callable[[type[B]], type[B]]:
+    """Class decorator: the body plus one field per core option of ``kind`` (a subclass of the same name)."""
+
+    def decorate(cls: type[B]) -> type[B]:
+        return create_model(
+            cls.__name__, __base__=cls, __doc__=cls.__doc__, __module__=cls.__module__, **option_fields(kind)
+        )
+
+    return decorate
+
+
 #: The bounds of a retry's delay (``POST /v1/tasks/{id}/retry``): those of a task's delay.
 DELAY = option_schema(options.BY_NAME["delay"])
 
@@ -98,7 +111,8 @@ def _secret_bytes(values: dict[str, str] | None) -> dict[str, bytes] | None:
 # ---------------------------------------------------------------- codes
 
 
-class _CodeFields(Body):
+@with_options(options.CODE)  # the scalar options: one field per row of core/options.py, with its bounds
+class CodeFields(Body):
     """Options of a code revision; unset ones keep the previous revision's value."""
 
     env: dict[str, str] | None = None
@@ -118,12 +132,6 @@ class _CodeFields(Body):
         return CodeOptions(**_only_known(CodeOptions, values))
 
 
-#: The scalar options come from core/options.py: a row there is a field here, with its bounds.
-CodeFields = create_model(
-    "CodeFields", __base__=_CodeFields, __doc__=_CodeFields.__doc__, __module__=__name__, **option_fields(options.CODE)
-)
-
-
 class CodeUpload(CodeFields):
     """The ``data`` field of a multipart code upload (the zip is the ``file`` field)."""
 
@@ -141,7 +149,8 @@ class CodeImage(CodeFields):
 # ---------------------------------------------------------------- tasks
 
 
-class _TaskFields(Body):
+@with_options(options.TASK)
+class TaskFields(Body):
     """Per-task options; unset ones take the code revision's default."""
 
     env: dict[str, str] | None = None
@@ -155,12 +164,6 @@ class _TaskFields(Body):
         values = self.model_dump(include=set(TaskFields.model_fields))
         values["secrets"] = _secret_bytes(self.secrets)
         return TaskOptions(**_only_known(TaskOptions, values))
-
-
-#: The scalar options come from core/options.py.
-TaskFields = create_model(
-    "TaskFields", __base__=_TaskFields, __doc__=_TaskFields.__doc__, __module__=__name__, **option_fields(options.TASK)
-)
 
 
 class TaskCreate(TaskFields):
@@ -186,7 +189,8 @@ class RetryBody(Body):
 # ---------------------------------------------------------------- schedules
 
 
-class _ScheduleCreate(Body):
+@with_options(options.SCHEDULE)  # priority, timeout, target, label, run_times, missed, overlap
+class ScheduleCreate(Body):
     """``POST /v1/schedules``: exactly one of ``cron``, ``every`` or ``at``."""
 
     code_name: str
@@ -205,16 +209,6 @@ class _ScheduleCreate(Body):
         values["payload"] = payload_text(self.payload)
         values["every"] = None if self.every is None else str(self.every)
         return ScheduleSpec(**_only_known(ScheduleSpec, values))
-
-
-#: The scalar options (priority, timeout, target, label, run_times, missed, overlap) come from core/options.py.
-ScheduleCreate = create_model(
-    "ScheduleCreate",
-    __base__=_ScheduleCreate,
-    __doc__=_ScheduleCreate.__doc__,
-    __module__=__name__,
-    **option_fields(options.SCHEDULE),
-)
 
 
 # ---------------------------------------------------------------- parsing by hand
