@@ -75,6 +75,7 @@ from mayfly.providers.ecs.naming import (
     T_HOME,
     T_PROJECT,
     T_REMOVED,
+    T_SECRETS,
     T_TARGET,
     T_TASK,
     attempt_of,
@@ -330,6 +331,8 @@ class EcsProvider(Provider[EcsSettings]):
             T_HOME: self.context.home_id,
             T_TARGET: self.context.target,
         }
+        if spec.secrets:
+            ours[T_SECRETS] = "1"
         request: dict[str, Any] = {
             "cluster": s.cluster,
             "taskDefinition": taskdef,
@@ -591,8 +594,9 @@ class EcsProvider(Provider[EcsSettings]):
         if attempt is not None:
             for name in ("payload.json", "config.json"):
                 self.context.blobs.delete(run_key(attempt[0], attempt[1], name))
-            if self.parameters.delete_attempt(*attempt):
+            if tags.get(T_SECRETS):
                 # The attempt had secrets, so its task definition was its own: nothing else runs from it.
+                self.parameters.delete_attempt(*attempt)
                 self._deregister(str(task.get("taskDefinitionArn") or ""))
 
     def _deregister(self, arn: str) -> None:
@@ -613,13 +617,18 @@ class EcsProvider(Provider[EcsSettings]):
         removed = super().sweep(is_over)
         home = f"{target_path(self.context.target)}/{self.context.home_id}"
         attempts: set[tuple[str, int]] = set()
-        with translate(f"listing the secret parameters under {home}"):
-            paginator = self._clients("ssm").get_paginator("get_parameters_by_path")
-            for page in paginator.paginate(Path=home, Recursive=True, WithDecryption=False):
-                for p in page.get("Parameters") or []:
-                    parts = str(p["Name"])[len(home) + 1 :].split("/")
-                    if len(parts) == 3 and parts[1].isdigit():
-                        attempts.add((parts[0], int(parts[1])))
+        try:
+            with translate(f"listing the secret parameters under {home}"):
+                paginator = self._clients("ssm").get_paginator("get_parameters_by_path")
+                for page in paginator.paginate(Path=home, Recursive=True, WithDecryption=False):
+                    for p in page.get("Parameters") or []:
+                        parts = str(p["Name"])[len(home) + 1 :].split("/")
+                        if len(parts) == 3 and parts[1].isdigit():
+                            attempts.add((parts[0], int(parts[1])))
+        except MayflyError as exc:
+            # A stack deployed before secrets existed may lack ssm:GetParametersByPath: the tasks still get swept.
+            log.info("not sweeping secret parameters of %s: %s", self.context.target, exc.message)
+            return removed
         for task_id, attempt in sorted(attempts):
             if is_over(task_id, attempt):
                 log.info("removing the leftover secret parameters of %s attempt %s", task_id, attempt)

@@ -35,7 +35,9 @@ def parameters(world: EcsTestWorld, path: str = "/mayfly") -> dict[str, dict[str
 
 def task_of(world: EcsTestWorld, handle: str) -> dict[str, object]:
     arn = handle.rpartition("::")[2]
-    task: dict[str, object] = world.clients("ecs").describe_tasks(cluster=ECS_TEST_CLUSTER, tasks=[arn])["tasks"][0]
+    task: dict[str, object] = world.clients("ecs").describe_tasks(
+        cluster=ECS_TEST_CLUSTER, tasks=[arn], include=["TAGS"]
+    )["tasks"][0]
     return task
 
 
@@ -64,9 +66,12 @@ def test_each_secret_is_a_securestring_of_the_attempt_referenced_by_its_own_task
     for needle in ("pw-5e1b9a", base64.b64encode(VALUE).decode(), "tok-3c9d"):
         assert needle not in shown
 
+    # The task is marked so that removing it deletes the parameters; a task without secrets is not.
+    assert {"key": "mayfly.secrets", "value": "1"} in task["tags"]  # type: ignore[operator]
     # A task without secrets still shares the content-addressed definition of its size and image.
     plain = provider.launch(ecs_world.spec()).handle
     assert task_of(ecs_world, plain)["taskDefinitionArn"] != task["taskDefinitionArn"]
+    assert "mayfly.secrets" not in json.dumps(task_of(ecs_world, plain)["tags"])
     assert (
         "secrets"
         not in ecs_world.clients("ecs").describe_task_definition(
