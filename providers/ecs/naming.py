@@ -43,6 +43,8 @@ T_TASK, T_ATTEMPT, T_PROJECT, T_HOME, T_TARGET, T_REMOVED = (
     "mayfly.target",
     "mayfly.removed",
 )
+#: Set ("1") on the ECS task of an attempt with secrets: ``remove`` deletes its SSM parameters and definition.
+T_SECRETS = "mayfly.secrets"
 #: The runner's container names (see ``mayfly.core.messages.container_name``).
 _CONTAINER_NAME = re.compile(r"^mayfly-(?P<rest>[A-Za-z0-9_-]+)$")
 _STARTED_BY = re.compile(r"^[A-Za-z0-9_/-]{1,36}$")

@@ -24,7 +24,14 @@ How each operation maps onto ECS (see :mod:`mayfly.providers.ecs` for the user's
 ``remove``
     ECS tasks cannot be deleted (stopped tasks stay listed about an hour): the task
     is stopped if it still runs and tagged ``mayfly.removed``, so ``state`` says
-    MISSING and ``find``/``reattach`` skip it; the staged payload and config go.
+    MISSING and ``find``/``reattach`` skip it; the staged payload and config go,
+    and so do the attempt's secret parameters and its own task definition.
+``secrets``
+    Each value is an SSM SecureString parameter of the attempt, referenced by the
+    container's ``secrets`` in a task definition of the attempt's own (RunTask
+    overrides cannot carry secrets); ECS resolves them at start
+    (:mod:`~mayfly.providers.ecs.secrets`). ``sweep`` deletes the parameters of
+    attempts that are over whose task ECS no longer lists.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from mayfly.providers.ecs.naming import (
     T_HOME,
     T_PROJECT,
     T_REMOVED,
+    T_SECRETS,
     T_TARGET,
     T_TASK,
     attempt_of,
@@ -80,6 +88,7 @@ from mayfly.providers.ecs.naming import (
     tags_of,
 )
 from mayfly.providers.ecs.poller import TaskPoller
+from mayfly.providers.ecs.secrets import ParameterStore, target_path
 from mayfly.providers.ecs.settings import EcsSettings
 from mayfly.providers.ecs.taskdefs import (
     CONTAINER,
@@ -111,14 +120,14 @@ class EcsProvider(Provider[EcsSettings]):
     """Runs each task as a Fargate task on the target's ECS cluster."""
 
     name = "ecs"
-    capabilities = frozenset({Capability.LOG_STREAMING, Capability.CANCEL, Capability.REATTACH, Capability.SPOT})
+    capabilities = frozenset(
+        {Capability.LOG_STREAMING, Capability.CANCEL, Capability.REATTACH, Capability.SPOT, Capability.SECRETS}
+    )
     unsupported = {
         Capability.GPU: "Fargate has no GPUs (GPU tasks need ECS on EC2 container instances, "
         "which Mayfly does not manage)",
         Capability.NETWORK_NONE: "every Fargate task gets a network interface in the target's subnets (awsvpc); "
         "restrict it with a security group without egress rules instead",
-        Capability.SECRETS: "Mayfly does not pass secrets to ECS yet (Secrets Manager / SSM references are "
-        "planned); run tasks with secrets on a Docker target",
     }
     limits = ProviderLimits(
         max_cpu=MAX_CPU,
@@ -159,6 +168,8 @@ class EcsProvider(Provider[EcsSettings]):
         self._sleep = sleep
         self._rng = rng
         self._taskdefs = TaskDefinitions(self._clients, context.target, sleep=sleep, rng=rng)
+        #: The SSM parameters that hold the secrets of this home's attempts on this target.
+        self.parameters = ParameterStore(self._clients, context.target, context.home_id)
         #: The shared DescribeTasks cache of every watcher of this provider.
         self.poller = TaskPoller(self._describe_batch, self._parse, interval=s.status_poll_seconds, clock=clock)
         self._logs = LogReader(
@@ -265,6 +276,10 @@ class EcsProvider(Provider[EcsSettings]):
             log_stream_prefix=s.log_stream_prefix,
             region=s.region,
             stop_timeout=s.stop_timeout,
+            secrets=tuple(
+                (ref["name"], ref["valueFrom"])
+                for ref in self.parameters.put(spec.task_id, spec.attempt, spec.secrets)
+            ),
         )
         taskdef = self._taskdefs.arn_for(definition)
         try:
@@ -316,6 +331,8 @@ class EcsProvider(Provider[EcsSettings]):
             T_HOME: self.context.home_id,
             T_TARGET: self.context.target,
         }
+        if spec.secrets:
+            ours[T_SECRETS] = "1"
         request: dict[str, Any] = {
             "cluster": s.cluster,
             "taskDefinition": taskdef,
@@ -577,6 +594,46 @@ class EcsProvider(Provider[EcsSettings]):
         if attempt is not None:
             for name in ("payload.json", "config.json"):
                 self.context.blobs.delete(run_key(attempt[0], attempt[1], name))
+            if tags.get(T_SECRETS):
+                # The attempt had secrets, so its task definition was its own: nothing else runs from it.
+                self.parameters.delete_attempt(*attempt)
+                self._deregister(str(task.get("taskDefinitionArn") or ""))
+
+    def _deregister(self, arn: str) -> None:
+        if not arn:
+            return
+        self._taskdefs.forget(arn)
+        try:
+            self._ecs("deregister_task_definition", f"deregistering {arn}", taskDefinition=arn)
+        except MayflyError as exc:
+            log.warning("could not deregister %s: %s", arn, exc.message)
+
+    def sweep(self, is_over: Callable[[str, int], bool]) -> int:
+        """Tasks of attempts that are over (as every provider), then their leftover secret parameters.
+
+        A parameter outlives its task when ECS forgot the stopped task before it was
+        removed, or when the launch failed after the secrets were stored.
+        """
+        removed = super().sweep(is_over)
+        home = f"{target_path(self.context.target)}/{self.context.home_id}"
+        attempts: set[tuple[str, int]] = set()
+        try:
+            with translate(f"listing the secret parameters under {home}"):
+                paginator = self._clients("ssm").get_paginator("get_parameters_by_path")
+                for page in paginator.paginate(Path=home, Recursive=True, WithDecryption=False):
+                    for p in page.get("Parameters") or []:
+                        parts = str(p["Name"])[len(home) + 1 :].split("/")
+                        if len(parts) == 3 and parts[1].isdigit():
+                            attempts.add((parts[0], int(parts[1])))
+        except MayflyError as exc:
+            # A stack deployed before secrets existed may lack ssm:GetParametersByPath: the tasks still get swept.
+            log.info("not sweeping secret parameters of %s: %s", self.context.target, exc.message)
+            return removed
+        for task_id, attempt in sorted(attempts):
+            if is_over(task_id, attempt):
+                log.info("removing the leftover secret parameters of %s attempt %s", task_id, attempt)
+                removed += bool(self.parameters.delete_attempt(task_id, attempt))
+        return removed
 
     def reattach(self) -> list[Attached]:
         """This home's tasks on this target (running, or stopped within about an hour), by their tags."""

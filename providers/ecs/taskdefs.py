@@ -96,6 +96,8 @@ class TaskDefinitionSpec:
     region: str
     #: Seconds between SIGTERM and SIGKILL when the task is stopped.
     stop_timeout: int
+    #: The container's ``secrets`` as (variable, parameter ARN): one attempt's own definition when set.
+    secrets: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> dict[str, Any]:
         """RegisterTaskDefinition's arguments, without the family."""
@@ -121,6 +123,8 @@ class TaskDefinitionSpec:
                 },
             },
         }
+        if self.secrets:
+            container["secrets"] = [{"name": n, "valueFrom": v} for n, v in self.secrets]
         body: dict[str, Any] = {
             "containerDefinitions": [container],
             "requiresCompatibilities": ["FARGATE"],
@@ -157,6 +161,12 @@ class TaskDefinitions:
         self._arns: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def forget(self, arn: str) -> None:
+        """Drop a (deregistered) definition from the cache."""
+        with self._guard:
+            for family in [f for f, a in self._arns.items() if a == arn]:
+                del self._arns[family]
 
     def arn_for(self, spec: TaskDefinitionSpec) -> str:
         """The ARN of the task definition for ``spec``, registering it if ECS has none.

@@ -163,19 +163,35 @@ def test_archive_placement_copies_the_files_private(home: Path, busybox_image: s
     assert _home_holds(home, VALUE.encode()) == []
 
 
-def test_queueing_secrets_to_a_target_without_the_capability_is_refused(home: Path) -> None:
-    """ECS declares secrets unsupported: ``task queue`` says so in one line (exit 6) and stores nothing."""
-    settings = {
-        "region": "eu-west-1", "cluster": "c", "subnets": ["subnet-1"], "execution_role_arn": "arn:aws:iam::1:role/x",
-        "log_group": "g", "bucket": "b", "tasks_queue_url": "http://q/t", "control_queue_url": "http://q/c",
-        "events_queue_url": "http://q/e",
-    }  # fmt: skip
-    _run("target", "add", "aws-dev", "--provider", "ecs", "--settings", json.dumps(settings))
+ECS_SETTINGS = {
+    "region": "eu-west-1", "cluster": "c", "subnets": ["subnet-1"], "execution_role_arn": "arn:aws:iam::1:role/x",
+    "log_group": "g", "bucket": "b", "tasks_queue_url": "http://q/t", "control_queue_url": "http://q/c",
+    "events_queue_url": "http://q/e",
+}  # fmt: skip
+
+
+def test_queueing_secrets_to_an_ecs_target_is_accepted_and_stores_no_value(home: Path) -> None:
+    """ECS passes secrets (SSM references): ``task queue`` takes them; the home holds ciphertext only."""
+    _run("target", "add", "aws-dev", "--provider", "ecs", "--settings", json.dumps(ECS_SETTINGS))
+    _run("code", "register", "mayfly-test/busybox:latest", "--name", "img", "--command", "true")
+    _run("task", "queue", "img", "--target", "aws-dev", "--secret", f"A={VALUE}")
+    (task,) = json.loads(_run("task", "list", "--json").stdout)["tasks"]
+    assert json.loads(_run("task", "show", task["id"], "--json").stdout)["secrets"] == ["A"]
+    assert _home_holds(home, VALUE.encode()) == []
+
+
+def test_queueing_secrets_to_a_target_without_the_capability_is_refused(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that does not declare secrets: ``task queue`` says why in one line (exit 6), stores nothing."""
+    from mayfly.core.provider import Capability
+    from mayfly.providers.ecs.provider import EcsProvider
+
+    monkeypatch.setattr(EcsProvider, "capabilities", EcsProvider.capabilities - {Capability.SECRETS})
+    monkeypatch.setattr(EcsProvider, "unsupported", {Capability.SECRETS: "no private means on this provider"})
+    _run("target", "add", "aws-dev", "--provider", "ecs", "--settings", json.dumps(ECS_SETTINGS))
     _run("code", "register", "mayfly-test/busybox:latest", "--name", "img", "--command", "true")
     out = _run("task", "queue", "img", "--target", "aws-dev", "--secret", f"A={VALUE}", code=6)
-    assert out.stderr.strip() == (
-        "Error: target 'aws-dev' cannot pass secrets: Mayfly does not pass secrets to ECS yet (Secrets Manager / "
-        "SSM references are planned); run tasks with secrets on a Docker target"
-    )
+    assert out.stderr.strip() == "Error: target 'aws-dev' cannot pass secrets: no private means on this provider"
     assert json.loads(_run("task", "list", "--json").stdout)["tasks"] == []
     _run("task", "queue", "img", "--target", "aws-dev")  # without secrets it is queued

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mayfly.infra.clouds.aws.component import TASK_FAMILY_PREFIX, TYPE_TOKEN, AwsTargetArgs
+from mayfly.infra.clouds.aws.component import PARAMETER_PATH, TASK_FAMILY_PREFIX, TYPE_TOKEN, AwsTargetArgs
 from mayfly.providers.ecs.settings import EcsSettings
 
 Mocks = Any  # conftest.RecordingMocks (test modules cannot import conftest under importlib mode)
@@ -30,6 +30,7 @@ UNSCOPABLE = {
     "ecs:ListTasks",  # scoped by the ecs:cluster condition instead
     "ecs:RegisterTaskDefinition",  # no resource-level permissions
     "ecs:DescribeTaskDefinition",  # no resource-level permissions
+    "ecs:DeregisterTaskDefinition",  # no resource-level permissions
 }
 # Wildcards inside ARNs are checked by the exact allowlists: the group's own "<log group ARN>:*", the
 # "task/<cluster>/*" tasks, the "mayfly-<target>-*" task definitions, and logs:DescribeLogGroups on
@@ -59,6 +60,8 @@ class Names:
         self.task_definitions = f"arn:aws:ecs:{region}:{account}:task-definition/{family_prefix}*"
         self.execution_role_arn = self.role_arn("dev-execution")
         self.task_role_arn = self.role_arn("dev-task")
+        self.parameters = f"arn:aws:ssm:{region}:{account}:parameter/{PARAMETER_PATH.format(target='dev')}/*"
+        self.kms_keys = f"arn:aws:kms:{region}:{account}:key/*"
 
     def physical(self, name: str) -> str:
         return str(self.m.physical(name))
@@ -85,6 +88,8 @@ class Names:
                 "logs:PutLogEvents",
                 resources=[self.log_group_arn, self.log_streams],
             )
+            | pairs("ssm:GetParameters", resources=[self.parameters])
+            | pairs("kms:Decrypt", resources=[self.kms_keys])
         )
 
     def runner_allowed(self) -> set[tuple[str, str]]:
@@ -111,7 +116,19 @@ class Names:
             | pairs("ecs:DescribeClusters", resources=[self.cluster_arn])
             | pairs("ecs:DescribeTasks", "ecs:StopTask", resources=[self.tasks])
             | pairs("ecs:ListTasks", resources=["*"])
-            | pairs("ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", resources=["*"])
+            | pairs(
+                "ecs:RegisterTaskDefinition",
+                "ecs:DescribeTaskDefinition",
+                "ecs:DeregisterTaskDefinition",
+                resources=["*"],
+            )
+            | pairs(
+                "ssm:PutParameter",
+                "ssm:DeleteParameter",
+                "ssm:DeleteParameters",
+                "ssm:GetParametersByPath",
+                resources=[self.parameters],
+            )
             | pairs("ecs:TagResource", resources=[self.tasks, self.task_definitions])
             | pairs("iam:PassRole", resources=[self.execution_role_arn, self.task_role_arn])
             | pairs("logs:GetLogEvents", resources=[self.log_group_arn, self.log_streams])
@@ -471,6 +488,20 @@ def test_task_family_prefix_matches_the_ecs_provider_families() -> None:
         stop_timeout=30,
     )
     assert spec.family("aws-dev").startswith(TASK_FAMILY_PREFIX.format(target="aws-dev"))
+
+
+def test_parameter_path_matches_where_the_ecs_provider_puts_secrets() -> None:
+    """The execution role and the runner are granted exactly the folder the provider writes to."""
+    from mayfly.providers.ecs.secrets import attempt_path, target_path
+
+    assert target_path("aws-dev") == "/" + PARAMETER_PATH.format(target="aws-dev")
+    assert attempt_path("aws-dev", "h", "t", 1).startswith(target_path("aws-dev") + "/")
+
+
+def test_execution_role_decrypts_only_through_ssm(build: Build) -> None:
+    built = build()
+    (decrypt,) = [s for s in statements(built.policy(ROLE_POLICY, "dev-execution")) if s["Action"] == ["kms:Decrypt"]]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"ssm.{built.mocks.region}.amazonaws.com"}}
 
 
 def test_the_component_also_builds_in_a_preview(mocks: Any) -> None:

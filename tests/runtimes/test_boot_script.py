@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import stat
 import types
 from importlib.resources import files
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,18 @@ def test_only_http_urls_are_accepted(boot: types.ModuleType) -> None:
         with pytest.raises(boot.BootError) as failure:
             boot._check_url("X", url)
         assert failure.value.code == BootExit.USAGE
+
+
+def test_secret_variables_become_0400_files_and_leave_the_environment(boot: types.ModuleType, tmp_path: Path) -> None:
+    """ECS sets MAYFLY_SECRET_<NAME> (base64) from SSM; the command sees only the files (issue 13 item 6)."""
+    folder = tmp_path / "secrets"
+    env = {"MAYFLY_SECRETS_DIR": str(folder), "MAYFLY_SECRET_DB": base64.b64encode(b"pw\x00x").decode(), "A": "1"}
+    boot.place_secrets(env)
+    assert env == {"MAYFLY_SECRETS_DIR": str(folder), "A": "1"}
+    assert (folder / "DB").read_bytes() == b"pw\x00x"
+    assert stat.S_IMODE((folder / "DB").stat().st_mode) == 0o400
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o500
+    with pytest.raises(boot.BootError) as bad:
+        boot.place_secrets({"MAYFLY_SECRETS_DIR": str(tmp_path / "other"), "MAYFLY_SECRET_X": "not base64!"})
+    assert (bad.value.code, str(bad.value)) == (boot.EXIT_USAGE, "MAYFLY_SECRET_X is not base64")
+    folder.chmod(0o700)

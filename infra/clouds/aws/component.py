@@ -52,6 +52,8 @@ from mayfly.infra.clouds.aws.stack import AwsStack
 TYPE_TOKEN = "mayfly:aws:Target"
 #: Families of the task definitions the ``ecs`` provider registers: ``mayfly-<target>-<hash12>``.
 TASK_FAMILY_PREFIX = "mayfly-{target}-"
+#: SSM parameters holding the target's task secrets (``mayfly.providers.ecs.secrets.target_path``, no leading "/").
+PARAMETER_PATH = "mayfly/{target}"
 #: CloudWatch stream prefix of the runner service's own log.
 RUNNER_STREAM_PREFIX = "runner"
 #: Trusted by the execution, task and runner roles.
@@ -333,10 +335,15 @@ class AwsTarget(pulumi.ComponentResource):
         target = args.target or name
         ecs_arn = pulumi.Output.format("arn:{0}:ecs:{1}:{2}", partition, self.region, account)
         log_groups_arn = pulumi.Output.format("arn:{0}:logs:{1}:{2}:log-group:*", partition, self.region, account)
+        parameters_arn = pulumi.Output.format(
+            "arn:{0}:ssm:{1}:{2}:parameter/{3}/*", partition, self.region, account, PARAMETER_PATH.format(target=target)
+        )
+        kms_keys_arn = pulumi.Output.format("arn:{0}:kms:{1}:{2}:key/*", partition, self.region, account)
+        ssm_service = pulumi.Output.format("ssm.{0}.amazonaws.com", self.region)
         trust = _trust_policy(ecs_arn, account)
         execution_role = aws.iam.Role(
             f"{name}-execution",
-            description="ECS task execution: pull Mayfly runtime images, write task logs",
+            description="ECS task execution: pull Mayfly runtime images, write task logs, read task secrets",
             assume_role_policy=trust,
             tags=self._tags,
             opts=child,
@@ -344,7 +351,9 @@ class AwsTarget(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-execution",
             role=execution_role.id,
-            policy=_policy_json(execution_statements(repository.arn, log_group.arn)),
+            policy=_policy_json(
+                execution_statements(repository.arn, log_group.arn, parameters_arn, kms_keys_arn, ssm_service)
+            ),
             opts=child,
         )
         task_role = aws.iam.Role(
@@ -369,6 +378,7 @@ class AwsTarget(pulumi.ComponentResource):
                     pass_role_arns=[execution_role.arn, task_role.arn],
                     log_group_arn=log_group.arn,
                     log_groups_arn=log_groups_arn,
+                    parameters_arn=parameters_arn,
                 )
             ),
             tags=self._tags,
@@ -562,8 +572,14 @@ class AwsTarget(pulumi.ComponentResource):
 # ---------------------------------------------------------------- policy documents (plain data, tested)
 
 
-def execution_statements(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """The execution role: pull from one repository, write one log group."""
+def execution_statements(
+    repository_arn: pulumi.Input[str],
+    log_group_arn: pulumi.Input[str],
+    parameters_arn: pulumi.Input[str],
+    kms_keys_arn: pulumi.Input[str],
+    ssm_service: pulumi.Input[str],
+) -> list[dict[str, Any]]:
+    """The execution role: pull from one repository, write one log group, read the target's secret parameters."""
     return [
         {
             "Sid": "EcrLogin",
@@ -588,6 +604,21 @@ def execution_statements(repository_arn: pulumi.Input[str], log_group_arn: pulum
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")],
         },
+        {
+            "Sid": "ReadTaskSecrets",
+            "Effect": "Allow",
+            # ECS resolves a container's `secrets` (SSM SecureString references) with this role at task start.
+            "Action": ["ssm:GetParameters"],
+            "Resource": parameters_arn,
+        },
+        {
+            "Sid": "DecryptTaskSecrets",
+            "Effect": "Allow",
+            # SecureStrings use the account's aws/ssm key, whose id is not known here: any key, only through SSM.
+            "Action": ["kms:Decrypt"],
+            "Resource": kms_keys_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": ssm_service}},
+        },
     ]
 
 
@@ -601,6 +632,7 @@ def runner_statements(
     pass_role_arns: Sequence[pulumi.Input[str]],
     log_group_arn: pulumi.Input[str],
     log_groups_arn: pulumi.Input[str],
+    parameters_arn: pulumi.Input[str],
 ) -> list[dict[str, Any]]:
     """The runner and control plane: the target's queues, bucket, cluster, roles and logs, nothing else."""
     on_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
@@ -653,9 +685,18 @@ def runner_statements(
             "Sid": "TaskDefinitions",
             "Effect": "Allow",
             # RegisterTaskDefinition and DescribeTaskDefinition support no resource-level permissions in IAM;
-            # RunTask above is what limits which definitions can start.
-            "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            # RunTask above is what limits which definitions can start. Deregister: a task with secrets runs from
+            # a definition of its own, deregistered when the attempt is removed (no resource-level permissions either).
+            "Action": ["ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
             "Resource": "*",
+        },
+        {
+            "Sid": "TaskSecrets",
+            "Effect": "Allow",
+            # One SecureString per secret of an attempt, under /mayfly/<target>/, deleted with the attempt. No KMS
+            # permission: the account's aws/ssm key lets SSM encrypt for any principal of the account.
+            "Action": ["ssm:DeleteParameter", "ssm:DeleteParameters", "ssm:GetParametersByPath", "ssm:PutParameter"],
+            "Resource": parameters_arn,
         },
         {
             "Sid": "TagOnCreate",

@@ -38,9 +38,11 @@ What it does not do
     rate limits or throttling, no Spot interruptions (FARGATE_SPOT runs like
     FARGATE). No EC2 or EXTERNAL launch type (RunTask answers "No Container
     Instances were found in your cluster."), no services, no container
-    instances, no EventBridge task state events. One container per task definition; secrets, volumes, health
+    instances, no EventBridge task state events. One container per task definition; volumes, health
     checks, port mappings and the task metadata endpoint are accepted and
     ignored; the task role's credentials are not served to the container.
+    ``secrets`` are read from moto's SSM / Secrets Manager at start (no IAM
+    check); a missing one fails the task with ECS's ResourceInitializationError.
     Image pulls: none, images must exist locally. State is in memory and lost
     on exit (moto's state is process-wide, see :mod:`.server`).
 """

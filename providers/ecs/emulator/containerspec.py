@@ -10,8 +10,10 @@ exceeding it is a real OOM kill, as on Fargate), ``memoryReservation`` a soft
 limit, the container's ``cpu`` CPU shares; ``stopTimeout`` the grace period of
 StopTask. Fargate also sets ``AWS_REGION``, ``AWS_DEFAULT_REGION`` and
 ``AWS_EXECUTION_ENV``, and so does the emulator. Anything else of a container
-definition (secrets, volumes, health checks, port mappings, firelens, ...) is
-accepted by RegisterTaskDefinition and ignored when the task runs.
+definition (volumes, health checks, port mappings, firelens, ...) is
+accepted by RegisterTaskDefinition and ignored when the task runs; ``secrets``
+are resolved against moto's SSM and Secrets Manager when the task starts
+(:mod:`~mayfly.providers.ecs.emulator.secrets`).
 """
 
 from __future__ import annotations

@@ -224,6 +224,8 @@ class AwsEmulator:
             extra_hosts=self.reachability.extra_hosts,
             poll_interval=self._poll_interval,
             instance=self.instance,
+            # As ECS with the task execution role: read SSM / Secrets Manager when a task starts.
+            aws_client=lambda service, region: self.client(service, region, local=True),
         )
         self.backend.launcher = self._tasks
         app = Dispatcher(EcsApi(self.backend, self.region), DomainDispatcherApplication(create_backend_app))

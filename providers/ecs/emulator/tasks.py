@@ -22,14 +22,14 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker.errors
 
-from mayfly.providers.ecs.emulator import images, logpump
+from mayfly.providers.ecs.emulator import images, logpump, secrets
 from mayfly.providers.ecs.emulator.backend import EcsBackend
 from mayfly.providers.ecs.emulator.containerspec import ContainerSpec, container_spec
 from mayfly.providers.ecs.emulator.cwlogs import LogGroupMissing, LogShipper, LogStream
@@ -91,6 +91,7 @@ class DockerTasks:
         extra_hosts: Mapping[str, str] | None = None,
         poll_interval: float = POLL_INTERVAL,
         instance: str,
+        aws_client: Callable[[str, str], Any] | None = None,
     ) -> None:
         self.backend = backend
         self.client = client
@@ -100,6 +101,8 @@ class DockerTasks:
         self.extra_hosts = dict(extra_hosts or {})
         self.poll_interval = poll_interval
         self.instance = instance
+        #: boto3 client of (service, region) on the emulator: resolves the tasks' ``secrets``.
+        self.aws_client = aws_client
         self.host_cpus = float(client.info().get("NCPU") or os.cpu_count() or 1)
         self._live: dict[str, _Live] = {}
         self._lock = threading.Lock()
@@ -174,6 +177,16 @@ class DockerTasks:
                 rewrites=self.rewrites,
             )
         live.spec = spec
+        refs = list(task.definition.containers[0].get("secrets") or [])
+        if refs:
+            if self.aws_client is None:
+                self._fail(task, f"{secrets.PREFIX}this emulator cannot read secrets")
+                return
+            try:
+                spec.environment.update(secrets.resolve(refs, task.region, self.aws_client))
+            except secrets.SecretUnavailable as exc:
+                self._fail(task, str(exc))
+                return
         try:
             image = images.resolve(self.client, spec.image)
         except images.ImageNotAvailable as exc:

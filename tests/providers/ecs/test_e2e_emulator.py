@@ -3,11 +3,13 @@
 control plane → SQS → runner → ECS API → container → boot script fetches code and
 payload from S3 presigned URLs → result PUT to S3 → logs from CloudWatch → events
 → store. Plus cancel, timeout, a killed runner reattaching, and a redelivered
-message not launching twice.
+message not launching twice, and a secret that reaches the task as a file only.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -23,7 +25,6 @@ import pytest
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions, RuntimeInfo
 from mayfly.core.config import Home, Limits
-from mayfly.core.errors import Unsupported
 from mayfly.core.records import Task
 from mayfly.core.router import build_message
 from mayfly.core.serving import Serving
@@ -202,21 +203,83 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator
     assert json.loads(events[-1].data)["exit_code"] == 0
 
 
-def test_secrets_are_refused_on_ecs_in_one_line(mf: Mayfly, serving: Serving, aws: AwsEmulator,
-                                                tmp_path: Path) -> None:
-    """Issue 13 item 6: ECS does not pass secrets yet, so queueing refuses, and a runner never launches one."""
-    push(mf, tmp_path, "sec", {"main.sh": "echo never\n"}, secrets={"DB_PASSWORD": b"hunter2-ecs"})
-    why = (
-        "Mayfly does not pass secrets to ECS yet (Secrets Manager / SSM references are planned); "
-        "run tasks with secrets on a Docker target"
-    )
-    with pytest.raises(Unsupported) as refused:
-        mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
-    assert refused.value.message == f"target 'aws-local' cannot pass secrets: {why}"
-    # A task that got past queueing anyway (say, queued before its target changed provider) fails its launch.
-    mf.tasks.secrets_refusal = lambda target: None
+SECRET = b"hunter2-ecs-\x01-7d41c0"
+
+
+def test_a_task_reads_its_secret_from_a_file_and_the_value_is_nowhere_else(
+    mf: Mayfly, serving: Serving, aws: AwsEmulator, home: Path, tmp_path: Path
+) -> None:
+    """Issue 13 item 6: ECS resolves an SSM SecureString at start; the boot agent moves it to a 0400 file."""
+    digest = hashlib.sha256(SECRET).hexdigest()
+    push(mf, tmp_path, "sec", {"main.sh": (
+        'set -- $(sha256sum "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "sha $1"\n'
+        'set -- $(ls -ln "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "file $1 $3"\n'
+        'set -- $(ls -lnd "$MAYFLY_SECRETS_DIR"); echo "dir $1"\n'
+        'echo "in env: $(env | grep -c -e MAYFLY_SECRET_ -e hunter2)"\n'
+    )}, secrets={"DB_PASSWORD": SECRET})
     task = mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
+    message = build_message(mf.tasks.get(mf.project_id(), task.id), mf.codes.revision(mf.project_id(), "sec"),
+                            mf.limits).dumps()
     done = wait(mf, task.id)
-    assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", 1)
-    assert done.msg == f"target 'aws-local' (provider ecs) cannot pass secrets: {why}"
-    assert ecs_tasks_of(aws, mf, done) == []
+    log = b"".join(mf.tasks.log(mf.project_id(), task.id)).decode()
+    assert (done.status, done.exit_code) == ("complete", 0), (done.msg, log)
+    assert log == f"sha {digest}\nfile -r-------- 10001\ndir dr-x------\nin env: 0\n"
+
+    needles = [b"hunter2-ecs", base64.b64encode(SECRET)]
+    (arn,) = ecs_tasks_of(aws, mf, done)
+    ecs = aws.client("ecs")
+    described = ecs.describe_tasks(cluster=cluster(mf), tasks=[arn])["tasks"][0]  # holds the RunTask overrides
+    definition = ecs.describe_task_definition(taskDefinition=described["taskDefinitionArn"])
+    assert [s["name"] for s in definition["taskDefinition"]["containerDefinitions"][0]["secrets"]] == [
+        "MAYFLY_SECRET_DB_PASSWORD"
+    ]
+    logs = aws.client("logs")
+    group = mf.targets.settings("aws-local")["log_group"]
+    events = logs.filter_log_events(logGroupName=group)["events"]
+    seen = {
+        "task definition": json.dumps(definition, default=str).encode(),
+        "RunTask overrides and tags": json.dumps(described, default=str).encode(),
+        "SQS message": message.encode(),
+        "CloudWatch": json.dumps(events).encode(),
+        "task log": log.encode(),
+    }
+    assert "sha" in json.dumps(events)
+    for where, data in seen.items():
+        assert not any(n in data for n in needles), where
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert not any(n in path.read_bytes() for n in needles), path
+    # The attempt's parameter goes with the attempt (the runner removes it once it ended).
+    ssm = aws.client("ssm")
+    deadline = time.monotonic() + 30
+    while ssm.get_parameters_by_path(Path="/mayfly/aws-local", Recursive=True)["Parameters"]:
+        assert time.monotonic() < deadline, "the secret parameter was not deleted"
+        time.sleep(0.2)
+
+
+def test_a_missing_parameter_fails_the_task_like_ecs(aws: AwsEmulator, mf: Mayfly,
+                                                     runtime_images: dict[str, str]) -> None:
+    """The emulator resolves ``secrets`` at start as ECS does: an unreadable one stops the task, no container."""
+    settings = mf.targets.settings("aws-local")
+    ecs = aws.client("ecs")
+    definition = ecs.register_task_definition(
+        family="mayfly-missing-secret", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
+        memory="512", executionRoleArn=settings["execution_role_arn"],
+        containerDefinitions=[{"name": "task", "image": runtime_images["shell"], "essential": True,
+                               "command": ["/usr/local/bin/mayfly-boot", "echo never"],
+                               "secrets": [{"name": "MAYFLY_SECRET_X",
+                                            "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/nope/X"}]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    arn = ecs.run_task(
+        cluster=cluster(mf), taskDefinition=definition, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": settings["subnets"]}},
+    )["tasks"][0]["taskArn"]
+    deadline = time.monotonic() + 30
+    while (task := ecs.describe_tasks(cluster=cluster(mf), tasks=[arn])["tasks"][0])["lastStatus"] != "STOPPED":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert task["stoppedReason"].startswith(
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: "
+        "unable to retrieve secrets from ssm"
+    )
+    assert task["stopCode"] == "TaskFailedToStart"
