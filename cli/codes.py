@@ -125,9 +125,7 @@ def push(
     if as_json:
         print_json(code.to_json(rev))
     else:
-        say(
-            f"pushed {code.name} rev {rev.rev} ({rev.size} bytes, sha256 {rev.sha256 or ''})"
-        )
+        say(f"pushed {code.name} rev {rev.rev} ({rev.size} bytes, sha256 {rev.sha256 or ''})")
 
 
 @app.command("register")
@@ -188,10 +186,7 @@ def revisions(
         return
     table(
         ("REV", "KIND", "RUNTIME/IMAGE", "SHA256", "SIZE", "COMMAND", "CREATED"),
-        (
-            (r.rev, r.kind, r.runtime or r.image, r.sha256, r.size, r.command, iso(r.created_at))
-            for r in revs
-        ),
+        ((r.rev, r.kind, r.runtime or r.image, r.sha256, r.size, r.command, iso(r.created_at)) for r in revs),
     )
 
 

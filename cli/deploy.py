@@ -194,9 +194,7 @@ def destroy(
     if as_json:
         print_json({"stack": loaded.name, "target": loaded.target_name, "changes": made})
     else:
-        say(
-            f"stack {loaded.name} destroyed: {_summary(made, planned=False)}; target {loaded.target_name} removed"
-        )
+        say(f"stack {loaded.name} destroyed: {_summary(made, planned=False)}; target {loaded.target_name} removed")
 
 
 def outputs(stack: StackName, as_json: JsonOpt = False) -> None:

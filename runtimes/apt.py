@@ -20,11 +20,28 @@ Progress = Callable[[str], None]
 #: runs in a runtime image, so the package manager, debconf and perl (pulled in by
 #: mailcap/mime-support) would only take space.
 DEFAULT_DENY: tuple[str, ...] = (
-    "perl", "perl-base", "perl-modules-*", "libperl*",
-    "debconf", "debconf-*", "cdebconf", "dpkg", "install-info", "tar",
-    "mailcap", "mime-support",
-    "adduser", "passwd", "login", "base-passwd", "init-system-helpers", "lsb-base", "sysvinit-utils",
-    "ucf", "sensible-utils", "debianutils",
+    "perl",
+    "perl-base",
+    "perl-modules-*",
+    "libperl*",
+    "debconf",
+    "debconf-*",
+    "cdebconf",
+    "dpkg",
+    "install-info",
+    "tar",
+    "mailcap",
+    "mime-support",
+    "adduser",
+    "passwd",
+    "login",
+    "base-passwd",
+    "init-system-helpers",
+    "lsb-base",
+    "sysvinit-utils",
+    "ucf",
+    "sensible-utils",
+    "debianutils",
 )
 
 NO_APT_HINT = (
@@ -143,8 +160,9 @@ def parse_show(text: str, versions: Mapping[str, str] | None = None) -> dict[str
                 continue
             found.setdefault(
                 fields["Package"],
-                Package(fields["Package"], fields["Version"], fields["Architecture"], fields["SHA256"],
-                        int(fields["Size"])),
+                Package(
+                    fields["Package"], fields["Version"], fields["Architecture"], fields["SHA256"], int(fields["Size"])
+                ),
             )
     return found
 
@@ -160,8 +178,12 @@ def _run(argv: Sequence[str], cache: Path | None, cwd: Path | None = None) -> st
     options: list[str] = []
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        options = ["-o", f"Dir::Cache::pkgcache={cache / 'pkgcache.bin'}",
-                   "-o", f"Dir::Cache::srcpkgcache={cache / 'srcpkgcache.bin'}"]
+        options = [
+            "-o",
+            f"Dir::Cache::pkgcache={cache / 'pkgcache.bin'}",
+            "-o",
+            f"Dir::Cache::srcpkgcache={cache / 'srcpkgcache.bin'}",
+        ]
     proc = subprocess.run([argv[0], *options, *argv[1:]], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -196,11 +218,21 @@ def resolve(
     ``versions`` (package -> exact version) makes apt follow that version's dependencies.
     """
     exact = versions or {}
-    text = _run([
-        "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-        "--no-breaks", "--no-replaces", "--no-enhances",
-        *(f"{root}={exact[root]}" if root in exact else root for root in roots),
-    ], cache)
+    text = _run(
+        [
+            "apt-cache",
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *(f"{root}={exact[root]}" if root in exact else root for root in roots),
+        ],
+        cache,
+    )
     graph = parse_depends(text)
     missing = [root for root in roots if root not in graph]
     if missing:
@@ -250,8 +282,18 @@ def fetch(
         return paths
     with tempfile.TemporaryDirectory(prefix=".download-", dir=debs_dir) as tmp:
         # As root apt drops to the _apt user, which cannot write to an arbitrary directory.
-        _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root",
-              *(f"{pkg.name}={pkg.version}" for pkg in wanted)], cache, cwd=Path(tmp))
+        _run(
+            [
+                "apt-get",
+                "download",
+                "-q",
+                "-o",
+                "APT::Sandbox::User=root",
+                *(f"{pkg.name}={pkg.version}" for pkg in wanted),
+            ],
+            cache,
+            cwd=Path(tmp),
+        )
         for pkg in wanted:
             got = Path(tmp) / pkg.filename
             if not got.is_file() or _sha256(got) != pkg.sha256:

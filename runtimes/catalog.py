@@ -78,8 +78,7 @@ def parse_runtime(text: str, where: str = "runtime.toml") -> Runtime:
             python=str(debian["python"]),
             compile_stdlib=bool(debian.get("compile_stdlib", False)),
             files={
-                pkg: _strings(globs, f"{where}: debian.files.{pkg}")
-                for pkg, globs in debian.get("files", {}).items()
+                pkg: _strings(globs, f"{where}: debian.files.{pkg}") for pkg, globs in debian.get("files", {}).items()
             },
             exclude=_strings(debian.get("exclude", []), f"{where}: debian.exclude"),
             links={str(path): str(target) for path, target in debian.get("links", {}).items()},

@@ -122,8 +122,14 @@ def finish(client: Any, ref: str, context: bytes, progress: Progress, *, hint: s
     setup_line: str | None = None
     with engine_errors(f"building {ref}"):
         stream = client.api.build(
-            fileobj=io.BytesIO(context), custom_context=True, tag=ref, rm=True, forcerm=True, pull=False,
-            network_mode="none", decode=True,
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            tag=ref,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            network_mode="none",
+            decode=True,
         )
         for chunk in stream:
             if "error" in chunk:

@@ -12,8 +12,14 @@ from mayfly.runtimes.rootfs import matches
 
 #: Left out of every runtime image: documentation, manuals, translations.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
-    "usr/share/doc/*/*", "usr/share/man/*", "usr/share/info/*", "usr/share/locale/*",
-    "usr/share/lintian/*", "usr/share/doc-base/*", "usr/share/bug/*", "usr/share/menu/*",
+    "usr/share/doc/*/*",
+    "usr/share/man/*",
+    "usr/share/info/*",
+    "usr/share/locale/*",
+    "usr/share/lintian/*",
+    "usr/share/doc-base/*",
+    "usr/share/bug/*",
+    "usr/share/menu/*",
 )
 #: Kept although an exclusion matches: the packages' license and copyright notices.
 DEFAULT_KEEP: tuple[str, ...] = ("usr/share/doc/*/copyright",)

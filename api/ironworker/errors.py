@@ -97,4 +97,3 @@ class IronRoute(OneHopRoute):
                 return error_response(exc)
 
         return route
-

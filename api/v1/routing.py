@@ -89,7 +89,6 @@ def _too_large_error(request: Request, streamed: bool) -> Exception:
     return BodyTooLarge(f"request body is larger than the {human_size(MAX_JSON_BODY)} limit")
 
 
-
 async def _buffered(receive: Receive) -> Receive:
     """Read the whole (capped) body now, then replay it; later calls go on to the client (disconnects).
 

@@ -192,9 +192,7 @@ class DockerProvider(Provider[DockerSettings]):
                 self._client = docker.APIClient(version="auto", max_pool_size=_POOL_SIZE, **kwargs)
             return self._client
 
-    def _translate(
-        self, doing: str, *, launch: bool = False, image: str | None = None
-    ) -> AbstractContextManager[None]:
+    def _translate(self, doing: str, *, launch: bool = False, image: str | None = None) -> AbstractContextManager[None]:
         return translate(self._url, doing, launch=launch, image=image)
 
     def _inspect(self, ref: str) -> dict[str, Any] | None:

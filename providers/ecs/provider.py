@@ -277,8 +277,7 @@ class EcsProvider(Provider[EcsSettings]):
             region=s.region,
             stop_timeout=s.stop_timeout,
             secrets=tuple(
-                (ref["name"], ref["valueFrom"])
-                for ref in self.parameters.put(spec.task_id, spec.attempt, spec.secrets)
+                (ref["name"], ref["valueFrom"]) for ref in self.parameters.put(spec.task_id, spec.attempt, spec.secrets)
             ),
         )
         taskdef = self._taskdefs.arn_for(definition)

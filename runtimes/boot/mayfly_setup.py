@@ -32,8 +32,17 @@ USER = "mayfly"
 TASK_DIRS = ("/mayfly", "/mayfly/task")
 #: What the boot agent and the safe unpacker import, checked here rather than at the first task.
 BOOT_IMPORTS = (
-    "contextlib", "hashlib", "http.client", "pathlib", "signal", "ssl", "tempfile", "time", "urllib.error",
-    "urllib.request", "mayfly_archive",
+    "contextlib",
+    "hashlib",
+    "http.client",
+    "pathlib",
+    "signal",
+    "ssl",
+    "tempfile",
+    "time",
+    "urllib.error",
+    "urllib.request",
+    "mayfly_archive",
 )
 
 

@@ -26,8 +26,18 @@ def test_local_always_exists(home: Path) -> None:
 
 
 def test_add_show_remove(home: Path) -> None:
-    code, out, err = _run("target", "add", "docker2", "--provider", "docker", "--settings", '{"pids_limit": 64}',
-                          "--capacity", "3", "--json")
+    code, out, err = _run(
+        "target",
+        "add",
+        "docker2",
+        "--provider",
+        "docker",
+        "--settings",
+        '{"pids_limit": 64}',
+        "--capacity",
+        "3",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["settings"] == {"pids_limit": 64}
     code, out, _ = _run("target", "show", "docker2", "--json")
@@ -42,10 +52,16 @@ def test_add_show_remove(home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "exit_code", "line"),
     [
-        (["--provider", "docker", "--settings", '{"pids_limit": "many"}'], 2,
-         "Error: invalid settings for provider 'docker': pids_limit: Input should be a valid integer"),
-        (["--provider", "docker", "--settings", '{"colour": "red"}'], 2,
-         "Error: invalid settings for provider 'docker': colour: Extra inputs are not permitted"),
+        (
+            ["--provider", "docker", "--settings", '{"pids_limit": "many"}'],
+            2,
+            "Error: invalid settings for provider 'docker': pids_limit: Input should be a valid integer",
+        ),
+        (
+            ["--provider", "docker", "--settings", '{"colour": "red"}'],
+            2,
+            "Error: invalid settings for provider 'docker': colour: Extra inputs are not permitted",
+        ),
         (["--provider", "docker", "--settings", "[1]"], 2, "Error: settings must be a JSON object"),
         (["--provider", "docker", "--settings", "{"], 2, "Error: settings are not valid JSON"),
         (["--provider", "nimbus"], 3, "Error: unknown provider 'nimbus' (registered: docker"),

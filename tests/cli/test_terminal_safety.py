@@ -49,9 +49,7 @@ def on_tty(home: Path, *args: str, columns: int = 60, env: dict[str, str] | None
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     full = {**os.environ, "MAYFLY_HOME": str(home), "TERM": "xterm", **(env or {})}
     full.pop("COLUMNS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mayfly.cli", *args], env=full, stdout=slave, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "mayfly.cli", *args], env=full, stdout=slave, stderr=subprocess.PIPE)
     os.close(slave)
     out = b""
     while True:
@@ -104,9 +102,7 @@ def test_the_cli_refuses_control_characters_in_names(home: Path, code: str) -> N
     _one_error_line(mayfly(home, "token", "create", "--project", "default", "--name", f"ci{ESC_TITLE}"))
     _one_error_line(mayfly(home, "target", "add", "far\n", "--provider", "docker"))
     assert [c["name"] for c in json.loads(mayfly(home, "code", "list", "--json").stdout)["codes"]] == [code]
-    assert [p["name"] for p in json.loads(mayfly(home, "project", "list", "--json").stdout)["projects"]] == [
-        "default"
-    ]
+    assert [p["name"] for p in json.loads(mayfly(home, "project", "list", "--json").stdout)["projects"]] == ["default"]
     assert json.loads(mayfly(home, "token", "list", "--json").stdout)["tokens"] == []
 
 

@@ -45,15 +45,23 @@ def svc(mf: Mayfly, project: str, clock: Clock) -> ScheduleService:
 
 def counts(mf: Mayfly) -> tuple[int, int]:
     with mf.store.read() as conn:
-        return (conn.execute(select(func.count()).select_from(s.schedules)).scalar_one(),
-                conn.execute(select(func.count()).select_from(s.tasks)).scalar_one())
+        return (
+            conn.execute(select(func.count()).select_from(s.schedules)).scalar_one(),
+            conn.execute(select(func.count()).select_from(s.tasks)).scalar_one(),
+        )
 
 
 def fired_slots(mf: Mayfly, schedule_id: str) -> list[float]:
     with mf.store.read() as conn:
-        rows = conn.execute(select(s.schedule_fires.c.slot_ms).where(
-            s.schedule_fires.c.schedule_id == schedule_id, s.schedule_fires.c.skipped.is_(False)
-        ).order_by(s.schedule_fires.c.slot_ms)).scalars().all()
+        rows = (
+            conn.execute(
+                select(s.schedule_fires.c.slot_ms)
+                .where(s.schedule_fires.c.schedule_id == schedule_id, s.schedule_fires.c.skipped.is_(False))
+                .order_by(s.schedule_fires.c.slot_ms)
+            )
+            .scalars()
+            .all()
+        )
     return [r / 1000 for r in rows]
 
 
@@ -79,8 +87,10 @@ def run_clock(mf: Mayfly, start: float, end: float, step: float) -> None:
         (ScheduleSpec(every="-5m"), "invalid interval '-5m'"),
         (ScheduleSpec(every="5 minutes"), "invalid interval '5 minutes'"),
         (ScheduleSpec(every="1m", tz="Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
-        (ScheduleSpec(every="1m", start_at="2026-02-01T00:00", end_at="2026-01-15T00:00"),
-         "end_at must be after start_at"),
+        (
+            ScheduleSpec(every="1m", start_at="2026-02-01T00:00", end_at="2026-01-15T00:00"),
+            "end_at must be after start_at",
+        ),
         (ScheduleSpec(at="2025-06-01T00:00:00Z"), "at 2025-06-01T00:00:00Z is in the past"),
         (ScheduleSpec(at="tomorrow"), "invalid time 'tomorrow'"),
         (ScheduleSpec(), "give exactly one of cron, every or at"),
@@ -93,8 +103,9 @@ def run_clock(mf: Mayfly, start: float, end: float, step: float) -> None:
         (ScheduleSpec(every="1m", target="mars"), "unknown target 'mars'"),
     ],
 )
-def test_invalid_schedules_store_nothing(mf: Mayfly, project: str, svc: ScheduleService, spec: ScheduleSpec,
-                                         message: str) -> None:
+def test_invalid_schedules_store_nothing(
+    mf: Mayfly, project: str, svc: ScheduleService, spec: ScheduleSpec, message: str
+) -> None:
     with pytest.raises(MayflyError) as info:
         svc.create(project, "job", spec)
     assert message in info.value.message
@@ -118,8 +129,9 @@ def test_one_second_intervals_are_accepted(project: str, svc: ScheduleService, c
 # ---------------------------------------------------------------- DST
 
 
-def _daily_fires(mf: Mayfly, svc: ScheduleService, project: str, clock: Clock, cron: str, tz: str,
-                 day: tuple[int, int, int]) -> list[datetime]:
+def _daily_fires(
+    mf: Mayfly, svc: ScheduleService, project: str, clock: Clock, cron: str, tz: str, day: tuple[int, int, int]
+) -> list[datetime]:
     clock.t = utc(*day) - 2 * 86400
     sched = svc.create(project, "job", ScheduleSpec(cron=cron, tz=tz))
     start = utc(*day) - 86400
@@ -136,8 +148,16 @@ def _daily_fires(mf: Mayfly, svc: ScheduleService, project: str, clock: Clock, c
         ("Australia/Lord_Howe", "45 1 * * *", (2026, 4, 5), "01:45"),  # 02:00 -> 01:30, a 30-minute shift
     ],
 )
-def test_fall_back_fires_a_wall_clock_slot_once(mf: Mayfly, project: str, svc: ScheduleService, clock: Clock,
-                                                tz: str, cron: str, day: tuple[int, int, int], wall: str) -> None:
+def test_fall_back_fires_a_wall_clock_slot_once(
+    mf: Mayfly,
+    project: str,
+    svc: ScheduleService,
+    clock: Clock,
+    tz: str,
+    cron: str,
+    day: tuple[int, int, int],
+    wall: str,
+) -> None:
     fires = _daily_fires(mf, svc, project, clock, cron, tz, day)
     on_the_day = [f for f in fires if f.date() == datetime(*day).date()]
     assert [f.strftime("%H:%M") for f in on_the_day] == [wall]
@@ -154,7 +174,13 @@ def test_fall_back_fires_a_wall_clock_slot_once(mf: Mayfly, project: str, svc: S
     ],
 )
 def test_spring_forward_fires_a_skipped_slot_at_the_first_valid_instant(
-    mf: Mayfly, project: str, svc: ScheduleService, clock: Clock, tz: str, cron: str, day: tuple[int, int, int],
+    mf: Mayfly,
+    project: str,
+    svc: ScheduleService,
+    clock: Clock,
+    tz: str,
+    cron: str,
+    day: tuple[int, int, int],
     wall: str,
 ) -> None:
     fires = _daily_fires(mf, svc, project, clock, cron, tz, day)
@@ -163,8 +189,9 @@ def test_spring_forward_fires_a_skipped_slot_at_the_first_valid_instant(
     assert len(fires) == 3
 
 
-def test_quarter_hours_never_fire_twice_in_one_instant(mf: Mayfly, project: str, svc: ScheduleService,
-                                                       clock: Clock) -> None:
+def test_quarter_hours_never_fire_twice_in_one_instant(
+    mf: Mayfly, project: str, svc: ScheduleService, clock: Clock
+) -> None:
     for day in ((2026, 3, 29), (2026, 10, 25)):
         clock.t = utc(*day) - 86400
         sched = svc.create(project, "job", ScheduleSpec(cron="*/15 * * * *", tz="Europe/Berlin"))
@@ -175,8 +202,9 @@ def test_quarter_hours_never_fire_twice_in_one_instant(mf: Mayfly, project: str,
         svc.cancel(project, sched.id)
 
 
-def test_intervals_keep_their_real_length_across_dst(mf: Mayfly, project: str, svc: ScheduleService,
-                                                     clock: Clock) -> None:
+def test_intervals_keep_their_real_length_across_dst(
+    mf: Mayfly, project: str, svc: ScheduleService, clock: Clock
+) -> None:
     clock.t = utc(2026, 3, 28, 22)
     sched = svc.create(project, "job", ScheduleSpec(every="1h", tz="Europe/Berlin"))
     run_clock(mf, clock.t, clock.t + 6 * 3600, 30)
@@ -189,8 +217,9 @@ def test_intervals_keep_their_real_length_across_dst(mf: Mayfly, project: str, s
 
 
 @pytest.mark.parametrize(("policy", "expected"), [("skip", 0), ("once", 1), ("all", 5)])
-def test_missed_slots_follow_the_policy(mf: Mayfly, project: str, svc: ScheduleService, clock: Clock, policy: str,
-                                        expected: int) -> None:
+def test_missed_slots_follow_the_policy(
+    mf: Mayfly, project: str, svc: ScheduleService, clock: Clock, policy: str, expected: int
+) -> None:
     t0 = clock.t
     sched = svc.create(project, "job", ScheduleSpec(every="60s", missed=policy))
     fire_due(mf.store, mf.tasks, t0)  # slot t0 on time
@@ -217,11 +246,11 @@ def test_a_forward_clock_jump_is_a_downtime(mf: Mayfly, project: str, svc: Sched
     assert len(fired_slots(mf, sched.id)) == 2
 
 
-def test_run_times_and_end_at_finish_the_schedule(mf: Mayfly, project: str, svc: ScheduleService,
-                                                  clock: Clock) -> None:
+def test_run_times_and_end_at_finish_the_schedule(mf: Mayfly, project: str, svc: ScheduleService, clock: Clock) -> None:
     a = svc.create(project, "job", ScheduleSpec(every="10s", run_times=3))
-    b = svc.create(project, "job", ScheduleSpec(every="10s", end_at=datetime.fromtimestamp(clock.t + 25, UTC)
-                                                .isoformat()))
+    b = svc.create(
+        project, "job", ScheduleSpec(every="10s", end_at=datetime.fromtimestamp(clock.t + 25, UTC).isoformat())
+    )
     run_clock(mf, clock.t, clock.t + 100, 1)
     a2, b2 = svc.get(project, a.id), svc.get(project, b.id)
     assert (a2.status, a2.run_count, a2.msg, a2.next_start) == ("complete", 3, "Ran max times.", None)
@@ -262,12 +291,13 @@ def test_overlap_forbid_skips_and_records_why(mf: Mayfly, project: str, svc: Sch
     assert svc.details(project, sched.id)["skipped"][0]["reason"].startswith("overlap: ")
 
 
-def test_overlap_replace_cancels_then_queues_behind(mf: Mayfly, project: str, svc: ScheduleService,
-                                                    clock: Clock) -> None:
+def test_overlap_replace_cancels_then_queues_behind(
+    mf: Mayfly, project: str, svc: ScheduleService, clock: Clock
+) -> None:
     svc.create(project, "job", ScheduleSpec(every="60s", overlap="replace"))
-    (_, _, old), = fire_due(mf.store, mf.tasks, clock.t).fired
+    ((_, _, old),) = fire_due(mf.store, mf.tasks, clock.t).fired
     result = fire_due(mf.store, mf.tasks, clock.t + 60)
-    (_, _, new), = result.fired
+    ((_, _, new),) = result.fired
     assert result.to_cancel == [(project, old)]
     assert mf.tasks.get(project, new).wait_for == old
 
@@ -281,8 +311,7 @@ def test_overlap_allow_queues_both(mf: Mayfly, project: str, svc: ScheduleServic
 # ---------------------------------------------------------------- concurrency
 
 
-def test_two_control_planes_fire_each_slot_once(mf: Mayfly, project: str, svc: ScheduleService,
-                                                clock: Clock) -> None:
+def test_two_control_planes_fire_each_slot_once(mf: Mayfly, project: str, svc: ScheduleService, clock: Clock) -> None:
     sched = svc.create(project, "job", ScheduleSpec(every="1s", missed="all"))
     errors: list[BaseException] = []
 

@@ -53,8 +53,9 @@ def aws(docker_client: Any) -> Iterator[AwsEmulator]:
 @pytest.fixture
 def mf(aws: AwsEmulator, home: Path, runtime_images: dict[str, str]) -> Iterator[Mayfly]:
     defaults = {"shell": "sh main.sh", "python-3.11": "python3 main.py"}
-    app = Mayfly(Home(home, Limits(stop_grace_seconds=2.0)),
-                 lambda n: RuntimeInfo(n, runtime_images[n], defaults.get(n)))
+    app = Mayfly(
+        Home(home, Limits(stop_grace_seconds=2.0)), lambda n: RuntimeInfo(n, runtime_images[n], defaults.get(n))
+    )
     settings = aws.bootstrap_target("aws-local")
     app.targets.add("aws-local", "ecs", {**settings, "stop_timeout": 2, "status_poll_seconds": 0.3}, capacity=4)
     yield app
@@ -104,19 +105,28 @@ def ecs_tasks_of(aws: AwsEmulator, mf: Mayfly, task: Task, attempt: int = 1) -> 
     ecs = aws.client("ecs")
     found: list[str] = []
     for status in ("RUNNING", "STOPPED"):
-        found += ecs.list_tasks(cluster=cluster(mf), startedBy=started_by(f"mayfly-{task.id}-{attempt}"),
-                                desiredStatus=status)["taskArns"]
+        found += ecs.list_tasks(
+            cluster=cluster(mf), startedBy=started_by(f"mayfly-{task.id}-{attempt}"), desiredStatus=status
+        )["taskArns"]
     return found
 
 
 def test_a_task_runs_on_ecs_end_to_end(mf: Mayfly, serving: Serving, aws: AwsEmulator, tmp_path: Path) -> None:
-    push(mf, tmp_path, "hello", {"main.py": (
-        "import json, os\n"
-        "p = json.load(open(os.environ['MAYFLY_PAYLOAD_FILE']))\n"
-        "print('hello from ECS', p['n'])\n"
-        "print('last line without newline', end='')\n"
-        "json.dump({'double': p['n'] * 2}, open('/mayfly/result.json', 'w'))\n"
-    )}, runtime="python-3.11")
+    push(
+        mf,
+        tmp_path,
+        "hello",
+        {
+            "main.py": (
+                "import json, os\n"
+                "p = json.load(open(os.environ['MAYFLY_PAYLOAD_FILE']))\n"
+                "print('hello from ECS', p['n'])\n"
+                "print('last line without newline', end='')\n"
+                "json.dump({'double': p['n'] * 2}, open('/mayfly/result.json', 'w'))\n"
+            )
+        },
+        runtime="python-3.11",
+    )
     task = mf.tasks.queue(mf.project_id(), "hello", '{"n": 21}', TaskOptions())
     done = wait(mf, task.id)
     assert (done.status, done.exit_code, done.attempt) == ("complete", 0, 1)
@@ -152,8 +162,9 @@ def test_timeout(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     assert (done.status, done.reason) == ("timeout", "timeout")
 
 
-def test_a_redelivered_message_does_not_launch_twice(mf: Mayfly, serving: Serving, aws: AwsEmulator,
-                                                     tmp_path: Path) -> None:
+def test_a_redelivered_message_does_not_launch_twice(
+    mf: Mayfly, serving: Serving, aws: AwsEmulator, tmp_path: Path
+) -> None:
     push(mf, tmp_path, "once", {"main.sh": "echo ran\nsleep 2\n"})
     task = mf.tasks.queue(mf.project_id(), "once", "{}", TaskOptions())
     wait_running(mf, task.id)
@@ -168,16 +179,19 @@ def test_a_redelivered_message_does_not_launch_twice(mf: Mayfly, serving: Servin
     assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"ran\n"
 
 
-def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator, home: Path,
-                                                    tmp_path: Path) -> None:
+def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator, home: Path, tmp_path: Path) -> None:
     push(mf, tmp_path, "sleepy", {"main.sh": "echo start\nsleep 6\necho end\n"})
     control = Serving(mf, ["aws-local"], runners=False)
     control.start()
     env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_LEASE_SECONDS": "3"}
 
     def runner() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "mayfly.cli", "runner", "--target", "aws-local"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mayfly.cli", "runner", "--target", "aws-local"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     first = runner()
     try:
@@ -211,15 +225,24 @@ def test_a_task_reads_its_secret_from_a_file_and_the_value_is_nowhere_else(
 ) -> None:
     """Issue 13 item 6: ECS resolves an SSM SecureString at start; the boot agent moves it to a 0400 file."""
     digest = hashlib.sha256(SECRET).hexdigest()
-    push(mf, tmp_path, "sec", {"main.sh": (
-        'set -- $(sha256sum "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "sha $1"\n'
-        'set -- $(ls -ln "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "file $1 $3"\n'
-        'set -- $(ls -lnd "$MAYFLY_SECRETS_DIR"); echo "dir $1"\n'
-        'echo "in env: $(env | grep -c -e MAYFLY_SECRET_ -e hunter2)"\n'
-    )}, secrets={"DB_PASSWORD": SECRET})
+    push(
+        mf,
+        tmp_path,
+        "sec",
+        {
+            "main.sh": (
+                'set -- $(sha256sum "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "sha $1"\n'
+                'set -- $(ls -ln "$MAYFLY_SECRETS_DIR/DB_PASSWORD"); echo "file $1 $3"\n'
+                'set -- $(ls -lnd "$MAYFLY_SECRETS_DIR"); echo "dir $1"\n'
+                'echo "in env: $(env | grep -c -e MAYFLY_SECRET_ -e hunter2)"\n'
+            )
+        },
+        secrets={"DB_PASSWORD": SECRET},
+    )
     task = mf.tasks.queue(mf.project_id(), "sec", "{}", TaskOptions())
-    message = build_message(mf.tasks.get(mf.project_id(), task.id), mf.codes.revision(mf.project_id(), "sec"),
-                            mf.limits).dumps()
+    message = build_message(
+        mf.tasks.get(mf.project_id(), task.id), mf.codes.revision(mf.project_id(), "sec"), mf.limits
+    ).dumps()
     done = wait(mf, task.id)
     log = b"".join(mf.tasks.log(mf.project_id(), task.id)).decode()
     assert (done.status, done.exit_code) == ("complete", 0), (done.msg, log)
@@ -257,21 +280,35 @@ def test_a_task_reads_its_secret_from_a_file_and_the_value_is_nowhere_else(
         time.sleep(0.2)
 
 
-def test_a_missing_parameter_fails_the_task_like_ecs(aws: AwsEmulator, mf: Mayfly,
-                                                     runtime_images: dict[str, str]) -> None:
+def test_a_missing_parameter_fails_the_task_like_ecs(
+    aws: AwsEmulator, mf: Mayfly, runtime_images: dict[str, str]
+) -> None:
     """The emulator resolves ``secrets`` at start as ECS does: an unreadable one stops the task, no container."""
     settings = mf.targets.settings("aws-local")
     ecs = aws.client("ecs")
     definition = ecs.register_task_definition(
-        family="mayfly-missing-secret", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
-        memory="512", executionRoleArn=settings["execution_role_arn"],
-        containerDefinitions=[{"name": "task", "image": runtime_images["shell"], "essential": True,
-                               "command": ["/usr/local/bin/mayfly-boot", "echo never"],
-                               "secrets": [{"name": "MAYFLY_SECRET_X",
-                                            "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/nope/X"}]}],
+        family="mayfly-missing-secret",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        executionRoleArn=settings["execution_role_arn"],
+        containerDefinitions=[
+            {
+                "name": "task",
+                "image": runtime_images["shell"],
+                "essential": True,
+                "command": ["/usr/local/bin/mayfly-boot", "echo never"],
+                "secrets": [
+                    {"name": "MAYFLY_SECRET_X", "valueFrom": "arn:aws:ssm:eu-west-1:123456789012:parameter/nope/X"}
+                ],
+            }
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     arn = ecs.run_task(
-        cluster=cluster(mf), taskDefinition=definition, launchType="FARGATE",
+        cluster=cluster(mf),
+        taskDefinition=definition,
+        launchType="FARGATE",
         networkConfiguration={"awsvpcConfiguration": {"subnets": settings["subnets"]}},
     )["tasks"][0]["taskArn"]
     deadline = time.monotonic() + 30
