@@ -71,6 +71,17 @@ class QueueConformance:
     short_lease: ClassVar[float] = 1.0
     #: Seconds a backend may take beyond a lease's end to make the message visible again.
     lease_slack: ClassVar[float] = 10.0
+    #: Why the backend cannot count its messages (None: ``depth`` must be exact). A backend that
+    #: declares it must raise a MayflyError from ``depth``; the depth checks are then skipped.
+    depth_unsupported: ClassVar[str | None] = None
+
+    def _depth_is(self, queue: Queue, expected: int) -> bool:
+        """``queue.depth() == expected``, or True when the backend declares ``depth_unsupported``."""
+        if self.depth_unsupported is not None:
+            with pytest.raises(MayflyError):
+                queue.depth()
+            return True
+        return queue.depth() == expected
 
     @pytest.fixture
     def queue(self) -> Queue:
@@ -84,14 +95,14 @@ class QueueConformance:
         message_id = queue.send(body)
         (m,) = _receive_all(queue, 1)
         assert (m.id, m.body, m.deliveries) == (message_id, body, 1)
-        assert queue.depth() == 1, "a leased message still counts in the depth"
+        assert self._depth_is(queue, 1), "a leased message still counts in the depth"
         assert queue.receive(1) == [], "a leased message is hidden from other receivers"
         assert queue.ack(m) is True
-        assert queue.depth() == 0
+        assert self._depth_is(queue, 0)
 
     def test_an_empty_queue_receives_nothing(self, queue: Queue) -> None:
         assert queue.receive(5) == []
-        assert queue.depth() == 0
+        assert self._depth_is(queue, 0)
 
     # ------------------------------------------------------------ leases
 
@@ -106,9 +117,9 @@ class QueueConformance:
         assert second.receipt != first.receipt
         assert queue.ack(first) is False, "the superseded receipt must not delete the redelivered message"
         assert queue.extend(first, 30) is False, "the superseded receipt must not extend the new lease"
-        assert queue.depth() == 1
+        assert self._depth_is(queue, 1)
         assert queue.ack(second) is True
-        assert queue.depth() == 0
+        assert self._depth_is(queue, 0)
 
     def test_extend_keeps_the_message_leased(self, queue: Queue) -> None:
         queue.send("long task")
@@ -127,19 +138,25 @@ class QueueConformance:
         body = f"poison-{uuid.uuid4().hex}"
         queue.send(body)
         seen = 0
+        last = time.monotonic()
         deadline = time.monotonic() + (self.short_lease + self.lease_slack) * (self.dead_letter_after + 2)
         while time.monotonic() < deadline:
             got = queue.receive(1, wait=1.0, lease=self.short_lease)
             if got:
                 seen += 1
+                last = time.monotonic()
                 assert got[0].deliveries == seen
-            elif seen >= self.dead_letter_after and queue.depth() == 0:
-                break
+            elif seen >= self.dead_letter_after:
+                if self.depth_unsupported is None:
+                    if queue.depth() == 0:
+                        break
+                elif time.monotonic() - last > self.short_lease + self.lease_slack:
+                    break  # no depth to ask: a lease and its slack passed without a further delivery
         assert seen == self.dead_letter_after, f"delivered {seen} times, expected {self.dead_letter_after}"
         (dead,) = _eventually("the dead letter", lambda: dlq.receive(1, wait=1.0), self.lease_slack)
         assert dead.body == body
         assert dlq.ack(dead) is True
-        assert queue.depth() == 0
+        assert self._depth_is(queue, 0)
 
     def test_a_poisoned_message_does_not_block_the_others(self, queue: Queue) -> None:
         queue.send("poison")
@@ -167,7 +184,7 @@ class QueueConformance:
         assert sorted(m.body for m in got) == bodies, "every message once, in any order"
         assert {m.id for m in got} == set(ids)
         assert queue.ack_many(got) == [True] * 25
-        assert queue.depth() == 0
+        assert self._depth_is(queue, 0)
 
     def test_the_size_cap(self, queue: Queue) -> None:
         if self.max_body_bytes is None:
