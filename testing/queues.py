@@ -22,6 +22,8 @@ lease expires (with a new receipt; the old one no longer acks or extends), dead-
 after ``dead_letter_after`` deliveries, batch send and ack, the body size cap (refused
 with a typed error, nothing sent), delays, and that a poisoned message being redelivered
 does not block the others. No ordering is assumed: queues may deliver in any order.
+A backend that cannot count its messages declares it (``depth_unsupported``) and must then
+raise a MayflyError from ``depth``.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ What Pub/Sub does not have, and what Mayfly does instead:
 * **stale receipts**: Pub/Sub silently ignores an ack with an expired ack id (without
   exactly-once delivery), so :class:`PubSubQueue` remembers the newest ack id and the
   lease end of each message it received and refuses an older or expired one itself
-  (``ack``/``extend`` return False). Across processes only Pub/Sub's checks apply, so
-  receivers must stay idempotent (Mayfly's are).
+  (``ack``/``extend`` return False). Across processes only Pub/Sub's checks apply (the
+  emulator accepts any ack id it ever issued), so receivers must stay idempotent (Mayfly's are).
+  A request Pub/Sub refuses for one invalid ack id is retried one ack id at a time.
 """
 
 from __future__ import annotations
@@ -241,16 +242,21 @@ class PubSubQueue(Queue):
     def ack_many(self, messages: Sequence[Message]) -> list[bool]:
         """Acknowledge several messages in one request per 1,000; one flag per message, as :meth:`ack`."""
         done = [self._current(m) for m in messages]
-        live = [m.receipt for m, ok in zip(messages, done, strict=True) if ok]
+        live = [i for i, ok in enumerate(done) if ok]
         for start in range(0, len(live), ACK_BATCH):
             chunk = live[start : start + ACK_BATCH]
-            if not self._call_with_ack_ids(
-                "acknowledge", chunk, f"acknowledging {_count(len(chunk))} on Pub/Sub subscription {self.name}"
-            ):
-                return [False] * len(messages)  # Pub/Sub refused an ack id: the whole request did nothing
-        for m, ok in zip(messages, done, strict=True):
-            if ok:
-                self._forget(m)
+            receipts = [messages[i].receipt for i in chunk]
+            doing = f"acknowledging {_count(len(chunk))} on Pub/Sub subscription {self.name}"
+            if self._call_with_ack_ids("acknowledge", receipts, doing):
+                continue
+            if len(chunk) == 1:
+                done[chunk[0]] = False
+                continue
+            # Pub/Sub refused an ack id, and with it the whole request: ack them one by one.
+            for i in chunk:
+                done[i] = self._call_with_ack_ids("acknowledge", [messages[i].receipt], doing)
+        for i in live:
+            self._forget(messages[i])  # acked, or refused by Pub/Sub: this receipt is done either way
         return done
 
     def extend(self, message: Message, lease: float) -> bool:
@@ -261,13 +267,16 @@ class PubSubQueue(Queue):
         """Extend several leases in one request per 1,000 ack ids."""
         seconds = _seconds(lease, MAX_LEASE_SECONDS, "lease")
         done = [self._current(m) for m in messages]
-        live = [m for m, ok in zip(messages, done, strict=True) if ok]
-        if live and not self._modify([m.receipt for m in live], seconds):
-            return [False] * len(messages)
+        live = [i for i, ok in enumerate(done) if ok]
+        if live and not self._modify([messages[i].receipt for i in live], seconds):
+            # Pub/Sub refused an ack id, and with it the whole request: extend them one by one.
+            for i in live:
+                done[i] = len(live) > 1 and self._modify([messages[i].receipt], seconds)
         ends = time.monotonic() + seconds
         with self._lock:
-            for m in live:
-                if m.id in self._leases:
+            for i in live:
+                m = messages[i]
+                if done[i] and m.id in self._leases:
                     self._leases[m.id] = (m.receipt, ends)
         return done
 

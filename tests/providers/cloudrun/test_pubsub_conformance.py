@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from mayfly.core.errors import InvalidInput, NotFound, Unavailable
-from mayfly.core.queues import Queue
+from mayfly.core.queues import Message, Queue
 from mayfly.providers.cloudrun.google import Clients
 from mayfly.providers.cloudrun.pubsub import (
     MAX_BODY_BYTES,
@@ -72,3 +72,18 @@ def test_an_unreachable_emulator_is_unavailable(monkeypatch: pytest.MonkeyPatch)
         )
         with pytest.raises(Unavailable, match="publishing 1 message to Pub/Sub topic nowhere"):
             q.send("{}")
+
+
+def test_a_receipt_pub_sub_refuses_does_not_spoil_a_batch(pubsub_clients: Clients) -> None:
+    """A receipt Pub/Sub refuses (here a corrupted one) is False; the others in the same call are still done."""
+    q = create_queue(pubsub_clients, PROJECT, f"mayfly-{uuid.uuid4().hex[:12]}-tasks")
+    try:
+        q.send("real")
+        (real,) = q.receive(1, wait=5, lease=30)
+        corrupted = Message(id="elsewhere-1", body="?", receipt="not-an-ack-id", deliveries=1)
+        assert q.extend_many([corrupted, real], 30) == [False, True]
+        assert q.ack(corrupted) is False
+        assert q.ack_many([corrupted, real]) == [False, True]
+        assert q.receive(5, wait=1) == []
+    finally:
+        delete_queue(q)
