@@ -43,7 +43,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = emulator_binary()
     if binary is None or shutil.which("java") is None:
         pytest.skip(
-            "the Pub/Sub emulator is not installed (apt-get install google-cloud-cli-pubsub-emulator and a "
+            "the Pub/Sub emulator is not installed (the Google Cloud SDK's google-cloud-cli-pubsub-emulator and a "
             "Java 11+ runtime; CI machines have both)"
         )
     port = _free_port()
