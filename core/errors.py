@@ -183,6 +183,18 @@ class CredentialsMissing(Unavailable):
     code = "credentials_missing"
 
 
+class AccessDenied(CredentialsMissing):
+    """A cloud's credentials are valid but not allowed to do this (or were refused)."""
+
+    code = "access_denied"
+
+
+class Throttled(Unavailable):
+    """A cloud throttled the call or a quota ran out (retry later)."""
+
+    code = "throttled"
+
+
 class StoreUnavailable(Unavailable):
     """The store, the embedded queues or the blob/log store cannot be written now.
 

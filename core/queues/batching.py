@@ -89,3 +89,24 @@ class BatchingQueue:
 
     def ack(self, message: Message) -> bool:
         return self._acks.submit(message)
+
+
+def group_by_size(sizes: Sequence[int], max_count: int, max_bytes: int) -> list[list[int]]:
+    """Indexes of ``sizes`` in order, grouped into batch calls of at most ``max_count`` items and ``max_bytes``."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i, size in enumerate(sizes):
+        if current and (len(current) == max_count or total + size > max_bytes):
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def count_messages(n: int) -> str:
+    """``1 message``, ``3 messages``: for the errors of batch calls."""
+    return f"{n} message" if n == 1 else f"{n} messages"

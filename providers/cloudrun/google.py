@@ -17,27 +17,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from mayfly.core.errors import (
+    AccessDenied,
     CredentialsMissing,
     InvalidInput,
     MayflyError,
     MissingDependency,
     NotFound,
+    Throttled,
     Unavailable,
 )
 
 INSTALL_HINT = 'Google Cloud support needs google-cloud-pubsub: pip install "mayfly-tasks[gcp]"'
-
-
-class Throttled(Unavailable):
-    """Google throttled the call or a quota ran out (retry later)."""
-
-    code = "throttled"
-
-
-class AccessDenied(CredentialsMissing):
-    """The credentials are valid but not allowed to do this (or were refused)."""
-
-    code = "access_denied"
 
 
 def pubsub_module() -> Any:

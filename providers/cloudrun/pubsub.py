@@ -52,6 +52,7 @@ from typing import Any
 
 from mayfly.core.errors import InvalidInput, Unsupported
 from mayfly.core.queues import Message, Queue, QueueSet
+from mayfly.core.queues.batching import count_messages, group_by_size
 from mayfly.providers.cloudrun.google import Clients, translate
 
 #: Largest message body Mayfly sends (bytes of UTF-8). Pub/Sub's documented limits
@@ -138,9 +139,9 @@ class PubSubQueue(Queue):
         delay_seconds = _seconds(delay, MAX_DELAY_SECONDS, "delay")
         attributes = {NOT_BEFORE: f"{time.time() + delay_seconds:.3f}"} if delay_seconds else {}
         ids: list[str] = []
-        for batch in _batches([len(d) for d in datas]):
+        for batch in group_by_size([len(d) for d in datas], MAX_REQUEST_MESSAGES, MAX_REQUEST_BYTES):
             messages = [{"data": datas[i], "attributes": attributes} for i in batch]
-            with translate(f"publishing {_count(len(messages))} to Pub/Sub topic {_short(self.topic)}"):
+            with translate(f"publishing {count_messages(len(messages))} to Pub/Sub topic {_short(self.topic)}"):
                 response = self.clients.publisher_api.publish(
                     request={"topic": self.topic, "messages": messages},
                     retry=_retry(self.timeout),
@@ -246,7 +247,7 @@ class PubSubQueue(Queue):
         for start in range(0, len(live), ACK_BATCH):
             chunk = live[start : start + ACK_BATCH]
             receipts = [messages[i].receipt for i in chunk]
-            doing = f"acknowledging {_count(len(chunk))} on Pub/Sub subscription {self.name}"
+            doing = f"acknowledging {count_messages(len(chunk))} on Pub/Sub subscription {self.name}"
             if self._call_with_ack_ids("acknowledge", receipts, doing):
                 continue
             if len(chunk) == 1:
@@ -285,7 +286,7 @@ class PubSubQueue(Queue):
         ok = True
         for start in range(0, len(ack_ids), ACK_BATCH):
             chunk = list(ack_ids[start : start + ACK_BATCH])
-            doing = f"setting the ack deadline of {_count(len(chunk))} on Pub/Sub subscription {self.name}"
+            doing = f"setting the ack deadline of {count_messages(len(chunk))} on Pub/Sub subscription {self.name}"
             ok = self._call_with_ack_ids("modify_ack_deadline", chunk, doing, ack_deadline_seconds=seconds) and ok
         return ok
 
@@ -372,26 +373,6 @@ def delete_queue(queue: PubSubQueue) -> None:
         for q in [queue, dead] if dead is not None else [queue]:
             queue.clients.subscriber.delete_subscription(request={"subscription": q.subscription})
             queue.clients.publisher.delete_topic(request={"topic": q.topic})
-
-
-def _batches(sizes: Sequence[int]) -> list[list[int]]:
-    """Group indexes into publish requests of at most 1,000 messages and :data:`MAX_REQUEST_BYTES`."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    total = 0
-    for i, size in enumerate(sizes):
-        if current and (len(current) == MAX_REQUEST_MESSAGES or total + size > MAX_REQUEST_BYTES):
-            batches.append(current)
-            current, total = [], 0
-        current.append(i)
-        total += size
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _count(n: int) -> str:
-    return f"{n} message" if n == 1 else f"{n} messages"
 
 
 def _short(path: str) -> str:

@@ -14,10 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from mayfly.core.errors import (
+    AccessDenied,
     CredentialsMissing,
     MayflyError,
     MissingDependency,
     NotFound,
+    Throttled,
     Unavailable,
 )
 
@@ -52,18 +54,6 @@ ACCESS_DENIED = frozenset(
         "KMS.AccessDeniedException",
     }
 )
-
-
-class Throttled(Unavailable):
-    """AWS throttled the call (retry later)."""
-
-    code = "throttled"
-
-
-class AccessDenied(CredentialsMissing):
-    """The credentials are valid but not allowed to do this."""
-
-    code = "access_denied"
 
 
 def boto3_module() -> Any:

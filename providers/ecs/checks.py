@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mayfly.core.errors import CredentialsMissing, NotFound, Unavailable
+from mayfly.core.errors import AccessDenied, CredentialsMissing, NotFound, Unavailable
 from mayfly.providers.ecs import sdk
-from mayfly.providers.ecs.aws import ACCESS_DENIED, AccessDenied, Clients, as_mayfly_error, error_code, error_message
+from mayfly.providers.ecs.aws import ACCESS_DENIED, Clients, as_mayfly_error, error_code, error_message
 from mayfly.providers.ecs.settings import EcsSettings
 
 #: Error codes that mean the credentials themselves are bad (not just not allowed).

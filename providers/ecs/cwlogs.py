@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mayfly.core.errors import CredentialsMissing, MayflyError, Unavailable
+from mayfly.core.errors import CredentialsMissing, MayflyError, Throttled, Unavailable
 from mayfly.providers.ecs import sdk
-from mayfly.providers.ecs.aws import Clients, Throttled, error_code, translate
+from mayfly.providers.ecs.aws import Clients, error_code, translate
 from mayfly.providers.ecs.limiter import TokenBucket, backoff
 from mayfly.providers.ecs.naming import task_id_of
 from mayfly.providers.ecs.taskdefs import CONTAINER

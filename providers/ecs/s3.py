@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mayfly.core.blobs import BlobStore, check_key
-from mayfly.core.errors import InvalidInput, MayflyError, NotFound
-from mayfly.providers.ecs.aws import AccessDenied, Clients, Throttled, error_code, translate
+from mayfly.core.errors import AccessDenied, InvalidInput, MayflyError, NotFound, Throttled
+from mayfly.providers.ecs.aws import Clients, error_code, translate
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

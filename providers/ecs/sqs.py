@@ -47,9 +47,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mayfly.core.errors import InvalidInput, InvalidSettings, MayflyError, Unavailable
+from mayfly.core.errors import InvalidInput, InvalidSettings, MayflyError, Throttled, Unavailable
 from mayfly.core.queues import Message, Queue, QueueSet
-from mayfly.providers.ecs.aws import THROTTLING, Clients, Throttled, error_code, error_message, translate
+from mayfly.core.queues.batching import count_messages, group_by_size
+from mayfly.providers.ecs.aws import THROTTLING, Clients, error_code, error_message, translate
 
 if TYPE_CHECKING:
     from mayfly.providers.ecs.settings import EcsSettings
@@ -139,9 +140,9 @@ class SqsQueue(Queue):
         sizes = [check_body(body, self.max_body_bytes) for body in bodies]
         delay_seconds = _seconds(delay, MAX_DELAY_SECONDS, "delay")
         ids: list[str] = []
-        for batch in _batches(sizes, self.max_body_bytes):
+        for batch in group_by_size(sizes, BATCH_SIZE, self.max_body_bytes):
             entries = [{"Id": str(i), "MessageBody": bodies[i], "DelaySeconds": delay_seconds} for i in batch]
-            doing = f"sending {_count(len(entries))} to SQS queue {self.name}"
+            doing = f"sending {count_messages(len(entries))} to SQS queue {self.name}"
             sent, failed = self._batch(self._sqs.send_message_batch, entries, doing)
             if failed:
                 raise _entry_error(doing, failed)
@@ -227,7 +228,7 @@ class SqsQueue(Queue):
         for start in range(0, len(live), BATCH_SIZE):
             chunk = live[start : start + BATCH_SIZE]
             entries = [{"Id": str(i), "ReceiptHandle": messages[i].receipt} for i in chunk]
-            doing = f"deleting {_count(len(entries))} from SQS queue {self.name}"
+            doing = f"deleting {count_messages(len(entries))} from SQS queue {self.name}"
             deleted, failed = self._batch(self._sqs.delete_message_batch, entries, doing)
             errors = {
                 key: entry
@@ -310,26 +311,6 @@ class SqsQueue(Queue):
             pending = retry
             time.sleep(0.05 * 2**attempt)
         return successful, failed
-
-
-def _batches(sizes: Sequence[int], limit: int) -> list[list[int]]:
-    """Group indexes into batches of at most 10 entries and ``limit`` bytes in total (SQS's batch limits)."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    total = 0
-    for i, size in enumerate(sizes):
-        if current and (len(current) == BATCH_SIZE or total + size > limit):
-            batches.append(current)
-            current, total = [], 0
-        current.append(i)
-        total += size
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _count(n: int) -> str:
-    return f"{n} message" if n == 1 else f"{n} messages"
 
 
 def _entry_error(doing: str, failed: Mapping[str, Mapping[str, Any]]) -> MayflyError:

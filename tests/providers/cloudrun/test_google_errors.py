@@ -6,8 +6,16 @@ import pytest
 from google.api_core import exceptions as gx
 from google.auth import exceptions as ax
 
-from mayfly.core.errors import CredentialsMissing, InvalidInput, MayflyError, NotFound, Unavailable
-from mayfly.providers.cloudrun.google import AccessDenied, Throttled, as_mayfly_error, translate
+from mayfly.core.errors import (
+    AccessDenied,
+    CredentialsMissing,
+    InvalidInput,
+    MayflyError,
+    NotFound,
+    Throttled,
+    Unavailable,
+)
+from mayfly.providers.cloudrun.google import as_mayfly_error, translate
 from mayfly.providers.cloudrun.pubsub import PubSubQueueSet
 
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.stub import ANY, Stubber
 
-from mayfly.core.errors import CredentialsMissing, LaunchFailed
+from mayfly.core.errors import AccessDenied, CredentialsMissing, LaunchFailed
 from mayfly.core.models import ContainerStatus, LaunchSpec
-from mayfly.providers.ecs.aws import AccessDenied, Clients
+from mayfly.providers.ecs.aws import Clients
 from mayfly.providers.ecs.limiter import TokenBucket
 from mayfly.providers.ecs.naming import client_token, started_by
 from mayfly.providers.ecs.provider import EcsProvider

@@ -15,8 +15,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
-from mayfly.core.errors import CredentialsMissing, InvalidInput, NotFound, Unavailable
-from mayfly.providers.ecs.aws import AccessDenied, Clients, Throttled
+from mayfly.core.errors import AccessDenied, CredentialsMissing, InvalidInput, NotFound, Throttled, Unavailable
+from mayfly.providers.ecs.aws import Clients
 from mayfly.providers.ecs.s3 import S3BlobStore
 
 REGION = "eu-west-1"

@@ -9,9 +9,17 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from mayfly.core.errors import CredentialsMissing, InvalidInput, InvalidSettings, NotFound, Unavailable
+from mayfly.core.errors import (
+    AccessDenied,
+    CredentialsMissing,
+    InvalidInput,
+    InvalidSettings,
+    NotFound,
+    Throttled,
+    Unavailable,
+)
 from mayfly.core.queues import Message
-from mayfly.providers.ecs.aws import AccessDenied, Clients, Throttled
+from mayfly.providers.ecs.aws import Clients
 from mayfly.providers.ecs.settings import EcsSettings
 from mayfly.providers.ecs.sqs import MAX_BODY_BYTES, SqsQueue, SqsQueueSet
 
