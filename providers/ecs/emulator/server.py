@@ -29,8 +29,8 @@ from mayfly.providers.ecs.emulator.arns import DEFAULT_REGION
 from mayfly.providers.ecs.emulator.backend import STOPPED_TASK_RETENTION, EcsBackend
 from mayfly.providers.ecs.emulator.cwlogs import FLUSH_INTERVAL, LogShipper
 from mayfly.providers.ecs.emulator.ecs_api import EcsApi, StartResponse, is_ecs_request
-from mayfly.providers.ecs.emulator.network import ANY, Reachability, plan
 from mayfly.providers.ecs.emulator.tasks import POLL_INTERVAL, DockerTasks
+from mayfly.providers.emulation.network import ANY, Reachability, plan
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import docker.errors
 
-from mayfly.providers.ecs.emulator import images, logpump, secrets
+from mayfly.providers.ecs.emulator import images, secrets
 from mayfly.providers.ecs.emulator.backend import EcsBackend
 from mayfly.providers.ecs.emulator.containerspec import ContainerSpec, container_spec
 from mayfly.providers.ecs.emulator.cwlogs import LogGroupMissing, LogShipper, LogStream
 from mayfly.providers.ecs.emulator.model import Task
+from mayfly.providers.emulation import logpump
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from mayfly.providers.ecs.emulator import cwlogs, images, logpump
+from mayfly.providers.ecs.emulator import cwlogs, images
 from mayfly.providers.ecs.emulator.backend import EcsBackend
 from mayfly.providers.ecs.emulator.containerspec import container_spec
 from mayfly.providers.ecs.emulator.errors import EcsError
 from mayfly.providers.ecs.emulator.model import Task
+from mayfly.providers.emulation import logpump
 
 REGION = "eu-west-1"
 
@@ -233,7 +234,7 @@ class FakeDocker:
     ],
 )
 def test_network_plan(host: str, ipam: dict[str, str], bind: list[str], container_host: str) -> None:
-    from mayfly.providers.ecs.emulator.network import plan
+    from mayfly.providers.emulation.network import plan
 
     reach = plan(FakeDocker(ipam), host, "bridge")
     assert (reach.bind, reach.container_host) == (bind, container_host)
