@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from mayfly.core.errors import MayflyError
 from mayfly.providers.aci.emulator import azurite as azurite_launcher
+from mayfly.providers.aci.settings import AciSettings
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,20 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_launch
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
+    """Settings of an ``aci`` target whose storage is the session's Azurite, with fresh queue and container names."""
+    unique = uuid.uuid4().hex[:12]
+    return AciSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="mayfly-test",
+        location="westeurope",
+        storage_account=azurite.account_name,
+        account_key=azurite.account_key,
+        blob_endpoint=azurite.blob_endpoint,
+        queue_endpoint=azurite.queue_endpoint,
+        queue_prefix=f"t{unique}",
+        container=f"c{unique}",
+    )
