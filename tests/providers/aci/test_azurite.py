@@ -10,7 +10,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from mayfly.providers.aci.emulator import azurite as launcher
+
+# Each test talks to Azurite (started once per session); some wait out leases or expiries.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
