@@ -50,7 +50,7 @@ What it does not do
     emulator's own ``/token``), no quotas or rate limits, no VPC egress
     (``vpcAccess`` is recorded; tasks are on the local bridge network), no
     service accounts inside tasks (no metadata server), no secrets in env
-    (``valueSource`` is ignored), no volumes, no image pulls
+    (variables with a ``valueSource`` are left unset), no volumes, no image pulls
     (images must exist locally, :mod:`.images`); ``parallelism`` is honoured,
     every task of an execution shares the same template. Cloud Run resolves a
     job's image when the job is created; the emulator looks when a task starts,

@@ -58,6 +58,7 @@ class GcpEmulator:
         network: str = "bridge",
         container_host: str | None = None,
         pubsub: bool = True,
+        pubsub_endpoint: str | None = None,
         storage: bool = True,
         state_dir: Path | None = None,
         docker_client: Any = None,
@@ -69,7 +70,9 @@ class GcpEmulator:
         self._requested_port = port
         self.network = network
         self._container_host = container_host
-        self._want_pubsub = pubsub
+        self._want_pubsub = pubsub and pubsub_endpoint is None
+        #: ``host:port`` of a Pub/Sub emulator already running (then none is started).
+        self._external_pubsub = pubsub_endpoint
         self._want_storage = storage
         self._state_dir = state_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -113,7 +116,8 @@ class GcpEmulator:
             run=self.local_url,
             logging=self.local_url,
             storage=f"http://{self._gcs_public_host}" if self._gcs is not None else None,
-            pubsub=f"{self._pubsub_bind}:{self._pubsub_port}" if self._pubsub is not None else None,
+            pubsub=self._external_pubsub
+            or (f"{self._pubsub_bind}:{self._pubsub_port}" if self._pubsub is not None else None),
         )
 
     @property
