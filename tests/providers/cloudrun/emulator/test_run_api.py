@@ -176,3 +176,14 @@ def test_an_execution_token_starts_one_named_execution_once(gcp_emulator: Any, b
         execution_name
     ]
     assert jobs.get_job(name=created.name).execution_count == 1
+
+
+def test_a_failed_attempt_is_retried_while_the_task_has_retries(gcp_emulator: Any, busybox_image: str) -> None:
+    job = _job(busybox_image, ['echo "attempt $CLOUD_RUN_TASK_ATTEMPT"; exit 1'])
+    job.template.template.max_retries = 1
+    execution = _run(gcp_emulator, _create(gcp_emulator, job)).result(timeout=120)
+    assert _completed(execution).state == State.CONDITION_FAILED
+    assert (execution.retried_count, execution.failed_count) == (1, 1)
+    task = next(iter(gcp_emulator.run_client("Tasks").list_tasks(parent=execution.name)))
+    assert task.retried == 1
+    assert task.last_attempt_result.exit_code == 1
