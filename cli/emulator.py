@@ -135,7 +135,8 @@ def gcp(
     """Serve Google Cloud for Mayfly on this machine: Cloud Run jobs run in local Docker; Pub/Sub, GCS, Logging."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose:
-        logging.getLogger("mayfly.providers.cloudrun.emulator").setLevel(logging.DEBUG)
+        for name in ("mayfly.providers.cloudrun.emulator", "mayfly.providers.emulation"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         from mayfly.core.config import Home
         from mayfly.providers.cloudrun.emulator import GcpEmulator

@@ -33,6 +33,11 @@ DEFAULT_PROJECT = "mayfly-local"
 DEFAULT_REGION = "europe-west1"
 
 
+def _reachable(bind: str) -> str:
+    """The address to connect to for a listening address (loopback for 0.0.0.0)."""
+    return "127.0.0.1" if bind in ANY else bind
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where each emulated API answers."""
@@ -105,8 +110,7 @@ class GcpEmulator:
         """The Cloud Run / Logging API on this host's loopback (or the first listening address)."""
         if self.reachability is None:
             raise RuntimeError("the emulator is not started")
-        first = self.reachability.bind[0]
-        return f"http://{'127.0.0.1' if first in ANY else first}:{self.port}"
+        return f"http://{_reachable(self.reachability.bind[0])}:{self.port}"
 
     @property
     def endpoints(self) -> Endpoints:
@@ -117,7 +121,7 @@ class GcpEmulator:
             logging=self.local_url,
             storage=f"http://{self._gcs_public_host}" if self._gcs is not None else None,
             pubsub=self._external_pubsub
-            or (f"{self._pubsub_bind}:{self._pubsub_port}" if self._pubsub is not None else None),
+            or (f"{_reachable(self._pubsub_bind)}:{self._pubsub_port}" if self._pubsub is not None else None),
         )
 
     @property
