@@ -269,7 +269,7 @@ class CloudRunBackend:
             job = self._job(parent, job_id)
             execution = self._new_execution(job, body.get("overrides") or {})
             if body.get("validateOnly"):
-                return self._operation(parent, "Execution", execution, finished=False).to_json()
+                return self._operation(parent, "Execution", execution).to_json()
             job.execution_count += 1
             job.latest = execution
             self.executions[execution.name] = execution
