@@ -1,23 +1,52 @@
-"""Fixtures of the aci provider's tests: the local ARM emulator (and Azurite), once per test session.
+"""Fixtures of the aci provider's tests: Azurite, the local ARM emulator and both together, once per session.
 
-``arm_emulator``: the ARM endpoint for container groups, whose containers run in the
-real Docker engine. ``azure_emulator``: that plus Azurite, with a factory of
+``azurite``: Azurite alone on loopback (queue and blob tests). ``arm_emulator`` /
+``aci_client``: the ARM endpoint for container groups, whose containers run in
+the real Docker engine, and the real management client on it. ``azure_emulator``:
+that ARM plus an Azurite that task containers reach, with a factory of
 :class:`~mayfly.providers.aci.settings.AciSettings` for a fresh target (its own
 resource group, queues and blob container).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from mayfly.core.errors import MayflyError
 from mayfly.providers.aci.emulator import ArmEmulator
+from mayfly.providers.aci.emulator import azurite as azurite_launcher
 from mayfly.providers.aci.emulator.containers import LABEL
 
 #: The subscription of the emulator's tests (any id works on the emulator).
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a0c1"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_launcher.Azurite]:
+    """A running Azurite (blob and queue on free ports); skips when Node.js/npm or the package is absent.
+
+    ``scripts/bootstrap --test`` installs ``azurite@3.35.0`` into the checkout's ``.cache/azurite``,
+    so CI starts it without network; elsewhere the first session installs it (npm, about a minute).
+    """
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip(azurite_launcher.NODE_HINT)
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    try:
+        azurite_launcher.ensure_installed()
+    except MayflyError as exc:
+        pytest.skip(f"Azurite is not installed and npm could not install it: {exc}")
+    try:
+        running = azurite_launcher.start(log=log, memory_limit_mb=512)
+    except MayflyError as exc:
+        pytest.fail(f"Azurite is installed but did not start: {exc}")
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")
