@@ -11,7 +11,9 @@ resource group, queues and blob container).
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,9 +22,21 @@ from mayfly.core.errors import MayflyError
 from mayfly.providers.aci.emulator import ArmEmulator
 from mayfly.providers.aci.emulator import azurite as azurite_launcher
 from mayfly.providers.aci.emulator.containers import LABEL
+from mayfly.providers.aci.emulator.local import AzureEmulator
+from mayfly.providers.aci.settings import AciSettings
 
 #: The subscription of the emulator's tests (any id works on the emulator).
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a0c1"
+
+
+def _azurite_or_skip() -> None:
+    """Skip (one clear reason) when Node.js/npm or the Azurite package is absent."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip(azurite_launcher.NODE_HINT)
+    try:
+        azurite_launcher.ensure_installed()
+    except MayflyError as exc:
+        pytest.skip(f"Azurite is not installed and npm could not install it: {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +79,57 @@ def aci_client(arm_emulator: ArmEmulator) -> Any:
     from mayfly.providers.aci.emulator.clients import management_client
 
     return management_client(arm_emulator.local_url, SUBSCRIPTION)
+
+
+@dataclass
+class AzureTestEmulator:
+    """The session's local Azure: endpoints (reachable from task containers too) and fresh targets."""
+
+    emulator: AzureEmulator
+
+    @property
+    def arm_endpoint(self) -> str:
+        return self.emulator.arm_endpoint
+
+    @property
+    def blob_endpoint(self) -> str:
+        return self.emulator.blob_endpoint
+
+    @property
+    def queue_endpoint(self) -> str:
+        return self.emulator.queue_endpoint
+
+    @property
+    def account_name(self) -> str:
+        return self.emulator.account_name
+
+    @property
+    def account_key(self) -> str:
+        return self.emulator.account_key
+
+    def settings(self, **overrides: Any) -> AciSettings:
+        """Settings of a fresh target: its own resource group, queues and blob container (``overrides`` applied)."""
+        settings = self.emulator.bootstrap_target(f"t-{uuid.uuid4().hex[:10]}")
+        return settings.model_copy(update=overrides) if overrides else settings
+
+    def management_client(self, settings: AciSettings | None = None) -> Any:
+        """The real ``ContainerInstanceManagementClient`` on the emulator (a target's subscription)."""
+        from mayfly.providers.aci.emulator.clients import management_client
+
+        return management_client(self.arm_endpoint, settings.subscription_id if settings else SUBSCRIPTION)
+
+
+@pytest.fixture(scope="session")
+def azure_emulator(arm_emulator: ArmEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureTestEmulator]:
+    """ARM (the session's ``arm_emulator``) + an Azurite task containers reach; ``.settings()`` makes a target."""
+    _azurite_or_skip()
+    log = tmp_path_factory.mktemp("azure-emulator") / "azurite.log"
+    emulator = AzureEmulator(blob_port=0, queue_port=0, azurite_log=log, arm=arm_emulator)
+    try:
+        emulator.start()
+    except MayflyError as exc:
+        pytest.fail(f"Azurite is installed but did not start: {exc}")
+    try:
+        yield AzureTestEmulator(emulator)
+    finally:
+        emulator.stop()
