@@ -80,11 +80,16 @@ def terminated(state: Mapping[str, Any]) -> ContainerState:
     """The ``Terminated`` state of an exited container from ``docker inspect``'s State."""
     exit_code = int(state.get("ExitCode", 0))
     detail = "OOMKilled" if state.get("OOMKilled") else "Completed" if exit_code == 0 else "Error"
+    started, finished = _epoch(state.get("StartedAt")), _epoch(state.get("FinishedAt"))
+    if started is not None and finished is not None and finished < started:
+        # NOTE: Docker records StartedAt once the runtime reports the start, which can be after a
+        # very short process already exited; ACI never reports a finish before the start.
+        finished = started
     return ContainerState(
         state="Terminated",
         detail_status=detail,
-        start_time=_epoch(state.get("StartedAt")),
-        finish_time=_epoch(state.get("FinishedAt")),
+        start_time=started,
+        finish_time=finished,
         exit_code=exit_code,
     )
 
