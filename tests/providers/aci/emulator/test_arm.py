@@ -142,6 +142,23 @@ def test_stop_then_delete_removes_the_container(
     assert stopped.containers[0].instance_view.current_state.exit_code == 143
     assert "got TERM" in aci_client.containers.list_logs(rg, "long", "main").content
 
+    # Start runs the group anew (a new container, fresh logs); restart likewise.
+    aci_client.container_groups.begin_start(rg, "long").result()
+    started = aci_client.container_groups.get(rg, "long")
+    assert (started.instance_view.state, started.containers[0].instance_view.current_state.state) == (
+        "Running",
+        "Running",
+    )
+    assert aci_client.containers.list_logs(rg, "long", "main").content == ""
+    aci_client.container_groups.begin_restart(rg, "long").result()
+    wait_for(
+        "restarted",
+        lambda: (
+            aci_client.container_groups.get(rg, "long").containers[0].instance_view.current_state.state == "Running"
+        ),
+    )
+    assert [c.status for c in containers_of(docker_client, arm_emulator, created.id)] == ["running"]
+
     aci_client.container_groups.begin_delete(rg, "long").result()
     with pytest.raises(ResourceNotFoundError):
         aci_client.container_groups.get(rg, "long")
@@ -155,8 +172,9 @@ def test_list_by_resource_group_and_subscription_with_tags(aci_client: Any, busy
         aci_client.container_groups.begin_create_or_update(
             rg, name, group(busybox_image, ["true"], tags={"mayfly-task": task})
         ).result()
+    aci_client.container_groups.update(rg, "b-1", models.Resource(tags={"mayfly-task": "t-b", "extra": "1"}))
     listed = {g.name: g.tags for g in aci_client.container_groups.list_by_resource_group(rg.upper())}
-    assert listed == {"a-1": {"mayfly-task": "t-a"}, "b-1": {"mayfly-task": "t-b"}}
+    assert listed == {"a-1": {"mayfly-task": "t-a"}, "b-1": {"mayfly-task": "t-b", "extra": "1"}}
     everywhere = {g.id: g.tags for g in aci_client.container_groups.list()}
     assert {gid.rsplit("/", 1)[1]: tags for gid, tags in everywhere.items() if f"/{rg}/" in gid} == listed
     for name in listed:
@@ -267,3 +285,17 @@ def test_logs_of_an_unknown_group_or_container_are_404s(aci_client: Any, busybox
         aci_client.containers.list_logs(rg, "one", "other")
     assert wrong.value.error.code == "ContainerNotFound"
     aci_client.container_groups.begin_delete(rg, "one").result()
+
+
+def test_raw_requests_need_a_token_and_an_api_version(arm_emulator: ArmEmulator) -> None:
+    import httpx
+
+    path = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups"
+    unauthenticated = httpx.get(arm_emulator.local_url + path, params={"api-version": "2023-05-01"})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"]["code"] == "AuthenticationFailed"
+    headers = {"Authorization": "Bearer anything"}
+    unversioned = httpx.get(arm_emulator.local_url + path, headers=headers)
+    assert (unversioned.status_code, unversioned.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+    listed = httpx.get(arm_emulator.local_url + path, headers=headers, params={"api-version": "2023-05-01"})
+    assert (listed.status_code, listed.json()) == (200, {"value": []})
