@@ -1,6 +1,7 @@
 """Fixtures of the aci provider's tests: Azurite, the local ARM emulator and both together, once per session.
 
-``azurite``: Azurite alone on loopback (queue and blob tests). ``arm_emulator`` /
+``azurite``: Azurite alone on loopback, and ``azure_settings`` on it (queue and blob
+tests). ``arm_emulator`` /
 ``aci_client``: the ARM endpoint for container groups, whose containers run in
 the real Docker engine, and the real management client on it. ``azure_emulator``:
 that ARM plus an Azurite that task containers reach, with a factory of
@@ -61,6 +62,23 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_launch
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
+    """Settings of an ``aci`` target whose storage is the session's Azurite, with fresh queue and container names."""
+    unique = uuid.uuid4().hex[:12]
+    return AciSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="mayfly-test",
+        location="westeurope",
+        storage_account=azurite.account_name,
+        account_key=azurite.account_key,
+        blob_endpoint=azurite.blob_endpoint,
+        queue_endpoint=azurite.queue_endpoint,
+        queue_prefix=f"t{unique}",
+        container=f"c{unique}",
+    )
 
 
 @pytest.fixture(scope="session")
