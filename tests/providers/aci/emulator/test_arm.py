@@ -204,7 +204,20 @@ def test_registry_references_run_the_local_runtime_image(
     version = local.rsplit(":", 1)[1]
     image = f"mayflytest.azurecr.io/mayfly/runtime-shell:{version}"
     command = ["sh", "-c", "echo first; echo from-runtime"]
-    aci_client.container_groups.begin_create_or_update(rg, "rt", group(image, command)).result()
+    # As a target pulls from its registry: with a user-assigned identity (recorded and echoed, never checked).
+    pull_identity = (
+        f"/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pull"
+    )
+    body = group(image, command)
+    body.identity = models.ContainerGroupIdentity(
+        type="UserAssigned", user_assigned_identities={pull_identity: models.UserAssignedIdentities()}
+    )
+    body.image_registry_credentials = [
+        models.ImageRegistryCredential(server="mayflytest.azurecr.io", identity=pull_identity)
+    ]
+    created = aci_client.container_groups.begin_create_or_update(rg, "rt", body).result()
+    assert created.identity.user_assigned_identities[pull_identity].client_id
+    assert created.image_registry_credentials[0].identity == pull_identity
     assert terminated(aci_client, rg, "rt").containers[0].instance_view.current_state.exit_code == 0
     assert aci_client.containers.list_logs(rg, "rt", "main").content == "first\nfrom-runtime\n"
     assert aci_client.containers.list_logs(rg, "rt", "main", tail=1).content == "from-runtime\n"
