@@ -312,3 +312,29 @@ def test_raw_requests_need_a_token_and_an_api_version(arm_emulator: ArmEmulator)
     assert (unversioned.status_code, unversioned.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
     listed = httpx.get(arm_emulator.local_url + path, headers=headers, params={"api-version": "2023-05-01"})
     assert (listed.status_code, listed.json()) == (200, {"value": []})
+
+
+def test_injected_throttling_and_quota_errors_reach_the_client_and_change_nothing(
+    arm_emulator: ArmEmulator, aci_client: Any, busybox_image: str, rg: str
+) -> None:
+    from mayfly.providers.aci.emulator.clients import management_client
+
+    # The SDK retries a 429 by itself (honouring Retry-After): the create goes through.
+    arm_emulator.inject_fault(429, "TooManyRequests", method="PUT", path_contains=f"/{rg}/", retry_after=0)
+    aci_client.container_groups.begin_create_or_update(rg, "after-429", group(busybox_image, ["true"])).result()
+
+    # Without retries the caller sees it; a quota refusal is never retried.
+    no_retries = management_client(arm_emulator.local_url, "any-subscription", retry_total=0)
+    arm_emulator.inject_fault(429, "TooManyRequests", method="PUT", path_contains=f"/{rg}/", retry_after=1)
+    with pytest.raises(HttpResponseError) as throttled:
+        no_retries.container_groups.begin_create_or_update(rg, "throttled", group(busybox_image, ["true"]))
+    assert throttled.value.status_code == 429
+    assert throttled.value.response.headers["Retry-After"] == "1"
+    arm_emulator.inject_fault(
+        400, "ContainerGroupQuotaReached", "quota exceeded", method="PUT", path_contains=f"/{rg}/"
+    )
+    with pytest.raises(HttpResponseError) as quota:
+        aci_client.container_groups.begin_create_or_update(rg, "over-quota", group(busybox_image, ["true"]))
+    assert quota.value.error.code == "ContainerGroupQuotaReached"
+    assert [g.name for g in aci_client.container_groups.list_by_resource_group(rg)] == ["after-429"]
+    aci_client.container_groups.begin_delete(rg, "after-429").result()
