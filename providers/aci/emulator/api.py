@@ -147,8 +147,9 @@ class ArmApi:
             return _json(201 if created else 200, body, self._lro_headers(request, operation, location=False))
         if request.method == "PATCH":
             patch = self._body(request)
-            tags = patch.get("tags") if isinstance(patch, dict) else None
-            return _json(200, self.backend.update_tags(sub, rg, name, tags if tags is not None else {}))
+            if not isinstance(patch, dict) or "tags" not in patch:
+                return _json(200, self.backend.get(sub, rg, name))  # nothing else of a group can be patched
+            return _json(200, self.backend.update_tags(sub, rg, name, patch["tags"]))
         if request.method == "DELETE":
             deleted = self.backend.delete(sub, rg, name)
             if deleted is None:

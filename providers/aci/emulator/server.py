@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from mayfly.core.errors import EngineNotRunning, Unavailable
 from mayfly.providers.aci.emulator.api import ArmApi
 from mayfly.providers.aci.emulator.backend import Backend
-from mayfly.providers.aci.emulator.containers import POLL_INTERVAL, STOP_TIMEOUT, DockerContainers
+from mayfly.providers.aci.emulator.containers import POLL_INTERVAL, RESTART_BACKOFF, STOP_TIMEOUT, DockerContainers
 from mayfly.providers.aci.emulator.faults import Fault, Faults
 from mayfly.providers.emulation.network import ANY, Reachability, plan
 
@@ -82,6 +82,7 @@ class ArmEmulator:
         docker_client: Any = None,
         poll_interval: float = POLL_INTERVAL,
         stop_timeout: int = STOP_TIMEOUT,
+        restart_backoff: float = RESTART_BACKOFF,
     ) -> None:
         self.host = host
         self.port = port
@@ -95,6 +96,7 @@ class ArmEmulator:
         self._own_docker = docker_client is None
         self._poll_interval = poll_interval
         self._stop_timeout = stop_timeout
+        self._restart_backoff = restart_backoff
         self._servers: list[BaseWSGIServer] = []
         self._threads: list[threading.Thread] = []
         self._containers: DockerContainers | None = None
@@ -162,6 +164,7 @@ class ArmEmulator:
             extra_hosts=self.reachability.extra_hosts,
             poll_interval=self._poll_interval,
             stop_timeout=self._stop_timeout,
+            restart_backoff=self._restart_backoff,
         )
         self.backend.runner = self._containers
         app = ArmApi(self.backend, self.faults)

@@ -83,8 +83,8 @@ def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
 
 @pytest.fixture(scope="session")
 def arm_emulator(docker_client: Any) -> Iterator[ArmEmulator]:
-    """The ARM emulator on a free port (poller and stop grace shorter than the defaults, to keep tests short)."""
-    with ArmEmulator("127.0.0.1", 0, poll_interval=0.2, stop_timeout=2) as arm:
+    """The ARM emulator on a free port (poller, stop grace and restart back-off shorter than the defaults)."""
+    with ArmEmulator("127.0.0.1", 0, poll_interval=0.2, stop_timeout=2, restart_backoff=0.5) as arm:
         yield arm
         instance = arm.instance
     left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={instance}"})

@@ -253,6 +253,7 @@ def test_on_failure_restarts_until_the_container_succeeds(aci_client: Any, busyb
     done = terminated(aci_client, rg, "retry")
     view = done.containers[0].instance_view
     assert (view.restart_count, view.current_state.exit_code, view.previous_state.exit_code) == (1, 0, 1)
+    assert [(e.name, e.count) for e in view.events] == [("Pulling", 1), ("Pulled", 1), ("Started", 2), ("BackOff", 1)]
     assert done.instance_view.state == "Succeeded"
     aci_client.container_groups.begin_delete(rg, "retry").result()
 
