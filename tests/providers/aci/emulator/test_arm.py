@@ -173,6 +173,7 @@ def test_list_by_resource_group_and_subscription_with_tags(aci_client: Any, busy
             rg, name, group(busybox_image, ["true"], tags={"mayfly-task": task})
         ).result()
     aci_client.container_groups.update(rg, "b-1", models.Resource(tags={"mayfly-task": "t-b", "extra": "1"}))
+    aci_client.container_groups.update(rg, "a-1", models.Resource())  # a PATCH naming no tags keeps them
     listed = {g.name: g.tags for g in aci_client.container_groups.list_by_resource_group(rg.upper())}
     assert listed == {"a-1": {"mayfly-task": "t-a"}, "b-1": {"mayfly-task": "t-b", "extra": "1"}}
     everywhere = {g.id: g.tags for g in aci_client.container_groups.list()}
