@@ -340,3 +340,30 @@ def test_injected_throttling_and_quota_errors_reach_the_client_and_change_nothin
     assert quota.value.error.code == "ContainerGroupQuotaReached"
     assert [g.name for g in aci_client.container_groups.list_by_resource_group(rg)] == ["after-429"]
     aci_client.container_groups.begin_delete(rg, "after-429").result()
+
+
+def test_containers_of_a_killed_emulator_are_removed_by_the_next_one(docker_client: Any, busybox_image: str) -> None:
+    import contextlib
+    import socket
+    import subprocess
+
+    import docker.errors
+
+    from mayfly.providers.aci.emulator.containers import LABEL_HOST, LABEL_PID
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    labels = {LABEL: "killed-emulator", LABEL_PID: str(gone.pid), LABEL_HOST: socket.gethostname()}
+    left = docker_client.containers.create(busybox_image, ["sleep", "300"], labels=labels)
+    alive = docker_client.containers.create(busybox_image, ["sleep", "300"], labels={**labels, LABEL_PID: "1"})
+    try:
+        with ArmEmulator("127.0.0.1", 0):
+            pass
+        remaining = {
+            c.id for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}=killed-emulator"})
+        }
+        assert remaining == {alive.id}  # pid 1 is alive: that emulator's containers stay
+    finally:
+        for container in (left, alive):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
