@@ -122,10 +122,7 @@ def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Ev
         pass
 
 
-AZURE_INSTALL_HINT = (
-    'the Azure emulator needs the Azure SDKs: pip install "mayfly-tasks[azure]" '
-    "(azure-mgmt-containerinstance, azure-storage-queue, azure-storage-blob)"
-)
+AZURE_INSTALL_HINT = 'the Azure emulator needs werkzeug and the Azure SDKs: pip install "mayfly-tasks[azure,emulator]"'
 
 
 @app.command("azure")

@@ -22,7 +22,7 @@ import contextlib
 import re
 from typing import Any
 
-from mayfly.core.errors import InvalidInput
+from mayfly.core.errors import InvalidInput, MissingDependency
 from mayfly.providers.aci.settings import AciSettings
 
 QUEUE_KINDS = ("tasks", "control", "events")
@@ -65,10 +65,15 @@ def bootstrap_target(
     ``local_*_endpoint``: where this process reaches Azurite, when not at the endpoints the
     target records (those are for containers too).
     """
-    from azure.storage.blob import BlobServiceClient
-    from azure.storage.queue import QueueServiceClient
-
     check_target_name(name)
+    try:
+        from azure.storage.blob import BlobServiceClient
+        from azure.storage.queue import QueueServiceClient
+    except ImportError as exc:
+        raise MissingDependency(
+            f'creating a target needs the Azure Storage SDKs: pip install "mayfly-tasks[azure]" ({exc})'
+        ) from None
+
     base = f"mayfly-{name}"
     credential = {"account_name": account_name, "account_key": account_key}
     queues = QueueServiceClient(local_queue_endpoint or queue_endpoint, credential=credential)
