@@ -167,3 +167,19 @@ def test_a_port_in_use_is_one_error_line() -> None:
         result = CliRunner().invoke(app, ["azure", "--port", str(port)])
     assert result.exit_code == 5, result.output
     assert result.output.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_a_target_without_the_storage_sdks_is_one_error_line_and_stops_everything(docker_client: Any) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("Azurite needs Node.js")
+    # As if azure-storage-blob were not installed.
+    launch = "import sys; sys.modules['azure.storage.blob'] = None; " + LAUNCH
+    args = ["azure", "--port", "0", "--blob-port", "0", "--queue-port", "0", "--target", "no-sdk"]
+    proc = subprocess.run([sys.executable, "-c", launch, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith('Error: creating a target needs the Azure Storage SDKs: pip install "mayfly-tasks[azure]"')
+    )
+    assert "Traceback" not in proc.stderr
