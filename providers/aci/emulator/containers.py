@@ -168,6 +168,7 @@ class DockerContainers:
         if old is not None:
             self._remove(old)
         spec = group.spec
+        log.debug("%s: launching %s (generation %d)", group.id, spec.image, generation)
         with self.backend.lock:
             if not self._current(group, generation):
                 operation.finish("Canceled")
@@ -246,6 +247,7 @@ class DockerContainers:
 
     def _pull_failed(self, group: Group, generation: int, operation: Operation, exc: images.ImageNotAvailable) -> None:
         image = exc.reference
+        log.info("%s: no local image for %s (tried %s)", group.id, image, ", ".join(exc.tried))
         with self.backend.lock:
             if self._current(group, generation):
                 now = self.backend.clock()
@@ -360,6 +362,7 @@ class DockerContainers:
         if state.get("Running"):
             return  # restarted meanwhile
         ended = terminated(state)
+        log.debug("%s: container exited with %s (%s)", group.id, ended.exit_code, ended.detail_status)
         restart = False
         with self.backend.lock:
             if group.generation != generation or group.container_id != container_id:
