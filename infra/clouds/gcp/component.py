@@ -25,17 +25,21 @@ component; ``PREFIX`` is ``mayfly-NAME``, the ``queue_prefix`` and ``job_prefix`
 
   * ``NAME-task@``: the identity of the untrusted task containers. No roles at all: tasks
     reach storage only through the signed URLs the runner hands them;
-  * ``NAME-runner@``: the runner and the control plane. On the resources: publisher on the
-    three topics, subscriber and viewer (reads the dead-letter policy) on the three
-    subscriptions, subscriber on the three dead-letter subscriptions, object admin on the
-    bucket, ``iam.serviceAccountUser`` on the task account only (to run jobs as it) and
-    ``iam.serviceAccountTokenCreator`` on itself only (IAM signBlob: the V4 signed URLs,
-    no key file). On the project, because nothing narrower exists: ``run.developer``
-    (the job templates are created on first use, named ``PREFIX-<hash>``, so there is no
-    resource to bind on at deploy time; Cloud Run has no IAM condition on job names) and
+  * ``NAME-runner@``: the runner and the control plane. On the resources: publisher and
+    viewer (``get``, which ``mayfly target check`` and the queue's dead-letter lookup make)
+    on the three topics, subscriber and viewer on the three subscriptions, subscriber on the
+    three dead-letter subscriptions, ``storage.objectUser`` (objects: get, create, delete,
+    list) and ``storage.legacyBucketReader`` (the bucket's metadata) on the bucket,
+    ``iam.serviceAccountUser`` on the task account only (to run jobs as it) and
+    ``iam.serviceAccountTokenCreator`` on itself only (IAM signBlob: the V4 signed URLs, no
+    key file). On the project, because nothing narrower exists: ``run.developer`` (the job
+    templates are created on first use, named ``PREFIX-<hash>``, so there is no resource to
+    bind on at deploy time, and Cloud Run has no IAM condition on job names) and
     ``logging.viewer`` (a task's output is read from Cloud Logging, whose read access is
-    granted on the project or on a log view of the project's ``_Default`` bucket, which
-    holds the project's logs all the same). See :data:`PROJECT_ROLES`.
+    granted on the project or on a view of its ``_Default`` bucket, which holds the
+    project's logs all the same). See :data:`PROJECT_ROLES`;
+  * Cloud Run's service agent (``service-PROJECT_NUMBER@serverless-robot-prod``): reader on
+    the repository, to pull the task images.
 
 - Optionally the runner in the cloud: a Cloud Run worker pool ``NAME-runner`` (one
   instance, no HTTP endpoint: made for pull workloads) running ``mayfly runner --target
@@ -116,8 +120,9 @@ class GcpTargetArgs:
     vpc_network: str | None = None
     vpc_subnetwork: str | None = None
     vpc_egress: VpcEgress = "PRIVATE_RANGES_ONLY"
-    launches_per_second: float = 1.0
-    launch_burst: int = 10
+    #: RunJob rate and burst of the runner (None: the cloudrun provider's defaults, sized to Cloud Run's quota).
+    launches_per_second: float | None = None
+    launch_burst: int | None = None
     #: Deploy the runner as a Cloud Run worker pool.
     runner: bool = False
     runner_image: str | None = None
@@ -211,6 +216,9 @@ class GcpTarget(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         number = gcp.organizations.get_project_output(project_id=args.project, opts=invoke).number
         pubsub_agent = pulumi.Output.format("serviceAccount:service-{0}@gcp-sa-pubsub.iam.gserviceaccount.com", number)
+        run_agent = pulumi.Output.format(
+            "serviceAccount:service-{0}@serverless-robot-prod.iam.gserviceaccount.com", number
+        )
 
         # ---------------------------------------------------------------- queues
         queues = {kind: self._queue(kind, pubsub_agent, after_apis) for kind in KINDS}
@@ -245,6 +253,17 @@ class GcpTarget(pulumi.ComponentResource):
             cleanup_policies=registry_cleanup_policies(args.keep_images),
             labels=self._labels,
             opts=after_apis,
+        )
+        # Cloud Run's service agent pulls the task images: reader on this repository (in the same project its
+        # default role already allows it; the binding keeps working when that default has been removed).
+        gcp.artifactregistry.RepositoryIamMember(
+            f"{name}-images-run-agent-reader",
+            project=args.project,
+            location=repository.location,
+            repository=repository.name,
+            role="roles/artifactregistry.reader",
+            member=run_agent,
+            opts=child,
         )
 
         # ---------------------------------------------------------------- identities
@@ -296,13 +315,14 @@ class GcpTarget(pulumi.ComponentResource):
             "signer_service_account": self.runner_service_account,
             "image_prefix": self.repository_url,
             "vpc_egress": a.vpc_egress,
+        }
+        optional = {
+            "vpc_network": a.vpc_network,
+            "vpc_subnetwork": a.vpc_subnetwork,
             "launches_per_second": a.launches_per_second,
             "launch_burst": a.launch_burst,
         }
-        if a.vpc_network:
-            values["vpc_network"] = a.vpc_network
-        if a.vpc_subnetwork:
-            values["vpc_subnetwork"] = a.vpc_subnetwork
+        values |= {k: v for k, v in optional.items() if v is not None}
         return pulumi.Output.all(**values)
 
     def outputs(self) -> dict[str, pulumi.Input[Any]]:
@@ -409,15 +429,17 @@ class GcpTarget(pulumi.ComponentResource):
         """The runner's (and control plane's) roles: on each resource it uses, on the project only where it must."""
         project = self._args.project
         for kind, q in queues.items():
-            gcp.pubsub.TopicIAMMember(
-                f"{name}-runner-{kind}-publisher",
-                project=project,
-                topic=q.topic.name,
-                role="roles/pubsub.publisher",
-                member=runner,
-                opts=child,
-            )
-            # viewer: the queue reads its subscription's dead-letter policy (subscriber grants no `get`).
+            # viewer: `get` of the topic and subscription (`mayfly target check`; the queue reads its dead-letter
+            # policy), which neither publisher nor subscriber grants.
+            for role in ("roles/pubsub.publisher", "roles/pubsub.viewer"):
+                gcp.pubsub.TopicIAMMember(
+                    f"{name}-runner-{kind}-topic-{role.rsplit('.', 1)[1]}",
+                    project=project,
+                    topic=q.topic.name,
+                    role=role,
+                    member=runner,
+                    opts=child,
+                )
             for role in ("roles/pubsub.subscriber", "roles/pubsub.viewer"):
                 gcp.pubsub.SubscriptionIAMMember(
                     f"{name}-runner-{kind}-{role.rsplit('.', 1)[1]}",
@@ -436,9 +458,12 @@ class GcpTarget(pulumi.ComponentResource):
                 member=runner,
                 opts=child,
             )
-        gcp.storage.BucketIAMMember(
-            f"{name}-runner-objects", bucket=bucket.name, role="roles/storage.objectAdmin", member=runner, opts=child
-        )
+        # objectUser: get, create, delete and list objects (code packages, payloads, results, launch records);
+        # legacyBucketReader: the bucket's own metadata (`mayfly target check` asks whether it exists).
+        for role in ("roles/storage.objectUser", "roles/storage.legacyBucketReader"):
+            gcp.storage.BucketIAMMember(
+                f"{name}-runner-{role.rsplit('.', 1)[1]}", bucket=bucket.name, role=role, member=runner, opts=child
+            )
         # Run jobs as the task account (actAs) - on that account only, not on every account of the project.
         gcp.serviceaccount.IAMMember(
             f"{name}-runner-acts-as-task",

@@ -100,10 +100,14 @@ class GcpSection(StrictModel):
     vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] = Field(
         default="PRIVATE_RANGES_ONLY", description="Which task traffic leaves through the VPC, when one is set."
     )
-    launches_per_second: float = Field(
-        default=1.0, gt=0, le=100, description="Sustained Cloud Run RunJob rate of the runner."
+    launches_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Sustained Cloud Run RunJob calls per second of the runner (default: the cloudrun provider's, "
+        "sized to Cloud Run's default quota of 180 job runs per minute and region).",
     )
-    launch_burst: int = Field(default=10, ge=1, le=1000, description="Burst of RunJob calls.")
+    launch_burst: int | None = Field(default=None, ge=1, le=1000, description="Burst of RunJob calls.")
 
     @field_validator("project")
     @classmethod

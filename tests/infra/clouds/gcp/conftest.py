@@ -23,17 +23,18 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import pulumi_gcp
 
-    # pulumi_gcp loads its submodules lazily, on first attribute access: load the ones the component uses now.
-    for _module in (
-        "artifactregistry",
-        "cloudrunv2",
-        "organizations",
-        "projects",
-        "pubsub",
-        "serviceaccount",
-        "storage",
+    # pulumi_gcp loads its submodules lazily, on first attribute access (importing some of them warns about
+    # deprecated functions): load the ones the component uses now, with the warnings off.
+    for _module, _name in (
+        ("artifactregistry", "Repository"),
+        ("cloudrunv2", "WorkerPool"),
+        ("organizations", "get_project_output"),
+        ("projects", "Service"),
+        ("pubsub", "Topic"),
+        ("serviceaccount", "Account"),
+        ("storage", "Bucket"),
     ):
-        getattr(pulumi_gcp, _module)
+        getattr(getattr(pulumi_gcp, _module), _name)
 
 PROJECT_ID = "my-project"
 PROJECT_NUMBER = "123456789012"
