@@ -1,9 +1,10 @@
-"""Google Cloud client access for the Pub/Sub queues: lazy imports, and Google API errors as Mayfly errors.
+"""Google Cloud client access: lazy imports, and Google API errors as Mayfly errors.
 
-``google-cloud-pubsub`` is an optional dependency (``pip install "mayfly-tasks[gcp]"``);
-nothing imports it until a client is needed. Every Google exception is translated at this
-boundary by :func:`translate`, so callers only ever see
-:class:`~mayfly.core.errors.MayflyError` subclasses. The clients honour
+The Google libraries (``google-cloud-pubsub``, ``-storage``, ``-run``, ``-logging``) are
+optional dependencies (``pip install "mayfly-tasks[gcp]"``); nothing imports them until a
+client is needed. Every Google exception (google-api-core, google-auth, the storage
+library's HTTP layer) is translated at this boundary by :func:`translate`, so callers only
+ever see :class:`~mayfly.core.errors.MayflyError` subclasses. The Pub/Sub clients honour
 ``PUBSUB_EMULATOR_HOST`` (the emulator needs no credentials).
 """
 
@@ -132,7 +133,7 @@ def as_mayfly_error(exc: BaseException, doing: str) -> MayflyError:
     if isinstance(exc, gx.ResourceExhausted | gx.TooManyRequests):
         return Throttled(f"{doing}: throttled by Google Cloud ({exc.message})")
     if isinstance(exc, gx.InvalidArgument | gx.FailedPrecondition | gx.OutOfRange | gx.BadRequest):
-        return InvalidInput(f"{doing}: refused by Pub/Sub ({exc.message})")
+        return InvalidInput(f"{doing}: refused by Google Cloud ({exc.message})")
     if isinstance(exc, gx.GoogleAPICallError):
         return Unavailable(f"{doing}: {exc.message}")
     if isinstance(exc, gx.RetryError):
@@ -153,4 +154,19 @@ def translate(doing: str) -> Iterator[None]:
 
         if isinstance(exc, gx.GoogleAPIError | ax.GoogleAuthError):
             raise as_mayfly_error(exc, doing) from exc
+        if _is_transport_error(exc):
+            raise Unavailable(f"{doing}: cannot reach Google Cloud ({exc})") from exc
         raise
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """A connection or HTTP-layer failure of the REST clients (requests, the storage library's media layer)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
+        return True
+    try:
+        from google.resumable_media import common
+    except ImportError:
+        return False
+    return isinstance(exc, common.InvalidResponse | common.DataCorruption)
