@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
 import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -51,7 +52,7 @@ _METHODS = ("GET", "PUT")
 def storage_module() -> Any:
     """Import ``google.cloud.storage``, or raise MissingDependency with the install command."""
     try:
-        from google.cloud import storage
+        storage = importlib.import_module("google.cloud.storage")
     except ImportError:
         raise MissingDependency(INSTALL_HINT) from None
     return storage

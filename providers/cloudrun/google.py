@@ -10,6 +10,7 @@ ever see :class:`~mayfly.core.errors.MayflyError` subclasses. The Pub/Sub client
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import warnings
@@ -34,7 +35,7 @@ INSTALL_HINT = 'Google Cloud support needs google-cloud-pubsub: pip install "may
 def pubsub_module() -> Any:
     """Import ``google.cloud.pubsub_v1``, or raise MissingDependency with the install command."""
     try:
-        from google.cloud import pubsub_v1
+        pubsub_v1 = importlib.import_module("google.cloud.pubsub_v1")
     except ImportError:
         raise MissingDependency(INSTALL_HINT) from None
     return pubsub_v1
@@ -43,7 +44,11 @@ def pubsub_module() -> Any:
 class Clients:
     """A Pub/Sub publisher and subscriber, created on first use (thread-safe; the clients are too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, emulator_host: str | None = None, credentials: Any = None) -> None:
+        #: ``host:port`` of a Pub/Sub emulator (else ``PUBSUB_EMULATOR_HOST``, else Google).
+        self.emulator_host = emulator_host
+        #: Credentials for Google (None: Application Default Credentials); unused with an emulator.
+        self.credentials = credentials
         self._lock = threading.Lock()
         self._publisher: Any = None
         self._publisher_api: Any = None
@@ -56,7 +61,7 @@ class Clients:
             if self._publisher is None:
                 pubsub_v1 = pubsub_module()
                 with translate("creating a Pub/Sub publisher client"):
-                    self._publisher = pubsub_v1.PublisherClient(**_emulator_transport("publisher"))
+                    self._publisher = pubsub_v1.PublisherClient(**self._options("publisher"))
                 with warnings.catch_warnings():  # 'api' is deprecated, but the only unbatched Publish
                     warnings.simplefilter("ignore", DeprecationWarning)
                     self._publisher_api = self._publisher.api
@@ -75,8 +80,14 @@ class Clients:
             if self._subscriber is None:
                 pubsub_v1 = pubsub_module()
                 with translate("creating a Pub/Sub subscriber client"):
-                    self._subscriber = pubsub_v1.SubscriberClient(**_emulator_transport("subscriber"))
+                    self._subscriber = pubsub_v1.SubscriberClient(**self._options("subscriber"))
             return self._subscriber
+
+    def _options(self, kind: str) -> dict[str, Any]:
+        options = _emulator_transport(kind, self.emulator_host)
+        if not options and self.credentials is not None:
+            options["credentials"] = self.credentials
+        return options
 
     def close(self) -> None:
         """Close both clients' channels (new ones are opened if the clients are used again)."""
@@ -89,13 +100,14 @@ class Clients:
                 self._publisher = self._publisher_api = None
 
 
-def _emulator_transport(kind: str) -> dict[str, Any]:
-    """With ``PUBSUB_EMULATOR_HOST``, a gRPC transport to it without the 4 MiB receive limit.
+def _emulator_transport(kind: str, emulator_host: str | None = None) -> dict[str, Any]:
+    """With an emulator (``emulator_host`` or ``PUBSUB_EMULATOR_HOST``), a gRPC transport to it without the 4 MiB
+    receive limit.
 
     On Google the client's own channel allows messages of any size; on the emulator it opens
     a plain channel with gRPC's default 4 MiB receive limit, too small for a 9 MiB message.
     """
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    host = emulator_host or os.environ.get("PUBSUB_EMULATOR_HOST")
     if not host:
         return {}
     import grpc

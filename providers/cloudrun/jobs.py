@@ -23,6 +23,7 @@ import json
 import math
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -73,8 +74,8 @@ def cloud_run_size(cpu: float, memory_mb: int) -> tuple[int, int]:
 
 def job_image(image: str, image_prefix: str | None) -> str:
     """The image a job runs: runtime images ``mayfly/runtime-NAME:V`` come from the target's repository."""
-    if image_prefix and image.startswith(f"{IMAGE_PREFIX}/"):
-        return f"{image_prefix.rstrip('/')}/{image.removeprefix(IMAGE_PREFIX + '/')}"
+    if image_prefix and image.startswith(IMAGE_PREFIX):
+        return f"{image_prefix.rstrip('/')}/{image.removeprefix('mayfly/')}"
     return image
 
 
@@ -136,6 +137,21 @@ def job_message(spec: JobSpec) -> dict[str, Any]:
     return {
         "labels": labels,
         "template": {"labels": labels, "task_count": 1, "parallelism": 1, "template": template},
+    }
+
+
+def run_overrides(command: Sequence[str], env: Mapping[str, str], timeout: int) -> dict[str, Any]:
+    """RunJob's ``overrides`` (as a dict ``run_v2.RunJobRequest.Overrides`` accepts): one task, its args and env."""
+    return {
+        "container_overrides": [
+            {
+                "name": CONTAINER,
+                "args": list(command),
+                "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+            }
+        ],
+        "task_count": 1,
+        "timeout": {"seconds": min(timeout, MAX_TIMEOUT_SECONDS + 3600)},
     }
 
 

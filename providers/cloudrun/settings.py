@@ -73,3 +73,9 @@ class CloudRunSettings(ProviderSettings):
     status_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often the runner asks Cloud Run about its executions."
     )
+    log_reads_per_second: float = Field(
+        default=1.0,
+        gt=0,
+        description="Cap on Cloud Logging entries.list calls per second by this process (Cloud Logging allows 60 "
+        "per minute per project: https://cloud.google.com/logging/quotas#api-limits).",
+    )
