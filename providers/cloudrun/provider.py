@@ -308,7 +308,7 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         """
         records = self.records
         deadline = self._clock() + CLAIM_EXPIRY + 30
-        while True:
+        for _ in range(1000):
             generation = records.claim(spec.task_id, spec.attempt, job, owner)
             if generation is not None:
                 return generation
@@ -331,6 +331,7 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                     retryable=True,
                 )
             self._sleep(2.0)  # another runner is launching it right now: its execution appears in a moment
+        raise LaunchFailed(f"the launch record of {spec.name} keeps changing; not starting it", retryable=True)
 
     def _resolve(self, task_id: str, attempt: int, record: Record) -> str | None:
         """The execution a launch record leads to, if it exists: the one it names, else the job's, by env."""
@@ -441,10 +442,8 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         if execution is None:
             state = ContainerState(ContainerStatus.MISSING)
         else:
-            done = getattr(execution, "completion_time", None) is not None and bool(
-                execution.completion_time.timestamp() > 0
-            )
-            task = self._task(handle) if done or int(getattr(execution, "running_count", 0) or 0) else None
+            # The task (exit code, attempt status) matters once the execution ended; before, the execution says it all.
+            task = self._task(handle) if getattr(execution, "completion_time", None) is not None else None
             state = execution_state(execution, task, cancelled_by_us=handle in self._cancelled)
             attempt = self._attempt_of(execution)
             if attempt is not None:
