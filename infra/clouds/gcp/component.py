@@ -38,6 +38,8 @@ component; ``PREFIX`` is ``mayfly-NAME``, the ``queue_prefix`` and ``job_prefix`
     ``logging.viewer`` (a task's output is read from Cloud Logging, whose read access is
     granted on the project or on a view of its ``_Default`` bucket, which holds the
     project's logs all the same). See :data:`PROJECT_ROLES`;
+  * ``operators`` (people who run the control plane or a runner outside Google Cloud):
+    ``iam.serviceAccountTokenCreator`` on the runner account only, to act as it;
   * Cloud Run's service agent (``service-PROJECT_NUMBER@serverless-robot-prod``): reader on
     the repository, to pull the task images.
 
@@ -54,6 +56,7 @@ up`` runs in this project's tests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -117,6 +120,8 @@ class GcpTargetArgs:
     keep_images: int = 100
     immutable_tags: bool = False
     force_destroy: bool = True
+    #: IAM members who may act as the runner account (token creator on it): people running the control plane.
+    operators: tuple[str, ...] = ()
     vpc_network: str | None = None
     vpc_subnetwork: str | None = None
     vpc_egress: VpcEgress = "PRIVATE_RANGES_ONLY"
@@ -158,6 +163,7 @@ class GcpTargetArgs:
             keep_images=o.keep_images,
             immutable_tags=o.immutable_tags,
             force_destroy=o.force_destroy,
+            operators=tuple(o.operators),
             vpc_network=o.vpc_network,
             vpc_subnetwork=o.vpc_subnetwork,
             vpc_egress=o.vpc_egress,
@@ -480,6 +486,16 @@ class GcpTarget(pulumi.ComponentResource):
             member=runner,
             opts=child,
         )
+        # People who run the control plane (or a runner) outside Google Cloud act as the runner account
+        # (`gcloud auth application-default login --impersonate-service-account ...`): on that account only.
+        for member in self._args.operators:
+            gcp.serviceaccount.IAMMember(
+                f"{name}-operator-{re.sub(r'[^a-z0-9]+', '-', member.lower())}",
+                service_account_id=runner_sa.name,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=member,
+                opts=child,
+            )
         for role in PROJECT_ROLES:
             gcp.projects.IAMMember(
                 f"{name}-runner-{role.removeprefix('roles/').replace('.', '-')}",

@@ -23,6 +23,8 @@ GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 #: Label keys and values (https://cloud.google.com/resource-manager/docs/labels-overview#requirements).
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+#: IAM member kinds ``operators`` may name.
+MEMBER_KINDS = ("user", "group", "serviceAccount")
 #: Service account ids are ``NAME-runner`` (IAM: 6-30 characters).
 GCP_MAX_NAME = 30 - len("-runner")
 #: Cloud Run's cpu counts (as cpu units, 1024 = one vCPU) -> memory a container may have (MiB).
@@ -95,6 +97,11 @@ class GcpSection(StrictModel):
     keep_images: int = Field(default=100, ge=1, le=10000, description="Newest image versions kept per runtime image.")
     immutable_tags: bool = Field(default=False, description="Immutable tags (a rebuilt runtime then fails to push).")
     force_destroy: bool = Field(default=True, description="`mayfly destroy` also deletes the bucket's objects.")
+    operators: list[str] = Field(
+        default_factory=list,
+        description="Members (user:, group:, serviceAccount:) who may act as the runner account, to run the "
+        "control plane or a runner outside Google Cloud (iam.serviceAccountTokenCreator on that account only).",
+    )
     vpc_network: str | None = Field(default=None, description="VPC network for the tasks' Direct VPC egress.")
     vpc_subnetwork: str | None = Field(default=None, description="Subnetwork for the tasks' Direct VPC egress.")
     vpc_egress: Literal["ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"] = Field(
@@ -117,6 +124,15 @@ class GcpSection(StrictModel):
                 f"{value!r} is not a Google Cloud project id (6-30 lowercase letters, digits and '-', "
                 "starting with a letter)"
             )
+        return value
+
+    @field_validator("operators")
+    @classmethod
+    def _operators(cls, value: list[str]) -> list[str]:
+        for member in value:
+            kind, _, who = member.partition(":")
+            if kind not in MEMBER_KINDS or not who:
+                raise ValueError(f"{member!r} is not an IAM member (user:EMAIL, group:EMAIL or serviceAccount:EMAIL)")
         return value
 
     @field_validator("soft_delete_days")

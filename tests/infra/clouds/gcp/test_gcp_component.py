@@ -179,6 +179,16 @@ def test_each_service_account_holds_only_the_roles_it_uses_where_they_are_bound(
     assert all(PROJECT_ROLES.values())
 
 
+def test_operators_may_act_as_the_runner_and_nothing_else(build: Build) -> None:
+    built = build("dev", args(operators=("user:ops@example.com", "group:team@example.com")))
+    runner_account = f"serviceAccountId:projects/{PROJECT}/serviceAccounts/{RUNNER_EMAIL}"
+    granted = {b for b in bindings(built) if b[0] not in {RUNNER, PUBSUB_AGENT, RUN_AGENT}}
+    assert granted == {
+        (member, "roles/iam.serviceAccountTokenCreator", runner_account)
+        for member in ("user:ops@example.com", "group:team@example.com")
+    }
+
+
 def test_apis_are_enabled_first_and_never_disabled(build: Build) -> None:
     built = build()
     services = built.mocks.of_type("gcp:projects/service:Service")

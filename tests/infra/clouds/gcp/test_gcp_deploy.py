@@ -147,6 +147,7 @@ def test_a_gcp_stack_file_with_problems_is_one_line_each_before_anything_runs(
               soft_delete_days: 3
               retry_minimum_backoff_seconds: 300
               retry_maximum_backoff_seconds: 60
+              operators: [ops@example.com]
               colour: red
             """
         )
@@ -165,6 +166,8 @@ def test_a_gcp_stack_file_with_problems_is_one_line_each_before_anything_runs(
         "and '-', starting with a letter)",
         f"{stack_file}: gcp.max_delivery_attempts: must be greater than or equal to 5, got 3",
         f"{stack_file}: gcp.soft_delete_days: must be 0 (off) or 7-90 days (Cloud Storage's soft delete bounds)",
+        f"{stack_file}: gcp.operators: 'ops@example.com' is not an IAM member (user:EMAIL, group:EMAIL or "
+        "serviceAccount:EMAIL)",
         f"{stack_file}: gcp.colour: unknown key",
     ]
     assert not (home / "deploy").exists()
