@@ -73,7 +73,7 @@ class GcpCloud(Cloud):
     label = "Google Cloud"
     credentials_markers: ClassVar[tuple[str, ...]] = (
         "could not find default credentials",
-        "google: could not find default credentials",
+        "No credentials loaded",
         "oauth2: cannot fetch token",
         "invalid_grant",
         "Reauthentication is needed",

@@ -290,7 +290,7 @@ class GcpTarget(pulumi.ComponentResource):
             opts=after_apis,
         )
         runner = pulumi.Output.concat("serviceAccount:", runner_sa.email)
-        self._grant_runner(name, runner, queues, bucket, task_sa, runner_sa, child)
+        grants = self._grant_runner(name, runner, queues, bucket, task_sa, runner_sa, child)
 
         # ---------------------------------------------------------------- outputs
         self.topics = {kind: q.topic.name for kind, q in queues.items()}
@@ -303,7 +303,8 @@ class GcpTarget(pulumi.ComponentResource):
         self.task_service_account = task_sa.email
         self.runner_worker_pool = None
         if args.runner:
-            self._runner_pool(runner_sa, after_apis)
+            # Started once its account holds its roles: a runner without them would fail its first calls.
+            self._runner_pool(runner_sa, pulumi.ResourceOptions(parent=self, depends_on=[*apis, *grants]))
         self.register_outputs(self.outputs())
 
     # ---------------------------------------------------------------- public helpers
@@ -431,79 +432,97 @@ class GcpTarget(pulumi.ComponentResource):
         task_sa: gcp.serviceaccount.Account,
         runner_sa: gcp.serviceaccount.Account,
         child: pulumi.ResourceOptions,
-    ) -> None:
+    ) -> list[pulumi.Resource]:
         """The runner's (and control plane's) roles: on each resource it uses, on the project only where it must."""
         project = self._args.project
+        grants: list[pulumi.Resource] = []
         for kind, q in queues.items():
             # viewer: `get` of the topic and subscription (`mayfly target check`; the queue reads its dead-letter
             # policy), which neither publisher nor subscriber grants.
             for role in ("roles/pubsub.publisher", "roles/pubsub.viewer"):
-                gcp.pubsub.TopicIAMMember(
-                    f"{name}-runner-{kind}-topic-{role.rsplit('.', 1)[1]}",
-                    project=project,
-                    topic=q.topic.name,
-                    role=role,
-                    member=runner,
-                    opts=child,
+                grants.append(
+                    gcp.pubsub.TopicIAMMember(
+                        f"{name}-runner-{kind}-topic-{role.rsplit('.', 1)[1]}",
+                        project=project,
+                        topic=q.topic.name,
+                        role=role,
+                        member=runner,
+                        opts=child,
+                    )
                 )
             for role in ("roles/pubsub.subscriber", "roles/pubsub.viewer"):
+                grants.append(
+                    gcp.pubsub.SubscriptionIAMMember(
+                        f"{name}-runner-{kind}-{role.rsplit('.', 1)[1]}",
+                        project=project,
+                        subscription=q.subscription.name,
+                        role=role,
+                        member=runner,
+                        opts=child,
+                    )
+                )
+            # Dead letters are read (inspected, redriven) through the dead-letter topic's subscription.
+            grants.append(
                 gcp.pubsub.SubscriptionIAMMember(
-                    f"{name}-runner-{kind}-{role.rsplit('.', 1)[1]}",
+                    f"{name}-runner-{kind}-dlq-subscriber",
                     project=project,
-                    subscription=q.subscription.name,
-                    role=role,
+                    subscription=q.dlq_subscription.name,
+                    role="roles/pubsub.subscriber",
                     member=runner,
                     opts=child,
                 )
-            # Dead letters are read (inspected, redriven) through the dead-letter topic's subscription.
-            gcp.pubsub.SubscriptionIAMMember(
-                f"{name}-runner-{kind}-dlq-subscriber",
-                project=project,
-                subscription=q.dlq_subscription.name,
-                role="roles/pubsub.subscriber",
-                member=runner,
-                opts=child,
             )
         # objectUser: get, create, delete and list objects (code packages, payloads, results, launch records);
         # legacyBucketReader: the bucket's own metadata (`mayfly target check` asks whether it exists).
         for role in ("roles/storage.objectUser", "roles/storage.legacyBucketReader"):
-            gcp.storage.BucketIAMMember(
-                f"{name}-runner-{role.rsplit('.', 1)[1]}", bucket=bucket.name, role=role, member=runner, opts=child
+            grants.append(
+                gcp.storage.BucketIAMMember(
+                    f"{name}-runner-{role.rsplit('.', 1)[1]}", bucket=bucket.name, role=role, member=runner, opts=child
+                )
             )
         # Run jobs as the task account (actAs) - on that account only, not on every account of the project.
-        gcp.serviceaccount.IAMMember(
-            f"{name}-runner-acts-as-task",
-            service_account_id=task_sa.name,
-            role="roles/iam.serviceAccountUser",
-            member=runner,
-            opts=child,
+        grants.append(
+            gcp.serviceaccount.IAMMember(
+                f"{name}-runner-acts-as-task",
+                service_account_id=task_sa.name,
+                role="roles/iam.serviceAccountUser",
+                member=runner,
+                opts=child,
+            )
         )
         # IAM signBlob of its own account: the V4 signed URLs of code, payload and result, without a key file.
-        gcp.serviceaccount.IAMMember(
-            f"{name}-runner-signs-blobs",
-            service_account_id=runner_sa.name,
-            role="roles/iam.serviceAccountTokenCreator",
-            member=runner,
-            opts=child,
+        grants.append(
+            gcp.serviceaccount.IAMMember(
+                f"{name}-runner-signs-blobs",
+                service_account_id=runner_sa.name,
+                role="roles/iam.serviceAccountTokenCreator",
+                member=runner,
+                opts=child,
+            )
         )
         # People who run the control plane (or a runner) outside Google Cloud act as the runner account
         # (`gcloud auth application-default login --impersonate-service-account ...`): on that account only.
         for member in self._args.operators:
-            gcp.serviceaccount.IAMMember(
-                f"{name}-operator-{re.sub(r'[^a-z0-9]+', '-', member.lower())}",
-                service_account_id=runner_sa.name,
-                role="roles/iam.serviceAccountTokenCreator",
-                member=member,
-                opts=child,
+            grants.append(
+                gcp.serviceaccount.IAMMember(
+                    f"{name}-operator-{re.sub(r'[^a-z0-9]+', '-', member.lower())}",
+                    service_account_id=runner_sa.name,
+                    role="roles/iam.serviceAccountTokenCreator",
+                    member=member,
+                    opts=child,
+                )
             )
         for role in PROJECT_ROLES:
-            gcp.projects.IAMMember(
-                f"{name}-runner-{role.removeprefix('roles/').replace('.', '-')}",
-                project=project,
-                role=role,
-                member=runner,
-                opts=child,
+            grants.append(
+                gcp.projects.IAMMember(
+                    f"{name}-runner-{role.removeprefix('roles/').replace('.', '-')}",
+                    project=project,
+                    role=role,
+                    member=runner,
+                    opts=child,
+                )
             )
+        return grants
 
     def _runner_pool(self, runner_sa: gcp.serviceaccount.Account, opts: pulumi.ResourceOptions) -> None:
         """The runner as a Cloud Run worker pool: one instance, the runner account, the target's settings as env."""

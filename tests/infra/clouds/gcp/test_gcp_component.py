@@ -245,6 +245,11 @@ def test_runner_worker_pool_runs_the_runner_with_the_target_settings(build: Buil
     # In the cloud the runner signs URLs through IAM as itself: no key file.
     assert (settings.signer_service_account, settings.credentials_file) == (RUNNER_EMAIL, None)
     assert built.outputs["runner_worker_pool"] == "dev-runner"
+    # It starts once its account holds its roles.
+    deps = built.monitor.dependencies[("gcp:cloudrunv2/workerPool:WorkerPool", "dev-runner")]
+    assert {"dev-runner-run-developer", "dev-runner-objectUser", "dev-runner-signs-blobs"} <= {
+        str(urn).rsplit("::", 1)[-1] for urn in deps
+    }
 
 
 def test_runner_needs_an_image() -> None:

@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.automation import CommandResult
+from pulumi.automation.errors import CommandError
 from typer.testing import CliRunner
 
 from mayfly.cli.app import app
 from mayfly.cli.context import open_local
-from mayfly.core.errors import TargetNotFound
+from mayfly.core.errors import CredentialsMissing, TargetNotFound
 from mayfly.core.records import Target
+from mayfly.infra.cloud import cloud_for
 from mayfly.infra.clouds import gcp as gcp_plugin
+from mayfly.infra.deploy import translate
 from mayfly.providers.cloudrun.settings import CloudRunSettings
 
 runner = CliRunner()
@@ -197,4 +201,31 @@ def test_a_gcp_stack_file_needs_its_project_and_sane_combinations(
         2,
         f"Error: {stack_file}: gcp: retry_minimum_backoff_seconds is above retry_maximum_backoff_seconds; "
         "vpc_subnetwork needs vpc_network\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        # pulumi-gcp without application-default credentials (the Terraform provider's words).
+        "error: pulumi:providers:gcp resource 'default' has a problem: Attempted to load application default "
+        "credentials since neither `credentials` nor `access_token` was set in the provider block.  No credentials "
+        "loaded. To use your gcloud credentials, run 'gcloud auth application-default login'.  Original error: "
+        "google: could not find default credentials.",
+        # Credentials that Google no longer accepts (a login that needs renewing).
+        "error: 1 error occurred:\n\t* googleapi: Error 401: Request had invalid authentication credentials. "
+        "Expected OAuth 2 access token, login cookie or other valid authentication credential., unauthorized",
+    ],
+)
+def test_google_refusing_credentials_during_a_run_is_credentials_missing(stderr: str) -> None:
+    err = translate(
+        CommandError(CommandResult(stdout="", stderr=stderr, code=255)),
+        stack="gcp-dev",
+        doing="deploy",
+        cloud=cloud_for("gcp"),
+    )
+    assert isinstance(err, CredentialsMissing)
+    assert err.message.startswith("deploy gcp-dev: Google Cloud credentials missing or rejected (")
+    assert err.message.endswith(
+        "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a key file)"
     )
