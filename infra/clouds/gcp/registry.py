@@ -7,8 +7,9 @@ with an access token: the application-default credentials' (``gcloud auth
 application-default login``, a service account key in ``GOOGLE_APPLICATION_CREDENTIALS``, or the
 metadata server), else ``gcloud auth print-access-token``.
 
-Nothing here runs in this project's tests against a registry (none is reachable); the push
-is tested with a stand-in Docker client, the token with a stand-in ``gcloud``.
+Artifact Registry is not reachable from this project's tests: the real Docker engine pushes to a
+local registry that takes the token the same way (Basic auth as ``oauth2accesstoken``), the ADC
+token comes from a local OAuth token endpoint, and the ``gcloud`` fallback from a stand-in.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Pulumi mocks shaped like Google Cloud, and ``build``: the ``mayfly:gcp:Target`` component under them.
+"""Pulumi mocks shaped like Google Cloud, ``build`` (the ``mayfly:gcp:Target`` component under them), and
+``local_registry``: a Docker registry on 127.0.0.1 that the real Docker engine pushes to.
 
 ``GcpMocks`` answers each resource with its inputs plus the names Google would give it
 (topic and subscription ids, service account emails, an auto-named bucket) and the one
@@ -9,9 +10,15 @@ never on values the mocks invent.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import threading
+import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pulumi
@@ -165,3 +172,129 @@ def mocked_gcp(mocked_pulumi: Any) -> Any:
     """``mocked_pulumi`` (tests/infra/conftest.py) answering with :class:`GcpMocks`."""
     mocked_pulumi.mocks = GcpMocks
     return mocked_pulumi
+
+
+# ---------------------------------------------------------------- a registry the real engine can push to
+
+
+class LocalRegistry(BaseHTTPRequestHandler):
+    """The push half of the Docker Registry HTTP API v2, behind Basic auth (as Artifact Registry takes a token).
+
+    Docker treats registries on 127.0.0.0/8 as insecure (plain HTTP) by default, so the shared engine pushes here
+    without any configuration. Blobs are checked against their digest; every login is recorded.
+    """
+
+    protocol_version = "HTTP/1.1"
+    user = "oauth2accesstoken"
+    password = ""
+    logins: list[tuple[str, str]]
+    blobs: dict[str, bytes]
+    uploads: dict[str, bytes]
+    manifests: dict[tuple[str, str], bytes]
+
+    def _send(self, code: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        self.send_response(code)
+        for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(key, value)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return data
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            self.logins.append((user, password))
+            if (user, password) == (self.user, self.password):
+                return True
+        self._body()
+        self._send(401, {"WWW-Authenticate": 'Basic realm="local"'}, b'{"errors": [{"code": "UNAUTHORIZED"}]}')
+        return False
+
+    def do_GET(self) -> None:
+        if self._authorized():
+            self._send(200, {}, b"{}")
+
+    def do_HEAD(self) -> None:
+        if not self._authorized():
+            return
+        found = re.match(r"^/v2/.+/blobs/(sha256:[0-9a-f]+)$", self.path)
+        if found and found.group(1) in self.blobs:
+            size = str(len(self.blobs[found.group(1)]))
+            self._send(200, {"Docker-Content-Digest": found.group(1), "Content-Length": size})
+        else:
+            self._send(404)
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        self._body()
+        name = self.path.split("/blobs/uploads/")[0].removeprefix("/v2/")
+        upload = uuid.uuid4().hex
+        self.uploads[upload] = b""
+        self._send(
+            202, {"Location": f"/v2/{name}/blobs/uploads/{upload}", "Docker-Upload-UUID": upload, "Range": "0-0"}
+        )
+
+    def do_PATCH(self) -> None:
+        if not self._authorized():
+            return
+        path = self.path.partition("?")[0]
+        upload = path.rsplit("/", 1)[1]
+        self.uploads[upload] += self._body()
+        end = max(len(self.uploads[upload]) - 1, 0)
+        self._send(202, {"Location": path, "Docker-Upload-UUID": upload, "Range": f"0-{end}"})
+
+    def do_PUT(self) -> None:
+        if not self._authorized():
+            return
+        body = self._body()
+        path, _, query = self.path.partition("?")
+        manifest = re.match(r"^/v2/(.+)/manifests/([^/]+)$", path)
+        if manifest:
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            self.manifests[(manifest.group(1), manifest.group(2))] = body
+            self._send(
+                201, {"Docker-Content-Digest": digest, "Location": f"/v2/{manifest.group(1)}/manifests/{digest}"}
+            )
+            return
+        data = self.uploads.pop(path.rsplit("/", 1)[1]) + body
+        digest = re.search(r"digest=([^&]+)", query).group(1).replace("%3A", ":")  # type: ignore[union-attr]
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            self._send(400, {}, b'{"errors": [{"code": "DIGEST_INVALID"}]}')
+            return
+        self.blobs[digest] = data
+        name = path.split("/blobs/")[0].removeprefix("/v2/")
+        self._send(201, {"Docker-Content-Digest": digest, "Location": f"/v2/{name}/blobs/{digest}"})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def local_registry() -> Iterator[tuple[str, type[LocalRegistry]]]:
+    """(``127.0.0.1:PORT``, the handler class holding what was pushed); set ``.password`` to the expected token."""
+    handler = type(
+        "Registry", (LocalRegistry,), {"logins": [], "blobs": {}, "uploads": {}, "manifests": {}, "password": ""}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()

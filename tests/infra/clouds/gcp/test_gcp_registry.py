@@ -1,19 +1,23 @@
 """Runtime images to the stack's Artifact Registry repository, as deep as this machine allows.
 
-No registry is reachable here, so the Docker client is a stand-in that records what it is asked
-to tag and push. Everything before it is real: the deploy engine's push step picks the gcp
-plug-in's registry from the stack outputs, the image names are the ones the ``cloudrun`` provider
-runs, and the login token comes from the application-default credentials (a service account key
-whose token endpoint is a local OAuth server that checks the signed assertion) or, without them,
-from a ``gcloud`` on PATH.
+Artifact Registry is not reachable here. One test pushes with the real Docker engine to a local
+registry that takes the token as Artifact Registry does (Basic auth as ``oauth2accesstoken``);
+the others use a stand-in Docker client that records what it is asked to tag and push, through
+the deploy engine's push step (which picks the gcp plug-in's registry from the stack outputs).
+The image names are the ones the ``cloudrun`` provider runs; the login token comes from the
+application-default credentials (a service account key whose token endpoint is a local OAuth
+server that checks the signed assertion) or, without them, from a ``gcloud`` on PATH.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mayfly.core.errors import CredentialsMissing
+from mayfly.infra.clouds.gcp.registry import ArtifactRegistry
 from mayfly.infra.deploy import push_runtime_images
 from mayfly.infra.errors import ImagePushFailed
 from mayfly.infra.stackfile import parse_stack
@@ -216,3 +221,27 @@ def test_a_refused_push_is_one_line(adc_key: list[dict[str, Any]]) -> None:
         f"pushing mayfly/runtime-shell:1 to {REPO}/runtime-shell:1: "
         "denied: Permission 'artifactregistry.repositories.uploadArtifacts' denied"
     )
+
+
+@pytest.mark.docker
+def test_the_real_engine_pushes_a_runtime_with_the_adc_token(
+    adc_key: list[dict[str, Any]], local_registry: tuple[str, Any], docker_client: Any, busybox_image: str
+) -> None:
+    host, registry = local_registry
+    registry.password = "ya29.from-adc"  # what the local token endpoint hands out for the key
+    local = f"mayfly/runtime-gcpdeploy{uuid.uuid4().hex[:8]}:1"
+    docker_client.images.get(busybox_image).tag(local.rsplit(":", 1)[0], tag="1")
+    repository_url = f"{host}/my-project/mayfly-gcp-dev"
+    remote = f"{repository_url}/runtime-{local.removeprefix('mayfly/runtime-')}"
+    try:
+        (pushed,) = ArtifactRegistry(repository_url).push(docker_client, [local], lambda _line: None)
+    finally:
+        docker_client.images.remove(local)
+        with contextlib.suppress(Exception):  # the tag the push made, if it got that far
+            docker_client.images.remove(remote)
+    name = remote.removeprefix(f"{host}/").rsplit(":", 1)[0]
+    assert pushed.remote == remote
+    # The registry got the manifest under the runtime's own image name and version, and its digest came back.
+    assert set(registry.manifests) == {(name, "1")}
+    assert pushed.digest == "sha256:" + hashlib.sha256(registry.manifests[(name, "1")]).hexdigest()
+    assert set(registry.logins) == {("oauth2accesstoken", "ya29.from-adc")}
