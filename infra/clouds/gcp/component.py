@@ -542,7 +542,8 @@ class GcpTarget(pulumi.ComponentResource):
             project=a.project,
             location=a.region,
             name=f"{target}-runner",
-            # Worker pools are a Cloud Run preview feature: the BETA launch stage opts in.
+            # Worker pools are a Cloud Run preview feature: the BETA launch stage opts in (as the Terraform
+            # provider's own worker pool examples do; https://cloud.google.com/run/docs/configuring/workerpools).
             launch_stage="BETA",
             deletion_protection=False,
             scaling={"scaling_mode": "MANUAL", "manual_instance_count": 1},
