@@ -109,22 +109,31 @@ def push_images(
     repository_url: str,
     auth: RegistryAuth,
     progress: Callable[[str], None] = lambda _msg: None,
-    naming: Callable[[str, str], tuple[str, str]] | None = None,
 ) -> list[PushedImage]:
-    """Tag and push each local image into ``repository_url``; :class:`ImagePushFailed` on the first error.
+    """Tag and push each local image into ``repository_url``; :class:`ImagePushFailed` on the first error."""
+    return push_as(client, ((local, repository_url, remote_tag(local)) for local in images), auth, progress)
 
-    ``naming(local, repository_url)`` gives each image's remote (repository, tag); the default puts every
-    runtime in the one repository as ``repository_url:runtime-NAME-V`` (:func:`remote_tag`).
+
+def push_as(
+    client: Any,
+    destinations: Iterable[tuple[str, str, str]],
+    auth: RegistryAuth,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> list[PushedImage]:
+    """Tag and push each ``(local image, remote repository, tag)``; :class:`ImagePushFailed` on the first error.
+
+    For registries that name images their own way (one repository per runtime on Azure).
     """
     pushed: list[PushedImage] = []
-    for local in images:
-        repository, tag = naming(local, repository_url) if naming else (repository_url, remote_tag(local))
-        remote = f"{repository}:{tag}"
+    for local, repository_url, tag in destinations:
+        remote = f"{repository_url}:{tag}"
         progress(f"pushing {local} -> {remote}")
         try:
-            client.images.get(local).tag(repository, tag=tag)
+            client.images.get(local).tag(repository_url, tag=tag)
             digest = None
-            for line in client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth.auth_config()):
+            for line in client.api.push(
+                repository_url, tag=tag, stream=True, decode=True, auth_config=auth.auth_config()
+            ):
                 if line.get("error"):
                     raise ImagePushFailed(f"pushing {local} to {remote}: {line['error']}")
                 aux = line.get("aux") or {}

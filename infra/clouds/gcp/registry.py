@@ -25,7 +25,7 @@ from mayfly.infra.images import (
     Note,
     PushedImage,
     RegistryAuth,
-    push_images,
+    push_as,
     remote_tag,
 )
 
@@ -38,12 +38,12 @@ NO_TOKEN = (
 )
 
 
-def image_name(local: str, repository_url: str) -> tuple[str, str]:
-    """``mayfly/runtime-python-3.11:1`` -> (``URL/runtime-python-3.11``, ``1``): where it runs from on a target
-    whose ``image_prefix`` is ``repository_url``."""
+def image_name(local: str, repository_url: str) -> tuple[str, str, str]:
+    """``mayfly/runtime-python-3.11:1`` -> (it, ``URL/runtime-python-3.11``, ``1``): where it runs from on a
+    target whose ``image_prefix`` is ``repository_url``."""
     remote_tag(local)  # InvalidInput for anything but a versioned runtime image
     repository, _, version = local.rpartition(":")
-    return f"{repository_url}/runtime-{repository.removeprefix(LOCAL_PREFIX)}", version
+    return local, f"{repository_url}/runtime-{repository.removeprefix(LOCAL_PREFIX)}", version
 
 
 def adc_token() -> str | None:
@@ -95,4 +95,4 @@ class ArtifactRegistry(ImageRegistry):
 
     def push(self, client: Any, images: list[str], progress: Note) -> list[PushedImage]:
         auth = registry_auth(self.host)
-        return push_images(client, images, self.location, auth, progress, naming=image_name)
+        return push_as(client, (image_name(local, self.location) for local in images), auth, progress)
