@@ -66,12 +66,14 @@ import pulumi_gcp as gcp
 
 from mayfly.infra.clouds.gcp.stack import GcpStack
 
+# The three queues of a target, as the provider's queue set names them (``CloudRunSettings.queue_prefix``:
+# PREFIX-KIND, dead letters PREFIX-KIND-dlq). The module imports no Google library until a client is made.
+from mayfly.providers.cloudrun.pubsub import KINDS
+
 #: Type token of the component.
 TYPE_TOKEN = "mayfly:gcp:Target"
 #: Queue, job and repository prefix of a target: ``mayfly-NAME``.
 PREFIX = "mayfly-{target}"
-#: The three queues of a target (``CloudRunSettings.queue_prefix``: PREFIX-KIND, dead letters PREFIX-KIND-dlq).
-KINDS = ("tasks", "control", "events")
 #: APIs a target uses: Pub/Sub, Cloud Storage, Cloud Run, Artifact Registry, Cloud Logging, IAM signBlob.
 APIS = (
     "artifactregistry.googleapis.com",
