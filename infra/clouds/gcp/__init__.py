@@ -71,6 +71,7 @@ class GcpCloud(Cloud):
     pulumi_plugin = "gcp"
     pulumi_package = "pulumi_gcp"
     label = "Google Cloud"
+    install_hint = 'pip install "mayfly-tasks[gcp,deploy]"'
     credentials_markers: ClassVar[tuple[str, ...]] = (
         "could not find default credentials",
         "No credentials loaded",
