@@ -233,7 +233,8 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         if settings.credentials_file and not settings.pubsub_endpoint:
             from mayfly.providers.cloudrun.auth import key_file_credentials
 
-            credentials = key_file_credentials(settings.credentials_file)
+            key_file = settings.credentials_file
+            credentials = lambda: key_file_credentials(key_file)  # noqa: E731 - read when a client is made
         clients = Clients(settings.pubsub_endpoint, credentials)
         queues = PubSubQueueSet.named(settings.project, settings.queue_prefix, clients)
         return Transport(queues, GcsBlobStore.from_settings(settings))
