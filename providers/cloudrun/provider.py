@@ -12,8 +12,9 @@ How each operation maps onto Cloud Run (see :mod:`mayfly.providers.cloudrun` for
     retry; refusals become ``LaunchFailed`` with a diagnosis
     (:mod:`~mayfly.providers.cloudrun.diagnose`).
 ``state`` / ``wait``
-    ``GetExecution`` (at most once per ``status_poll_seconds`` per execution), plus
-    ``ListTasks`` once it completed for the exit code; a completed state is final and cached.
+    One ``ListExecutions`` per job and ``status_poll_seconds`` for every watched execution
+    (:mod:`~mayfly.providers.cloudrun.poller`), plus ``ListTasks`` once an execution
+    completed, for the exit code; a completed state is final and cached.
 ``logs``
     Cloud Logging (:mod:`~mayfly.providers.cloudrun.logs`).
 ``result``
@@ -66,6 +67,7 @@ from mayfly.providers.cloudrun.jobs import (
 )
 from mayfly.providers.cloudrun.limiter import TokenBucket, backoff, shared_bucket
 from mayfly.providers.cloudrun.logs import LogReader
+from mayfly.providers.cloudrun.poller import ExecutionPoller, job_of
 from mayfly.providers.cloudrun.records import LaunchRecords, Record
 from mayfly.providers.cloudrun.settings import CloudRunSettings
 
@@ -100,11 +102,6 @@ def run_module() -> Any:
 
 def _short(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
-
-
-def job_of(execution: str) -> str:
-    """``projects/P/locations/L/jobs/J`` of an execution name."""
-    return execution.split("/executions/", 1)[0]
 
 
 class CloudRunProvider(Provider[CloudRunSettings]):
@@ -173,6 +170,8 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         self._states: dict[str, tuple[float, ContainerState, Any]] = {}
         #: execution -> (task id, attempt) from its env.
         self._attempts: dict[str, tuple[str, int]] = {}
+        #: The shared ListExecutions cache of every watcher (one call per job and poll interval).
+        self.poller = ExecutionPoller(self._list_executions, clock=clock)
 
     # ------------------------------------------------------------ clients
 
@@ -439,7 +438,9 @@ class CloudRunProvider(Provider[CloudRunSettings]):
             cached = self._states.get(handle)
         if cached is not None and (cached[1].status is ContainerStatus.EXITED or self._clock() - cached[0] < max_age):
             return cached[1], cached[2]
-        execution = self._get_execution(handle)
+        listed, execution = self.poller.get(handle, max_age)
+        if not listed:
+            execution = self._get_execution(handle)  # created after the list was taken, or gone
         if execution is None:
             state = ContainerState(ContainerStatus.MISSING)
         else:
@@ -580,6 +581,7 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 log.warning("could not cancel %s before removing it: %s", handle, exc.message)
         with translate(f"deleting Cloud Run execution {_short(handle)}"), contextlib.suppress(gx.NotFound):
             self._client("ExecutionsClient").delete_execution(name=handle)
+        self.poller.forget(handle)
         with self._lock:
             self._removed.add(handle)
             self._states.pop(handle, None)

@@ -55,9 +55,11 @@ class _CloudRun(BaseHTTPRequestHandler):
         api: Any = self.server
         path = self.path.split("?", 1)[0].removeprefix("/v2/")
         if m := re.fullmatch(r"(.+/jobs/[^/]+)/executions", path):
+            api.lists += 1
             found = [e for e in api.executions.values() if e["name"].startswith(m.group(1) + "/")]
             self._send(200, {"executions": found})
         elif path in api.executions:
+            api.gets += 1
             self._send(200, api.executions[path])
         elif path.endswith("/tasks"):
             self._send(200, {"tasks": []})
@@ -99,6 +101,8 @@ def cloud_run() -> Iterator[Any]:
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _CloudRun)
     server.executions = {}
     server.runs = 0
+    server.lists = 0
+    server.gets = 0
     server.refusals = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -226,3 +230,17 @@ def test_an_abandoned_claim_is_taken_over(make_provider: Any, cloud_run: Any) ->
     assert not result.existing
     assert cloud_run.runs == 1
     assert provider.records.get("t1", 1).execution == result.handle
+
+
+def test_watching_many_executions_costs_one_list_per_job_and_interval(make_provider: Any, cloud_run: Any) -> None:
+    provider = make_provider()
+    handles = [provider.launch(spec(f"t{i}")).handle for i in range(5)]
+    now = [1000.0]
+    provider._clock = provider.poller._clock = lambda: now[0]
+    cloud_run.lists = cloud_run.gets = 0
+    states = [provider.state(h).status.value for h in handles]
+    assert states == ["pending"] * 5
+    assert (cloud_run.lists, cloud_run.gets) == (1, 0)  # one ListExecutions answered all five
+    now[0] += provider.settings.status_poll_seconds + 0.1
+    assert {provider.state(h).status.value for h in handles} == {"pending"}
+    assert (cloud_run.lists, cloud_run.gets) == (2, 0)
