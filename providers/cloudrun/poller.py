@@ -1,8 +1,8 @@
 """One ListExecutions per job and poll interval for every watched execution, instead of a GetExecution each.
 
 The runner watches each attempt from its own thread. Asked one by one, 200 running tasks
-polled every 2 s would make 6,000 GetExecution calls a minute, far beyond the Cloud Run
-Admin API's read quota (https://cloud.google.com/run/quotas#api). Executions of the same
+polled every 2 s would make 6,000 GetExecution calls a minute against the Cloud Run Admin
+API's per-minute read quota (https://cloud.google.com/run/quotas#api). Executions of the same
 job template are listed together: a caller whose view of a job is older than it accepts
 lists the job's executions (all pages) and that answer serves every other watcher of the
 job until it is too old in turn. Callers arriving meanwhile wait for that list (single
