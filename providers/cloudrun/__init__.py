@@ -43,8 +43,8 @@ Limits
     and retry, then fail the launch as a retryable infrastructure failure. States come from
     one ``ListExecutions`` per job template every ``status_poll_seconds`` for all watched
     executions, ``ListTasks`` once one ended (the Admin API's read quota applies); each
-    attempt also costs a ``DeleteExecution`` write when it is removed. Cloud Logging allows 60 ``entries.list`` calls per
-    minute per project: log reads share a bucket (``log_reads_per_second``), so followers
+    attempt also costs a ``DeleteExecution`` write when it is removed. Cloud Logging allows
+    60 ``entries.list`` calls per minute per project: log reads share a bucket (``log_reads_per_second``), so followers
     of many tasks see their output late; each entry is a line (a last line without a newline
     gets one). At most 1,000 running executions and 1,000 jobs per project and region.
     ``cancel`` cannot choose the grace: Cloud Run sends SIGKILL 10 s after SIGTERM. No

@@ -234,6 +234,17 @@ class GcsBlobStore(BlobStore):
                 return None
         return int(blob.generation)
 
+    def delete_if(self, key: str, generation: int) -> bool:
+        """Delete ``key`` only if it is still at ``generation``; False when it moved on or is gone."""
+        from google.api_core import exceptions as gx
+
+        with translate(f"deleting {self._where(key)}"):
+            try:
+                self._blob(key).delete(if_generation_match=generation)
+            except (gx.PreconditionFailed, gx.NotFound):
+                return False
+        return True
+
     # ------------------------------------------------------------ delete, sign
 
     def delete(self, key: str) -> None:

@@ -39,7 +39,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mayfly.core.errors import (
+    AccessDenied,
     CredentialsMissing,
+    InvalidInput,
     LaunchFailed,
     MayflyError,
     MissingDependency,
@@ -89,6 +91,10 @@ STOP_SLACK = 120.0
 #: How long a log follower keeps reading after the execution ended (Cloud Logging lags).
 LOG_DRAIN = 30.0
 _DONE = (ContainerStatus.EXITED, ContainerStatus.MISSING)
+
+
+class NotStarted(LaunchFailed):
+    """A launch that certainly started no execution (refused, or quota): its launch record can go at once."""
 
 
 def run_module() -> Any:
@@ -285,11 +291,16 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         if isinstance(generation, str):
             return self._remember(spec, generation, existed=True)
         try:
-            env = {**spec.env, **stage_inputs(spec, self.context.blobs, max_result_bytes=spec.max_result_bytes)}
-        except Unsupported as exc:
-            raise LaunchFailed(exc.message, retryable=False) from exc
-        env[ATTEMPT_ENV] = self._marker(spec.task_id, spec.attempt)
-        execution = self._run_job(spec, job, env)
+            try:
+                env = {**spec.env, **stage_inputs(spec, self.context.blobs, max_result_bytes=spec.max_result_bytes)}
+            except Unsupported as exc:
+                raise NotStarted(exc.message, retryable=False) from exc
+            env[ATTEMPT_ENV] = self._marker(spec.task_id, spec.attempt)
+            execution = self._run_job(spec, job, env)
+        except (NotStarted, CredentialsMissing, AccessDenied, InvalidInput):
+            # Nothing runs: give the claim up, so the next launch of this attempt need not wait for it to expire.
+            self.records.release(spec.task_id, spec.attempt, generation)
+            raise
         if not self.records.complete(spec.task_id, spec.attempt, generation, job, execution, owner):
             log.warning("the launch record of %s changed while it launched %s", spec.name, execution)
         log.info("launched %s as Cloud Run execution %s", spec.name, execution)
@@ -361,15 +372,16 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                     try:
                         operation = client.run_job(request={"name": job, "overrides": overrides})
                     except (gx.InvalidArgument, gx.FailedPrecondition, gx.PermissionDenied, gx.NotFound) as exc:
-                        raise launch_error(exc, doing) from exc
-            except LaunchFailed:
+                        failure = launch_error(exc, doing)
+                        raise NotStarted(failure.message, retryable=failure.retryable) from exc
+            except (LaunchFailed, CredentialsMissing, AccessDenied, InvalidInput):
                 raise
             except MayflyError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, gx.ResourceExhausted | gx.TooManyRequests):
                     delay = next(delays, None)
                     if delay is None:
-                        raise LaunchFailed(
+                        raise NotStarted(
                             f"{doing}: Cloud Run's quota refused RunJob {RUN_JOB_RETRIES + 1} times in a row "
                             f"({exc.message}); nothing was started",
                             retryable=True,
@@ -377,8 +389,6 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                     log.info("RunJob of %s hit a quota (%s); retrying in %.1fs", spec.name, exc.message, delay)
                     self._sleep(delay)
                     continue
-                if isinstance(exc, CredentialsMissing):
-                    raise
                 # Unreachable or a lost answer: the execution may exist. Look for it before asking again.
                 found = self._find_by_env(job, spec.task_id, spec.attempt)
                 if found is not None:

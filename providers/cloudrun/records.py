@@ -77,5 +77,9 @@ class LaunchRecords:
         except (ValueError, KeyError, TypeError):
             return Record(job="", execution=None, owner="", at=0.0, generation=generation)
 
+    def release(self, task_id: str, attempt: int, generation: int) -> None:
+        """Delete this runner's claim (still at ``generation``) after a launch that started nothing."""
+        self.store.delete_if(self.key(task_id, attempt), generation)
+
     def delete(self, task_id: str, attempt: int) -> None:
         self.store.delete(self.key(task_id, attempt))

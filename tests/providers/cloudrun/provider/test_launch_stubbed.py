@@ -176,6 +176,11 @@ def test_quota_refusing_every_time_is_a_retryable_launch_failure(make_provider: 
     assert failure.value.retryable is True
     assert cloud_run.runs == 7
     assert cloud_run.executions == {}
+    # Nothing started, so the claim went with it: the next try of the attempt launches at once.
+    cloud_run.refusals = 0
+    sleeps: list[float] = []
+    assert not make_provider(sleeps).launch(spec()).existing
+    assert (cloud_run.runs, sleeps) == (8, [])
 
 
 def test_a_restarted_runner_or_redelivered_message_launches_nothing(make_provider: Any, cloud_run: Any) -> None:
