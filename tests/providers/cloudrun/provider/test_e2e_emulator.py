@@ -227,3 +227,10 @@ def test_target_check_through_the_cli(mf: Mayfly, home: Path, target: Any) -> No
     assert checked.returncode != 0
     assert checked.stderr.startswith("Error: Cloud Storage bucket mayfly-no-such-bucket does not exist")
     assert len(checked.stderr.splitlines()) == 1
+    no_queues = {**target.model_dump(exclude_none=True), "queue_prefix": "mayfly-no-such-queues"}
+    mf.targets.add("gcp-no-queues", "cloudrun", no_queues)
+    checked = _cli(home, "target", "check", "gcp-no-queues")
+    assert checked.returncode != 0
+    assert checked.stderr == (
+        f"Error: Pub/Sub topic projects/{target.project}/topics/mayfly-no-such-queues-tasks does not exist\n"
+    )
