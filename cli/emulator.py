@@ -1,13 +1,13 @@
 """``mayfly emulator``: local emulators of the clouds' APIs, for trying targets without an account.
 
-``mayfly emulator aws`` serves SQS, S3, CloudWatch Logs, IAM (moto) and an ECS
-API whose tasks really run in the local Docker engine, on one port; see
-:mod:`mayfly.providers.ecs.emulator` for what it covers and what it does not.
-
 ``mayfly emulator gcp`` serves a Cloud Run Admin API whose executions really run
 in the local Docker engine, Cloud Logging for their output, and runs the Google
 Cloud SDK's Pub/Sub emulator and fake-gcs-server beside it; see
 :mod:`mayfly.providers.cloudrun.emulator`.
+
+``mayfly emulator aws`` serves SQS, S3, CloudWatch Logs, IAM (moto) and an ECS
+API whose tasks really run in the local Docker engine, on one port; see
+:mod:`mayfly.providers.ecs.emulator` for what it covers and what it does not.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,7 +28,6 @@ from mayfly.cli.output import exit_with_error
 from mayfly.core.errors import MayflyError, MissingDependency
 
 if TYPE_CHECKING:
-    from mayfly.providers.cloudrun.emulator import GcpEmulator
     from mayfly.providers.ecs.emulator import AwsEmulator
 
 INSTALL_HINT = 'the AWS emulator needs moto\'s server and boto3: pip install "moto[server]>=5" boto3'
@@ -105,25 +104,6 @@ def aws(
     _say("stopped")
 
 
-def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Event) -> None:
-    """Print the endpoint (and create the target), then serve until ``stop`` is set."""
-    listening = ", ".join(f"{address}:{emu.port}" for address in (emu.reachability.bind if emu.reachability else []))
-    _say("AWS emulator: ECS (tasks run as local Docker containers) + moto (SQS, S3, CloudWatch Logs, IAM, ...)")
-    _say(f"endpoint: {emu.endpoint_url}")
-    _say(f"listening on: {listening}")
-    _say("  use the endpoint on this host, in targets and in task containers alike; any credentials work:")
-    _say(f"  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={region}")
-    if target is not None:
-        settings = emu.bootstrap_target(target, region)
-        _say()
-        _say(f"target {target}: cluster, queues, bucket, log group and execution role created; add it with:")
-        _say(f"mayfly target add {target} --provider ecs --settings {shlex.quote(json.dumps(settings))}")
-    _say()
-    _say("Ctrl-C to stop (the task containers it started are removed)")
-    while not stop.wait(0.5):
-        pass
-
-
 @app.command("gcp")
 def gcp(
     host: Annotated[
@@ -155,7 +135,8 @@ def gcp(
     """Serve Google Cloud for Mayfly on this machine: Cloud Run jobs run in local Docker; Pub/Sub, GCS, Logging."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose:
-        logging.getLogger("mayfly.providers.cloudrun.emulator").setLevel(logging.DEBUG)
+        for name in ("mayfly.providers.cloudrun.emulator", "mayfly.providers.emulation"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         from mayfly.core.config import Home
         from mayfly.providers.cloudrun.emulator import GcpEmulator
@@ -175,7 +156,12 @@ def gcp(
         except MayflyError as err:
             exit_with_error(err)
         try:
-            _serve_gcp(emu, target, project, region, stop)
+            _serve_gcp(
+                emu.endpoints,
+                (lambda: emu.bootstrap_target(target, project=project, region=region)) if target is not None else None,
+                target,
+                stop,
+            )
         except MayflyError as err:
             emu.stop()
             exit_with_error(err)
@@ -183,19 +169,39 @@ def gcp(
     _say("stopped")
 
 
-def _serve_gcp(emu: GcpEmulator, target: str | None, project: str, region: str, stop: threading.Event) -> None:
-    """Print the endpoints (and create the target), then serve until ``stop`` is set."""
-    endpoints = emu.endpoints
+def _serve_gcp(
+    endpoints: Any, bootstrap: Callable[[], dict[str, Any]] | None, target: str | None, stop: threading.Event
+) -> None:
+    """Print the endpoints (and create the target with ``bootstrap``), then serve until ``stop`` is set."""
     _say("GCP emulator: Cloud Run jobs (executions run as local Docker containers), Cloud Logging, Pub/Sub, GCS")
     _say(f"Cloud Run + Logging API: {endpoints.run}")
     _say(f"Pub/Sub emulator: {endpoints.pubsub}  (export PUBSUB_EMULATOR_HOST={endpoints.pubsub})")
     _say(f"Cloud Storage: {endpoints.storage}  (the same URL on this host and in task containers)")
-    if target is not None:
-        settings = emu.bootstrap_target(target, project=project, region=region)
+    if bootstrap is not None:
+        settings = bootstrap()
         _say()
         _say(f"target {target}: topics, subscriptions, dead letters, bucket and a throwaway signing key created;")
         _say("add it with:")
         _say(f"mayfly target add {target} --provider cloudrun --settings {shlex.quote(json.dumps(settings))}")
+    _say()
+    _say("Ctrl-C to stop (the task containers it started are removed)")
+    while not stop.wait(0.5):
+        pass
+
+
+def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Event) -> None:
+    """Print the endpoint (and create the target), then serve until ``stop`` is set."""
+    listening = ", ".join(f"{address}:{emu.port}" for address in (emu.reachability.bind if emu.reachability else []))
+    _say("AWS emulator: ECS (tasks run as local Docker containers) + moto (SQS, S3, CloudWatch Logs, IAM, ...)")
+    _say(f"endpoint: {emu.endpoint_url}")
+    _say(f"listening on: {listening}")
+    _say("  use the endpoint on this host, in targets and in task containers alike; any credentials work:")
+    _say(f"  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={region}")
+    if target is not None:
+        settings = emu.bootstrap_target(target, region)
+        _say()
+        _say(f"target {target}: cluster, queues, bucket, log group and execution role created; add it with:")
+        _say(f"mayfly target add {target} --provider ecs --settings {shlex.quote(json.dumps(settings))}")
     _say()
     _say("Ctrl-C to stop (the task containers it started are removed)")
     while not stop.wait(0.5):

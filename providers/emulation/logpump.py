@@ -89,19 +89,17 @@ def follow(
     Each thread ends when the container stops (or is removed).
     """
     threads = []
-    prefix = name
     for stdout in (True, False):
-        name = "stdout" if stdout else "stderr"
-
+        stream = "stdout" if stdout else "stderr"
         target = sink if stdout or stderr_sink is None else stderr_sink
 
-        def run(stdout: bool = stdout, name: str = name, target: Sink = target) -> None:
+        def run(stdout: bool = stdout, stream: str = stream, target: Sink = target) -> None:
             try:
                 pump(client, container_id, target, stdout=stdout)
             except Exception:
-                log.debug("log stream %s of %s ended with an error", name, container_id[:12], exc_info=True)
+                log.debug("log stream %s of %s ended with an error", stream, container_id[:12], exc_info=True)
 
-        thread = threading.Thread(target=run, name=f"{prefix}-{name}-{container_id[:12]}", daemon=True)
+        thread = threading.Thread(target=run, name=f"{name}-{stream}-{container_id[:12]}", daemon=True)
         thread.start()
         threads.append(thread)
     return threads

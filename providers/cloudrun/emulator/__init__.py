@@ -4,7 +4,9 @@
 ``cloudrun`` target talks to:
 
 - **Cloud Run Admin API v2** (REST, JSON; :mod:`.api`), implemented here from the
-  API reference: jobs create/get/list/delete, RunJob with overrides (container
+  API reference: jobs create/get/list/update/delete (a job's ``startExecutionToken``
+  or ``runExecutionToken`` starts the execution ``JOB-TOKEN`` once, its operation
+  done when that execution has started, or completed), RunJob with overrides (container
   args and env, taskCount, timeout), executions get/list/delete/cancel, tasks
   get/list, and the long-running operations (get, wait, delete). The real
   ``google.cloud.run_v2`` clients work against it (``transport="rest"``,
@@ -48,7 +50,7 @@ What it does not do
     emulator's own ``/token``), no quotas or rate limits, no VPC egress
     (``vpcAccess`` is recorded; tasks are on the local bridge network), no
     service accounts inside tasks (no metadata server), no secrets in env
-    (``valueSource`` is ignored), no volumes, no UpdateJob, no image pulls
+    (variables with a ``valueSource`` are left unset), no volumes, no image pulls
     (images must exist locally, :mod:`.images`); ``parallelism`` is honoured,
     every task of an execution shares the same template. Cloud Run resolves a
     job's image when the job is created; the emulator looks when a task starts,

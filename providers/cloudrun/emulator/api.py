@@ -7,6 +7,7 @@ https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list), all un
 POST     ``projects/P/locations/L/jobs?jobId=J``                 CreateJob (operation)
 GET      ``projects/P/locations/L/jobs[/J]``                     ListJobs, GetJob
 DELETE   ``projects/P/locations/L/jobs/J``                       DeleteJob (operation)
+PATCH    ``projects/P/locations/L/jobs/J[?allowMissing=true]``   UpdateJob (operation)
 POST     ``.../jobs/J:run``                                      RunJob (operation)
 GET      ``.../jobs/J/executions[/E]``                           List/GetExecution
 DELETE   ``.../jobs/J/executions/E``                             DeleteExecution (operation)
@@ -62,6 +63,11 @@ class CloudRunApi:
             ("POST", re.compile(rf"{_BASE}/jobs$"), lambda req, p: b.create_job(p, _query(req), _body(req))),
             ("GET", re.compile(rf"{_BASE}/jobs/{_SEG}$"), lambda req, p, j: b.get_job(p, j)),
             ("DELETE", re.compile(rf"{_BASE}/jobs/{_SEG}$"), lambda req, p, j: b.delete_job(p, j, _query(req))),
+            (
+                "PATCH",
+                re.compile(rf"{_BASE}/jobs/{_SEG}$"),
+                lambda req, p, j: b.update_job(p, j, _query(req), _body(req)),
+            ),
             ("POST", re.compile(rf"{_BASE}/jobs/{_SEG}:run$"), lambda req, p, j: b.run_job(p, j, _body(req))),
             (
                 "GET",

@@ -107,6 +107,22 @@ def _check_template(template: dict[str, Any]) -> None:
         raise invalid_argument("template.task_count: must be between 1 and 10000.")
 
 
+def _execution_token(job_id: str, body: dict[str, Any]) -> tuple[str, str] | None:
+    """``(field, token)`` of a job's startExecutionToken / runExecutionToken (INVALID_ARGUMENT when bad)."""
+    given = [(k, str(body[k])) for k in ("startExecutionToken", "runExecutionToken") if body.get(k)]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise invalid_argument("Only one of start_execution_token and run_execution_token may be set.")
+    field, token = given[0]
+    if len(job_id) + len(token) >= 63 or not names.JOB_ID.match(f"{job_id}-{token}"):
+        raise invalid_argument(
+            f"Invalid {field} '{token}': lowercase letters, digits and dashes, and the job name and token "
+            "together fewer than 63 characters."
+        )
+    return field, token
+
+
 class CloudRunBackend:
     """Jobs, executions and operations of every project and location (in memory)."""
 
@@ -154,6 +170,7 @@ class CloudRunBackend:
         template = copy.deepcopy(body.get("template") or {})
         _check_template(template)
         labels, annotations = _labels(body, "labels"), _labels(body, "annotations")
+        token = _execution_token(job_id, body)
         with self.lock:
             name = f"{parent.name}/jobs/{job_id}"
             if name in self.jobs:
@@ -168,10 +185,54 @@ class CloudRunBackend:
                 self.clock(),
                 client=body.get("client"),
                 client_version=body.get("clientVersion"),
+                token=token,
             )
-            if query.get("validateOnly") != "true":
-                self.jobs[name] = job
-            return self._operation(parent, "Job", job).to_json()
+            if query.get("validateOnly") == "true":
+                return self._operation(parent, "Job", job).to_json()
+            self.jobs[name] = job
+            return self._job_operation(parent, job)
+
+    def _job_operation(self, parent: names.Parent, job: Job) -> dict[str, Any]:
+        """The operation of a create or update; with an execution token, its execution is started first."""
+        op = self._operation(parent, "Job", job)
+        if job.token is not None:
+            kind, token = job.token
+            name = f"{job.name}/executions/{job.id}-{token}"
+            execution = self.executions.get(name)
+            if execution is None:
+                execution = self._new_execution(job, {}, execution_id=f"{job.id}-{token}")
+                job.execution_count += 1
+                job.latest = execution
+                self.executions[name] = execution
+                if self.launcher is not None:
+                    self.launcher.launch(execution)
+            op.waits_for = execution
+            op.until_started = kind == "startExecutionToken"
+        return op.to_json()
+
+    def update_job(
+        self, parent: names.Parent, job_id: str, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """UpdateJob (``PATCH``): a new template and labels; ``allowMissing=true`` creates a missing job."""
+        names.check_job_id(job_id)
+        template = copy.deepcopy(body.get("template") or {})
+        _check_template(template)
+        labels, annotations = _labels(body, "labels"), _labels(body, "annotations")
+        token = _execution_token(job_id, body)
+        with self.lock:
+            name = f"{parent.name}/jobs/{job_id}"
+            job = self.jobs.get(name)
+            if job is None:
+                if query.get("allowMissing") != "true":
+                    self._job(parent, job_id)  # NOT_FOUND
+                return self.create_job(parent, {**query, "jobId": job_id}, body)
+            if query.get("validateOnly") == "true":
+                return self._operation(parent, "Job", job).to_json()
+            job.template, job.labels, job.annotations = template, labels, annotations
+            job.generation += 1
+            job.updated = self.clock()
+            job.token = token
+            return self._job_operation(parent, job)
 
     def get_job(self, parent: names.Parent, job_id: str) -> dict[str, Any]:
         with self.lock:
@@ -192,6 +253,7 @@ class CloudRunBackend:
             doomed = [e for e in self.executions.values() if e.job is job]
             for execution in doomed:
                 execution.deleted = job.deleted
+                execution.cancel_requested = True
                 del self.executions[execution.name]
         # Deleting a job deletes its executions; running ones are stopped.
         for execution in doomed:
@@ -207,7 +269,7 @@ class CloudRunBackend:
             job = self._job(parent, job_id)
             execution = self._new_execution(job, body.get("overrides") or {})
             if body.get("validateOnly"):
-                return self._operation(parent, "Execution", execution, finished=False).to_json()
+                return self._operation(parent, "Execution", execution).to_json()
             job.execution_count += 1
             job.latest = execution
             self.executions[execution.name] = execution
@@ -217,7 +279,7 @@ class CloudRunBackend:
             self.launcher.launch(execution)
         return doc
 
-    def _new_execution(self, job: Job, overrides: dict[str, Any]) -> Execution:
+    def _new_execution(self, job: Job, overrides: dict[str, Any], *, execution_id: str | None = None) -> Execution:
         template = copy.deepcopy(job.template)
         task = template.get("template") or {}
         containers = [copy.deepcopy(c) for c in task.get("containers") or []]
@@ -255,7 +317,7 @@ class CloudRunBackend:
         task_template = {**task, "containers": containers, "timeout": f"{timeout:g}s"}
         execution = Execution(
             job=job,
-            id=names.execution_id(job.id),
+            id=execution_id or names.execution_id(job.id),
             created=now,
             template=task_template,
             containers=containers,
@@ -311,6 +373,7 @@ class CloudRunBackend:
             execution = self._execution(parent, job_id, execution_id)
             execution.deleted = self.clock()
             running = not execution.done
+            execution.cancel_requested = True
             doc = self._operation(parent, "Execution", execution).to_json()
             del self.executions[execution.name]
         if running and self.launcher is not None:

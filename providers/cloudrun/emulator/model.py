@@ -126,6 +126,10 @@ class Job:
     execution_count: int = 0
     latest: Execution | None = None
     deleted: float | None = None
+    generation: int = 1
+    updated: float | None = None
+    #: ``("startExecutionToken" | "runExecutionToken", token)`` when the job was given one.
+    token: tuple[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -146,11 +150,11 @@ class Job:
             {
                 "name": self.name,
                 "uid": self.uid,
-                "generation": "1",
+                "generation": str(self.generation),
                 "labels": self.labels or None,
                 "annotations": self.annotations or None,
                 "createTime": rfc3339(self.created),
-                "updateTime": rfc3339(self.deleted or self.created),
+                "updateTime": rfc3339(self.deleted or self.updated or self.created),
                 "deleteTime": rfc3339(self.deleted),
                 "creator": "mayfly-emulator@local",
                 "lastModifier": "mayfly-emulator@local",
@@ -158,12 +162,13 @@ class Job:
                 "clientVersion": self.client_version,
                 "launchStage": GA,
                 "template": self.template,
-                "observedGeneration": "1",
-                "terminalCondition": Condition("Ready", SUCCEEDED, self.created).to_json(),
+                "observedGeneration": str(self.generation),
+                "terminalCondition": Condition("Ready", SUCCEEDED, self.updated or self.created).to_json(),
                 "executionCount": self.execution_count,
                 "latestCreatedExecution": latest,
                 "reconciling": False,
-                "etag": f'"{self.uid}/1"',
+                **({self.token[0]: self.token[1]} if self.token else {}),
+                "etag": f'"{self.uid}/{self.generation}"',
             }
         )
 
@@ -344,15 +349,23 @@ class Operation:
     id: str
     kind: str  # "Job" | "Execution"
     subject: Job | Execution
-    #: None: done when created; else a predicate re-checked on each read.
+    #: False: done when the execution (the subject, or ``waits_for``) completes.
     finished: bool = True
     error: dict[str, Any] | None = None
+    #: An execution a job's operation waits for (a job created with an execution token).
+    waits_for: Execution | None = None
+    #: Wait until ``waits_for`` has started (startExecutionToken) rather than completed.
+    until_started: bool = False
 
     @property
     def name(self) -> str:
         return f"projects/{self.project}/locations/{self.location}/operations/{self.id}"
 
     def is_done(self) -> bool:
+        if self.waits_for is not None:
+            if self.until_started:
+                return self.waits_for.started is not None or self.waits_for.done
+            return self.waits_for.done
         if isinstance(self.subject, Execution) and not self.finished:
             return self.subject.done
         return True

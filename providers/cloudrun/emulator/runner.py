@@ -177,7 +177,12 @@ class DockerExecutions:
             "CLOUD_RUN_TASK_INDEX": str(task.index),
             "CLOUD_RUN_TASK_ATTEMPT": str(attempt_no),
             "CLOUD_RUN_TASK_COUNT": str(execution.task_count),
-            **{str(e["name"]): self._rewrite(str(e.get("value", ""))) for e in container.get("env") or []},
+            # NOTE: secret references (valueSource) are not emulated: such variables are left unset.
+            **{
+                str(e["name"]): self._rewrite(str(e.get("value", "")))
+                for e in container.get("env") or []
+                if "valueSource" not in e
+            },
         }
         command = container.get("command")
         args = container.get("args")

@@ -33,6 +33,11 @@ DEFAULT_PROJECT = "mayfly-local"
 DEFAULT_REGION = "europe-west1"
 
 
+def _reachable(bind: str) -> str:
+    """The address to connect to for a listening address (loopback for 0.0.0.0)."""
+    return "127.0.0.1" if bind in ANY else bind
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where each emulated API answers."""
@@ -58,6 +63,7 @@ class GcpEmulator:
         network: str = "bridge",
         container_host: str | None = None,
         pubsub: bool = True,
+        pubsub_endpoint: str | None = None,
         storage: bool = True,
         state_dir: Path | None = None,
         docker_client: Any = None,
@@ -69,7 +75,9 @@ class GcpEmulator:
         self._requested_port = port
         self.network = network
         self._container_host = container_host
-        self._want_pubsub = pubsub
+        self._want_pubsub = pubsub and pubsub_endpoint is None
+        #: ``host:port`` of a Pub/Sub emulator already running (then none is started).
+        self._external_pubsub = pubsub_endpoint
         self._want_storage = storage
         self._state_dir = state_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -102,8 +110,7 @@ class GcpEmulator:
         """The Cloud Run / Logging API on this host's loopback (or the first listening address)."""
         if self.reachability is None:
             raise RuntimeError("the emulator is not started")
-        first = self.reachability.bind[0]
-        return f"http://{'127.0.0.1' if first in ANY else first}:{self.port}"
+        return f"http://{_reachable(self.reachability.bind[0])}:{self.port}"
 
     @property
     def endpoints(self) -> Endpoints:
@@ -113,7 +120,8 @@ class GcpEmulator:
             run=self.local_url,
             logging=self.local_url,
             storage=f"http://{self._gcs_public_host}" if self._gcs is not None else None,
-            pubsub=f"{self._pubsub_bind}:{self._pubsub_port}" if self._pubsub is not None else None,
+            pubsub=self._external_pubsub
+            or (f"{_reachable(self._pubsub_bind)}:{self._pubsub_port}" if self._pubsub is not None else None),
         )
 
     @property

@@ -89,7 +89,12 @@ class GcpEmulatorHandle:
 
 
 @pytest.fixture(scope="session")
-def gcp_emulator(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcpEmulatorHandle]:
+def gcp_emulator(
+    docker_client: Any, pubsub_emulator: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GcpEmulatorHandle]:
+    # ``docker_client`` only makes sure an engine answers: the emulator opens its own, with a connection
+    # pool sized for two log streams per running container. It shares the session's Pub/Sub emulator
+    # (one JVM for the whole suite).
     """One ``GcpEmulator`` for the whole session; skips (one line) when Pub/Sub's or GCS's emulator is missing."""
     try:
         from mayfly.providers.cloudrun.emulator import GcpEmulator
@@ -97,7 +102,7 @@ def gcp_emulator(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -
         pytest.skip(f"the GCP emulator's dependencies are missing ({exc})")
     emulator = GcpEmulator(
         port=0,
-        docker_client=docker_client,
+        pubsub_endpoint=pubsub_emulator,
         state_dir=tmp_path_factory.mktemp("gcp-emulator"),
         poll_interval=0.2,
         stop_grace=2,

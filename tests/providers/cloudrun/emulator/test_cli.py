@@ -99,7 +99,9 @@ def test_prints_a_working_target_line_and_removes_its_containers_on_ctrl_c(
     assert argv[:7] == ["mayfly", "target", "add", "cli-test", "--provider", "cloudrun", "--settings"]
     settings = CloudRunSettings.model_validate(json.loads(argv[7]))
     assert settings.region == "us-central1"
-    assert settings.run_endpoint and settings.storage_endpoint and settings.credentials_file
+    assert settings.run_endpoint
+    assert settings.storage_endpoint
+    assert settings.credentials_file
 
     # The bucket exists; a V4 URL signed with the printed key file is fetched by a task container.
     gcs = storage.Client(
@@ -159,3 +161,16 @@ def test_a_target_name_google_cannot_use_is_refused_before_anything_starts() -> 
     result = CliRunner().invoke(app, ["gcp", "--target", "Bad_Name"])
     assert result.exit_code == 2
     assert "cannot name Google Cloud resources" in result.output
+
+
+def test_without_the_pubsub_emulator_it_says_what_to_install_in_one_line(tmp_path: Path) -> None:
+    # No java on PATH: the Pub/Sub emulator cannot run.
+    env = {**os.environ, "MAYFLY_HOME": str(tmp_path), "PATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, "gcp", "--port", "0"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, done.stderr
+    assert "google-cloud-cli-pubsub-emulator" in errors[0]
+    assert "Java" in errors[0]

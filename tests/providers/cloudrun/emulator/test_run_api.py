@@ -155,3 +155,35 @@ def test_resource_name_rules_and_google_errors(gcp_emulator: Any, busybox_image:
         jobs.create_job(parent=gcp_emulator.parent, job=_job(busybox_image, ["x"], memory="lots"), job_id="mem")
     with pytest.raises(gx.NotFound):
         gcp_emulator.run_client("Executions").get_execution(name=f"{job_name}/executions/nope-12345")
+
+
+def test_an_execution_token_starts_one_named_execution_once(gcp_emulator: Any, busybox_image: str) -> None:
+    jobs = gcp_emulator.run_client("Jobs")
+    job_id = f"tok-{uuid.uuid4().hex[:8]}"
+    job = _job(busybox_image, ["echo once"])
+    job.run_execution_token = "attempt-1"
+    created = jobs.create_job(parent=gcp_emulator.parent, job=job, job_id=job_id).result(timeout=120)
+    assert created.run_execution_token == "attempt-1"
+    execution_name = f"{created.name}/executions/{job_id}-attempt-1"
+    execution = gcp_emulator.run_client("Executions").get_execution(name=execution_name)
+    assert _completed(execution).state == State.CONDITION_SUCCEEDED
+    # The same job again is refused (nothing new runs); an upsert with the same token runs nothing new either.
+    with pytest.raises(gx.Conflict):
+        jobs.create_job(parent=gcp_emulator.parent, job=job, job_id=job_id)
+    job.name = created.name
+    jobs.update_job(request=run_v2.UpdateJobRequest(job=job, allow_missing=True)).result(timeout=60)
+    assert [e.name for e in gcp_emulator.run_client("Executions").list_executions(parent=created.name)] == [
+        execution_name
+    ]
+    assert jobs.get_job(name=created.name).execution_count == 1
+
+
+def test_a_failed_attempt_is_retried_while_the_task_has_retries(gcp_emulator: Any, busybox_image: str) -> None:
+    job = _job(busybox_image, ['echo "attempt $CLOUD_RUN_TASK_ATTEMPT"; exit 1'])
+    job.template.template.max_retries = 1
+    execution = _run(gcp_emulator, _create(gcp_emulator, job)).result(timeout=120)
+    assert _completed(execution).state == State.CONDITION_FAILED
+    assert (execution.retried_count, execution.failed_count) == (1, 1)
+    task = next(iter(gcp_emulator.run_client("Tasks").list_tasks(parent=execution.name)))
+    assert task.retried == 1
+    assert task.last_attempt_result.exit_code == 1
