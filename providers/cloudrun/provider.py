@@ -223,9 +223,11 @@ class CloudRunProvider(Provider[CloudRunSettings]):
     @property
     def jobs(self) -> JobTemplates:
         """The job templates of this target."""
-        if self._jobs is None:
-            self._jobs = JobTemplates(self._client("JobsClient"), self.parent, self.settings.job_prefix)
-        return self._jobs
+        client = self._client("JobsClient")
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = JobTemplates(client, self.parent, self.settings.job_prefix)
+            return self._jobs
 
     @classmethod
     def transport(cls, settings: CloudRunSettings, target: str) -> Transport:
