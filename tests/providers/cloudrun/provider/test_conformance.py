@@ -36,7 +36,8 @@ class TestCloudRunConformance(ProviderConformance):
 
     @pytest.fixture
     def provider(self, target: Any, tmp_path: Path) -> Iterator[CloudRunProvider]:
-        settings = target.model_copy(update={"status_poll_seconds": 0.3})
+        # The emulator has no Cloud Logging read quota: read as fast as the suite's 10,000 lines need.
+        settings = target.model_copy(update={"status_poll_seconds": 0.3, "log_reads_per_second": 20.0})
         context = ProviderContext(
             blobs=GcsBlobStore.from_settings(settings),
             work_dir=tmp_path / "run",

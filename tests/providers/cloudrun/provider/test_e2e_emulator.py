@@ -44,7 +44,7 @@ def mf(target: Any, home: Path, runtime_images: dict[str, str]) -> Iterator[Mayf
     app = Mayfly(
         Home(home, Limits(stop_grace_seconds=2.0)), lambda n: RuntimeInfo(n, runtime_images[n], defaults.get(n))
     )
-    settings = {**target.model_dump(exclude_none=True), "status_poll_seconds": 0.3}
+    settings = {**target.model_dump(exclude_none=True), "status_poll_seconds": 0.3, "log_reads_per_second": 20.0}
     app.targets.add(TARGET, "cloudrun", settings, capacity=4)
     yield app
     app.close()
