@@ -80,9 +80,12 @@ INSTALL_HINT = 'the cloudrun provider needs google-cloud-run: pip install "mayfl
 ATTEMPT_ENV = "MAYFLY_CLOUDRUN_ATTEMPT"
 #: RunJob attempts after a quota error, beyond the first (backoff with full jitter).
 RUN_JOB_RETRIES = 6
+#: Seconds one RunJob request may take (it answers at once with an operation).
+RUN_JOB_TIMEOUT = 30.0
 #: Cloud Run's own timeout is Mayfly's plus this: the runner's timeout fires first and says "timeout".
 TIMEOUT_MARGIN = 120
-#: A launch record claimed this long ago without an execution is abandoned (its launcher died).
+#: A launch record claimed (or renewed) this long ago without an execution is abandoned: its launcher
+#: died. A live launcher renews it before every new RunJob try and writes the execution within seconds.
 CLAIM_EXPIRY = 90.0
 #: Cloud Run sends SIGKILL this long after SIGTERM on CancelExecution (not configurable).
 CANCEL_GRACE = 10.0
@@ -289,21 +292,33 @@ class CloudRunProvider(Provider[CloudRunSettings]):
             return LaunchResult(known, existing=True)
         job = self.jobs.name_for(template)
         owner = uuid.uuid4().hex
-        generation = self._claim(spec, job, owner)
-        if isinstance(generation, str):
-            return self._remember(spec, generation, existed=True)
+        # The launch token is taken before the claim: a claim must not age in the bucket's queue (a busy
+        # runner could wait minutes for a token), or another runner would take it over as abandoned.
+        self.launch_limiter.acquire()
+        claimed = self._claim(spec, job, owner)
+        if isinstance(claimed, str):
+            return self._remember(spec, claimed, existed=True)
+        claim = [claimed]  # the record's generation, renewed before each new RunJob try
+
+        def keep_claim() -> bool:
+            renewed = self.records.renew(spec.task_id, spec.attempt, claim[0], job, owner)
+            if renewed is None:
+                return False
+            claim[0] = renewed
+            return True
+
         try:
             try:
                 env = {**spec.env, **stage_inputs(spec, self.context.blobs, max_result_bytes=spec.max_result_bytes)}
             except Unsupported as exc:
                 raise NotStarted(exc.message, retryable=False) from exc
             env[ATTEMPT_ENV] = self._marker(spec.task_id, spec.attempt)
-            execution = self._run_job(spec, job, env)
+            execution = self._run_job(spec, job, env, keep_claim)
         except (NotStarted, CredentialsMissing, AccessDenied, InvalidInput):
             # Nothing runs: give the claim up, so the next launch of this attempt need not wait for it to expire.
-            self.records.release(spec.task_id, spec.attempt, generation)
+            self.records.release(spec.task_id, spec.attempt, claim[0])
             raise
-        if not self.records.complete(spec.task_id, spec.attempt, generation, job, execution, owner):
+        if not self.records.complete(spec.task_id, spec.attempt, claim[0], job, execution, owner):
             log.warning("the launch record of %s changed while it launched %s", spec.name, execution)
         log.info("launched %s as Cloud Run execution %s", spec.name, execution)
         return self._remember(spec, execution, existed=False)
@@ -358,8 +373,12 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 return str(execution.name)
         return None
 
-    def _run_job(self, spec: LaunchSpec, job: str, env: dict[str, str]) -> str:
-        """RunJob through the launch bucket, backing off on quota errors; the new execution's name."""
+    def _run_job(self, spec: LaunchSpec, job: str, env: dict[str, str], keep_claim: Callable[[], bool]) -> str:
+        """RunJob through the launch bucket, backing off on quota errors; the new execution's name.
+
+        ``keep_claim`` renews the attempt's launch record before each new try (so it never looks
+        abandoned while this runner still works on it); False means another runner took it over.
+        """
         from google.api_core import exceptions as gx
 
         overrides = run_overrides(spec.command, env, spec.timeout + TIMEOUT_MARGIN)
@@ -367,12 +386,17 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         lost = 0
         client = self._client("JobsClient")
         doing = f"starting the Cloud Run execution of {spec.name} (job {_short(job)})"
+        first = True
         while True:
-            self.launch_limiter.acquire()
+            if not first:
+                self.launch_limiter.acquire()
+            first = False
             try:
                 with translate(doing):
                     try:
-                        operation = client.run_job(request={"name": job, "overrides": overrides})
+                        operation = client.run_job(
+                            request={"name": job, "overrides": overrides}, timeout=RUN_JOB_TIMEOUT
+                        )
                     except (gx.InvalidArgument, gx.FailedPrecondition, gx.PermissionDenied, gx.NotFound) as exc:
                         failure = launch_error(exc, doing)
                         raise NotStarted(failure.message, retryable=failure.retryable) from exc
@@ -390,6 +414,10 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                         ) from exc
                     log.info("RunJob of %s hit a quota (%s); retrying in %.1fs", spec.name, exc.message, delay)
                     self._sleep(delay)
+                    if not keep_claim():
+                        raise LaunchFailed(
+                            f"{doing}: another runner took the attempt over during the backoff", retryable=True
+                        ) from exc
                     continue
                 # Unreachable or a lost answer: the execution may exist. Look for it before asking again.
                 found = self._find_by_env(job, spec.task_id, spec.attempt)
@@ -399,6 +427,10 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 if lost > 2:
                     raise LaunchFailed(f"{doing}: {exc.message}", retryable=True) from exc
                 self._sleep(next(delays, 2.0))
+                if not keep_claim():
+                    raise LaunchFailed(
+                        f"{doing}: another runner took the attempt over while Cloud Run did not answer", retryable=True
+                    ) from exc
                 continue
             name = str(getattr(getattr(operation, "metadata", None), "name", "") or "")
             if name:

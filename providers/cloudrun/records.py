@@ -54,6 +54,10 @@ class LaunchRecords:
         """Claim an abandoned record (still at ``seen``'s generation): the new generation, or None if it moved."""
         return self.store.replace(self.key(task_id, attempt), self._encode(job, None, owner), seen.generation)
 
+    def renew(self, task_id: str, attempt: int, generation: int, job: str, owner: str) -> int | None:
+        """Refresh this runner's claim (still at ``generation``): the new generation, or None if it was taken."""
+        return self.store.replace(self.key(task_id, attempt), self._encode(job, None, owner), generation)
+
     def complete(self, task_id: str, attempt: int, generation: int, job: str, execution: str, owner: str) -> bool:
         """Name the execution in the record this runner claimed (False: someone else changed it meanwhile)."""
         key = self.key(task_id, attempt)
