@@ -41,9 +41,10 @@ Limits
     2.5, ``launch_burst`` 30: Cloud Run's default quota "Job run requests per minute per
     region" is 180, https://cloud.google.com/run/quotas#api); quota errors (429) back off
     and retry, then fail the launch as a retryable infrastructure failure. States come from
-    ``GetExecution`` at most every ``status_poll_seconds`` per execution (read quota
-    applies), ``ListTasks`` once it ended. Cloud Logging allows 60 ``entries.list`` calls per
-    minute per project: log reads share a bucket (``log_reads_per_second``), so followers
+    one ``ListExecutions`` per job template every ``status_poll_seconds`` for all watched
+    executions, ``ListTasks`` once one ended (the Admin API's read quota applies); each
+    attempt also costs a ``DeleteExecution`` write when it is removed. Cloud Logging allows
+    60 ``entries.list`` calls per minute per project: log reads share a bucket (``log_reads_per_second``), so followers
     of many tasks see their output late; each entry is a line (a last line without a newline
     gets one). At most 1,000 running executions and 1,000 jobs per project and region.
     ``cancel`` cannot choose the grace: Cloud Run sends SIGKILL 10 s after SIGTERM. No

@@ -64,7 +64,7 @@ def check_target(provider: CloudRunProvider) -> None:
         entries = provider._logs.client.list_entries(
             resource_names=[f"projects/{s.project}"], filter_='resource.type="cloud_run_job"', page_size=1
         )
-        next(iter(entries.pages), None)  # one request
+        next(iter(entries), None)  # one request (the first page)
 
 
 def _check_bucket(provider: CloudRunProvider) -> None:

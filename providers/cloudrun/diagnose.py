@@ -94,7 +94,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "fail",
     ),
     Diagnosis(
-        _rx(r"timeout was reached|exceeded .*timeout|deadline exceeded"),
+        _rx(r"timeout was reached|reached the configured timeout|exceeded .*timeout|deadline exceeded"),
         "Cloud Run stopped the task at its execution timeout (Mayfly's own timeout comes first): {text}",
         "",
     ),

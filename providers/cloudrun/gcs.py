@@ -30,6 +30,7 @@ import contextlib
 import datetime
 import importlib
 import io
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -69,9 +70,11 @@ def make_client(project: str, credentials: Any, endpoint: str | None = None) -> 
 class GcsBlobStore(BlobStore):
     """Blobs in one Cloud Storage bucket, under an optional key prefix.
 
-    ``signer`` signs the URLs (a ``google.auth.credentials.Signing``: a service account
-    key, or :class:`~mayfly.providers.cloudrun.auth.IamSigner`); None: ``url_for`` signs
-    with the client's own credentials, which must then carry a key.
+    ``client`` is a ``storage.Client``, or a callable that makes one on first use (so a
+    store that is never used needs no credentials). ``signer`` signs the URLs (a
+    ``google.auth.credentials.Signing``: a service account key, or
+    :class:`~mayfly.providers.cloudrun.auth.IamSigner`); None: ``url_for`` signs with the
+    client's own credentials, which must then carry a key.
     """
 
     def __init__(
@@ -85,14 +88,26 @@ class GcsBlobStore(BlobStore):
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.bucket_name = bucket
-        self.client = client
+        self._client = client
+        self._client_lock = threading.Lock()
         self.prefix = check_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
         self.signer = signer
         #: Scheme and host of the signed URLs (Google's unless an emulator's).
         self.url_endpoint = (endpoint or "https://storage.googleapis.com").rstrip("/")
         self.chunk_size = chunk_size
-        self._bucket = client.bucket(bucket)
         self._bucket_checked = False
+
+    @property
+    def client(self) -> Any:
+        """The ``storage.Client`` (made on first use when the store was given a factory)."""
+        with self._client_lock:
+            if callable(self._client) and not hasattr(self._client, "bucket"):
+                self._client = self._client()
+            return self._client
+
+    @property
+    def _bucket(self) -> Any:
+        return self.client.bucket(self.bucket_name)
 
     @classmethod
     def from_settings(cls, settings: CloudRunSettings, *, prefix: str = "") -> GcsBlobStore:
@@ -100,7 +115,10 @@ class GcsBlobStore(BlobStore):
         from mayfly.providers.cloudrun.auth import api_credentials, signing_credentials
 
         s = settings
-        client = make_client(s.project, api_credentials(s.credentials_file, s.storage_endpoint), s.storage_endpoint)
+
+        def client() -> Any:
+            return make_client(s.project, api_credentials(s.credentials_file, s.storage_endpoint), s.storage_endpoint)
+
         signer = _LazySigner(lambda: signing_credentials(s.signer_service_account, s.credentials_file))
         return cls(s.bucket, client, prefix=prefix, signer=signer, endpoint=s.storage_endpoint)
 
@@ -215,6 +233,17 @@ class GcsBlobStore(BlobStore):
             except (gx.PreconditionFailed, gx.NotFound):
                 return None
         return int(blob.generation)
+
+    def delete_if(self, key: str, generation: int) -> bool:
+        """Delete ``key`` only if it is still at ``generation``; False when it moved on or is gone."""
+        from google.api_core import exceptions as gx
+
+        with translate(f"deleting {self._where(key)}"):
+            try:
+                self._blob(key).delete(if_generation_match=generation)
+            except (gx.PreconditionFailed, gx.NotFound):
+                return False
+        return True
 
     # ------------------------------------------------------------ delete, sign
 

@@ -47,7 +47,8 @@ class Clients:
     def __init__(self, emulator_host: str | None = None, credentials: Any = None) -> None:
         #: ``host:port`` of a Pub/Sub emulator (else ``PUBSUB_EMULATOR_HOST``, else Google).
         self.emulator_host = emulator_host
-        #: Credentials for Google (None: Application Default Credentials); unused with an emulator.
+        #: Credentials for Google, or a callable making them on first use (None: Application Default
+        #: Credentials); unused with an emulator.
         self.credentials = credentials
         self._lock = threading.Lock()
         self._publisher: Any = None
@@ -86,6 +87,8 @@ class Clients:
     def _options(self, kind: str) -> dict[str, Any]:
         options = _emulator_transport(kind, self.emulator_host)
         if not options and self.credentials is not None:
+            if callable(self.credentials) and not hasattr(self.credentials, "before_request"):
+                self.credentials = self.credentials()
             options["credentials"] = self.credentials
         return options
 

@@ -134,7 +134,9 @@ class LogReader:
                 page_size=PAGE_SIZE,
             )
             lines: list[str] = []
-            for entry in entries:
+            for count, entry in enumerate(entries, 1):
+                if count % PAGE_SIZE == 0:
+                    self._limiter.acquire()  # the next entry comes with the next page: one more request
                 name = str(getattr(entry, "log_name", "") or "")
                 stamp = getattr(entry, "timestamp", None)
                 key = str(getattr(entry, "insert_id", "") or "") or f"{stamp}:{_text(entry)}"

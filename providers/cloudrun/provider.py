@@ -12,8 +12,9 @@ How each operation maps onto Cloud Run (see :mod:`mayfly.providers.cloudrun` for
     retry; refusals become ``LaunchFailed`` with a diagnosis
     (:mod:`~mayfly.providers.cloudrun.diagnose`).
 ``state`` / ``wait``
-    ``GetExecution`` (at most once per ``status_poll_seconds`` per execution), plus
-    ``ListTasks`` once it completed for the exit code; a completed state is final and cached.
+    One ``ListExecutions`` per job and ``status_poll_seconds`` for every watched execution
+    (:mod:`~mayfly.providers.cloudrun.poller`), plus ``ListTasks`` once an execution
+    completed, for the exit code; a completed state is final and cached.
 ``logs``
     Cloud Logging (:mod:`~mayfly.providers.cloudrun.logs`).
 ``result``
@@ -38,7 +39,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mayfly.core.errors import (
+    AccessDenied,
     CredentialsMissing,
+    InvalidInput,
     LaunchFailed,
     MayflyError,
     MissingDependency,
@@ -66,6 +69,7 @@ from mayfly.providers.cloudrun.jobs import (
 )
 from mayfly.providers.cloudrun.limiter import TokenBucket, backoff, shared_bucket
 from mayfly.providers.cloudrun.logs import LogReader
+from mayfly.providers.cloudrun.poller import ExecutionPoller, job_of
 from mayfly.providers.cloudrun.records import LaunchRecords, Record
 from mayfly.providers.cloudrun.settings import CloudRunSettings
 
@@ -76,9 +80,12 @@ INSTALL_HINT = 'the cloudrun provider needs google-cloud-run: pip install "mayfl
 ATTEMPT_ENV = "MAYFLY_CLOUDRUN_ATTEMPT"
 #: RunJob attempts after a quota error, beyond the first (backoff with full jitter).
 RUN_JOB_RETRIES = 6
+#: Seconds one RunJob request may take (it answers at once with an operation).
+RUN_JOB_TIMEOUT = 30.0
 #: Cloud Run's own timeout is Mayfly's plus this: the runner's timeout fires first and says "timeout".
 TIMEOUT_MARGIN = 120
-#: A launch record claimed this long ago without an execution is abandoned (its launcher died).
+#: A launch record claimed (or renewed) this long ago without an execution is abandoned: its launcher
+#: died. A live launcher renews it before every new RunJob try and writes the execution within seconds.
 CLAIM_EXPIRY = 90.0
 #: Cloud Run sends SIGKILL this long after SIGTERM on CancelExecution (not configurable).
 CANCEL_GRACE = 10.0
@@ -87,6 +94,10 @@ STOP_SLACK = 120.0
 #: How long a log follower keeps reading after the execution ended (Cloud Logging lags).
 LOG_DRAIN = 30.0
 _DONE = (ContainerStatus.EXITED, ContainerStatus.MISSING)
+
+
+class NotStarted(LaunchFailed):
+    """A launch that certainly started no execution (refused, or quota): its launch record can go at once."""
 
 
 def run_module() -> Any:
@@ -100,11 +111,6 @@ def run_module() -> Any:
 
 def _short(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
-
-
-def job_of(execution: str) -> str:
-    """``projects/P/locations/L/jobs/J`` of an execution name."""
-    return execution.split("/executions/", 1)[0]
 
 
 class CloudRunProvider(Provider[CloudRunSettings]):
@@ -173,6 +179,8 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         self._states: dict[str, tuple[float, ContainerState, Any]] = {}
         #: execution -> (task id, attempt) from its env.
         self._attempts: dict[str, tuple[str, int]] = {}
+        #: The shared ListExecutions cache of every watcher (one call per job and poll interval).
+        self.poller = ExecutionPoller(self._list_executions, clock=clock)
 
     # ------------------------------------------------------------ clients
 
@@ -218,9 +226,11 @@ class CloudRunProvider(Provider[CloudRunSettings]):
     @property
     def jobs(self) -> JobTemplates:
         """The job templates of this target."""
-        if self._jobs is None:
-            self._jobs = JobTemplates(self._client("JobsClient"), self.parent, self.settings.job_prefix)
-        return self._jobs
+        client = self._client("JobsClient")
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = JobTemplates(client, self.parent, self.settings.job_prefix)
+            return self._jobs
 
     @classmethod
     def transport(cls, settings: CloudRunSettings, target: str) -> Transport:
@@ -233,7 +243,8 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         if settings.credentials_file and not settings.pubsub_endpoint:
             from mayfly.providers.cloudrun.auth import key_file_credentials
 
-            credentials = key_file_credentials(settings.credentials_file)
+            key_file = settings.credentials_file
+            credentials = lambda: key_file_credentials(key_file)  # noqa: E731 - read when a client is made
         clients = Clients(settings.pubsub_endpoint, credentials)
         queues = PubSubQueueSet.named(settings.project, settings.queue_prefix, clients)
         return Transport(queues, GcsBlobStore.from_settings(settings))
@@ -281,16 +292,33 @@ class CloudRunProvider(Provider[CloudRunSettings]):
             return LaunchResult(known, existing=True)
         job = self.jobs.name_for(template)
         owner = uuid.uuid4().hex
-        generation = self._claim(spec, job, owner)
-        if isinstance(generation, str):
-            return self._remember(spec, generation, existed=True)
+        # The launch token is taken before the claim: a claim must not age in the bucket's queue (a busy
+        # runner could wait minutes for a token), or another runner would take it over as abandoned.
+        self.launch_limiter.acquire()
+        claimed = self._claim(spec, job, owner)
+        if isinstance(claimed, str):
+            return self._remember(spec, claimed, existed=True)
+        claim = [claimed]  # the record's generation, renewed before each new RunJob try
+
+        def keep_claim() -> bool:
+            renewed = self.records.renew(spec.task_id, spec.attempt, claim[0], job, owner)
+            if renewed is None:
+                return False
+            claim[0] = renewed
+            return True
+
         try:
-            env = {**spec.env, **stage_inputs(spec, self.context.blobs, max_result_bytes=spec.max_result_bytes)}
-        except Unsupported as exc:
-            raise LaunchFailed(exc.message, retryable=False) from exc
-        env[ATTEMPT_ENV] = self._marker(spec.task_id, spec.attempt)
-        execution = self._run_job(spec, job, env)
-        if not self.records.complete(spec.task_id, spec.attempt, generation, job, execution, owner):
+            try:
+                env = {**spec.env, **stage_inputs(spec, self.context.blobs, max_result_bytes=spec.max_result_bytes)}
+            except Unsupported as exc:
+                raise NotStarted(exc.message, retryable=False) from exc
+            env[ATTEMPT_ENV] = self._marker(spec.task_id, spec.attempt)
+            execution = self._run_job(spec, job, env, keep_claim)
+        except (NotStarted, CredentialsMissing, AccessDenied, InvalidInput):
+            # Nothing runs: give the claim up, so the next launch of this attempt need not wait for it to expire.
+            self.records.release(spec.task_id, spec.attempt, claim[0])
+            raise
+        if not self.records.complete(spec.task_id, spec.attempt, claim[0], job, execution, owner):
             log.warning("the launch record of %s changed while it launched %s", spec.name, execution)
         log.info("launched %s as Cloud Run execution %s", spec.name, execution)
         return self._remember(spec, execution, existed=False)
@@ -345,8 +373,12 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 return str(execution.name)
         return None
 
-    def _run_job(self, spec: LaunchSpec, job: str, env: dict[str, str]) -> str:
-        """RunJob through the launch bucket, backing off on quota errors; the new execution's name."""
+    def _run_job(self, spec: LaunchSpec, job: str, env: dict[str, str], keep_claim: Callable[[], bool]) -> str:
+        """RunJob through the launch bucket, backing off on quota errors; the new execution's name.
+
+        ``keep_claim`` renews the attempt's launch record before each new try (so it never looks
+        abandoned while this runner still works on it); False means another runner took it over.
+        """
         from google.api_core import exceptions as gx
 
         overrides = run_overrides(spec.command, env, spec.timeout + TIMEOUT_MARGIN)
@@ -354,31 +386,39 @@ class CloudRunProvider(Provider[CloudRunSettings]):
         lost = 0
         client = self._client("JobsClient")
         doing = f"starting the Cloud Run execution of {spec.name} (job {_short(job)})"
+        first = True
         while True:
-            self.launch_limiter.acquire()
+            if not first:
+                self.launch_limiter.acquire()
+            first = False
             try:
                 with translate(doing):
                     try:
-                        operation = client.run_job(request={"name": job, "overrides": overrides})
+                        operation = client.run_job(
+                            request={"name": job, "overrides": overrides}, timeout=RUN_JOB_TIMEOUT
+                        )
                     except (gx.InvalidArgument, gx.FailedPrecondition, gx.PermissionDenied, gx.NotFound) as exc:
-                        raise launch_error(exc, doing) from exc
-            except LaunchFailed:
+                        failure = launch_error(exc, doing)
+                        raise NotStarted(failure.message, retryable=failure.retryable) from exc
+            except (LaunchFailed, CredentialsMissing, AccessDenied, InvalidInput):
                 raise
             except MayflyError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, gx.ResourceExhausted | gx.TooManyRequests):
                     delay = next(delays, None)
                     if delay is None:
-                        raise LaunchFailed(
+                        raise NotStarted(
                             f"{doing}: Cloud Run's quota refused RunJob {RUN_JOB_RETRIES + 1} times in a row "
                             f"({exc.message}); nothing was started",
                             retryable=True,
                         ) from exc
                     log.info("RunJob of %s hit a quota (%s); retrying in %.1fs", spec.name, exc.message, delay)
                     self._sleep(delay)
+                    if not keep_claim():
+                        raise LaunchFailed(
+                            f"{doing}: another runner took the attempt over during the backoff", retryable=True
+                        ) from exc
                     continue
-                if isinstance(exc, CredentialsMissing):
-                    raise
                 # Unreachable or a lost answer: the execution may exist. Look for it before asking again.
                 found = self._find_by_env(job, spec.task_id, spec.attempt)
                 if found is not None:
@@ -387,6 +427,10 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 if lost > 2:
                     raise LaunchFailed(f"{doing}: {exc.message}", retryable=True) from exc
                 self._sleep(next(delays, 2.0))
+                if not keep_claim():
+                    raise LaunchFailed(
+                        f"{doing}: another runner took the attempt over while Cloud Run did not answer", retryable=True
+                    ) from exc
                 continue
             name = str(getattr(getattr(operation, "metadata", None), "name", "") or "")
             if name:
@@ -438,7 +482,9 @@ class CloudRunProvider(Provider[CloudRunSettings]):
             cached = self._states.get(handle)
         if cached is not None and (cached[1].status is ContainerStatus.EXITED or self._clock() - cached[0] < max_age):
             return cached[1], cached[2]
-        execution = self._get_execution(handle)
+        listed, execution = self.poller.get(handle, max_age)
+        if not listed:
+            execution = self._get_execution(handle)  # created after the list was taken, or gone
         if execution is None:
             state = ContainerState(ContainerStatus.MISSING)
         else:
@@ -579,6 +625,7 @@ class CloudRunProvider(Provider[CloudRunSettings]):
                 log.warning("could not cancel %s before removing it: %s", handle, exc.message)
         with translate(f"deleting Cloud Run execution {_short(handle)}"), contextlib.suppress(gx.NotFound):
             self._client("ExecutionsClient").delete_execution(name=handle)
+        self.poller.forget(handle)
         with self._lock:
             self._removed.add(handle)
             self._states.pop(handle, None)

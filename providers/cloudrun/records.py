@@ -54,6 +54,10 @@ class LaunchRecords:
         """Claim an abandoned record (still at ``seen``'s generation): the new generation, or None if it moved."""
         return self.store.replace(self.key(task_id, attempt), self._encode(job, None, owner), seen.generation)
 
+    def renew(self, task_id: str, attempt: int, generation: int, job: str, owner: str) -> int | None:
+        """Refresh this runner's claim (still at ``generation``): the new generation, or None if it was taken."""
+        return self.store.replace(self.key(task_id, attempt), self._encode(job, None, owner), generation)
+
     def complete(self, task_id: str, attempt: int, generation: int, job: str, execution: str, owner: str) -> bool:
         """Name the execution in the record this runner claimed (False: someone else changed it meanwhile)."""
         key = self.key(task_id, attempt)
@@ -76,6 +80,10 @@ class LaunchRecords:
             )
         except (ValueError, KeyError, TypeError):
             return Record(job="", execution=None, owner="", at=0.0, generation=generation)
+
+    def release(self, task_id: str, attempt: int, generation: int) -> None:
+        """Delete this runner's claim (still at ``generation``) after a launch that started nothing."""
+        self.store.delete_if(self.key(task_id, attempt), generation)
 
     def delete(self, task_id: str, attempt: int) -> None:
         self.store.delete(self.key(task_id, attempt))

@@ -171,3 +171,13 @@ def sa_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 def verify() -> Any:
     """:func:`verify_v4`: check a signed URL's signature and expiry as Cloud Storage would."""
     return verify_v4
+
+
+@pytest.fixture(autouse=True)
+def _never_probe_a_metadata_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials are always explicit here; should a path reach ADC, it must not look for a GCE metadata server."""
+    try:
+        from google.auth.compute_engine import _metadata
+    except ImportError:
+        return
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)

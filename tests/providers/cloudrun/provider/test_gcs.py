@@ -33,7 +33,7 @@ from mayfly.testing.blobs import plain_http
 SIGNER = "mayfly-signer@mayfly-test.iam.gserviceaccount.com"
 
 
-def settings(endpoint: str, bucket: str, key_file: Path | None, **extra: Any) -> CloudRunSettings:
+def settings(endpoint: str | None, bucket: str, key_file: Path | None, **extra: Any) -> CloudRunSettings:
     return CloudRunSettings(
         project="mayfly-test",
         region="europe-west1",
@@ -209,3 +209,17 @@ def test_signer_choice_follows_the_settings(sa_key: tuple[Path, Any], tmp_path: 
         signing_credentials(None, str(missing))
     with pytest.raises(InvalidInput, match="service account email"):
         IamSigner("not-an-email", _token("t"))
+
+
+def test_without_credentials_the_store_is_made_and_its_first_use_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No key file, no ADC, and never a metadata server probe (google-auth reads NO_GCE_CHECK once, at import).
+    from google.auth.compute_engine import _metadata
+
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    store = GcsBlobStore.from_settings(settings(None, "mayfly-bucket", None))
+    with pytest.raises(CredentialsMissing, match="no Google Cloud credentials found"):
+        store.exists("codes/x")

@@ -55,9 +55,11 @@ class _CloudRun(BaseHTTPRequestHandler):
         api: Any = self.server
         path = self.path.split("?", 1)[0].removeprefix("/v2/")
         if m := re.fullmatch(r"(.+/jobs/[^/]+)/executions", path):
+            api.lists += 1
             found = [e for e in api.executions.values() if e["name"].startswith(m.group(1) + "/")]
             self._send(200, {"executions": found})
         elif path in api.executions:
+            api.gets += 1
             self._send(200, api.executions[path])
         elif path.endswith("/tasks"):
             self._send(200, {"tasks": []})
@@ -99,6 +101,8 @@ def cloud_run() -> Iterator[Any]:
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _CloudRun)
     server.executions = {}
     server.runs = 0
+    server.lists = 0
+    server.gets = 0
     server.refusals = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -172,6 +176,11 @@ def test_quota_refusing_every_time_is_a_retryable_launch_failure(make_provider: 
     assert failure.value.retryable is True
     assert cloud_run.runs == 7
     assert cloud_run.executions == {}
+    # Nothing started, so the claim went with it: the next try of the attempt launches at once.
+    cloud_run.refusals = 0
+    sleeps: list[float] = []
+    assert not make_provider(sleeps).launch(spec()).existing
+    assert (cloud_run.runs, sleeps) == (8, [])
 
 
 def test_a_restarted_runner_or_redelivered_message_launches_nothing(make_provider: Any, cloud_run: Any) -> None:
@@ -226,3 +235,17 @@ def test_an_abandoned_claim_is_taken_over(make_provider: Any, cloud_run: Any) ->
     assert not result.existing
     assert cloud_run.runs == 1
     assert provider.records.get("t1", 1).execution == result.handle
+
+
+def test_watching_many_executions_costs_one_list_per_job_and_interval(make_provider: Any, cloud_run: Any) -> None:
+    provider = make_provider()
+    handles = [provider.launch(spec(f"t{i}")).handle for i in range(5)]
+    now = [1000.0]
+    provider._clock = provider.poller._clock = lambda: now[0]
+    cloud_run.lists = cloud_run.gets = 0
+    states = [provider.state(h).status.value for h in handles]
+    assert states == ["pending"] * 5
+    assert (cloud_run.lists, cloud_run.gets) == (1, 0)  # one ListExecutions answered all five
+    now[0] += provider.settings.status_poll_seconds + 0.1
+    assert {provider.state(h).status.value for h in handles} == {"pending"}
+    assert (cloud_run.lists, cloud_run.gets) == (2, 0)
