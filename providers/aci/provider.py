@@ -154,7 +154,7 @@ class AciProvider(Provider[AciSettings]):
         now = self._clock()
         with self._lock:
             cached = self._seen.get(name)
-        if cached is not None and now - cached[0] <= max_age:
+        if cached is not None and now - cached[0] < max_age:
             return cached[1]
         group = self.arm.get(name)
         with self._lock:

@@ -125,6 +125,7 @@ def provider(book: Arm404, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         ProviderContext(SigningStore(tmp_path / "blobs"), tmp_path / "work", HOME, TARGET),
         arm=Arm(settings, transport=RequestsTransport(session=session)),
         create_limiter=TokenBucket(1000, 1000),
+        clock=lambda: 1000.0 + sum(slept),
         sleep=slept.append,
         rng=random.Random(3),
     )
@@ -284,3 +285,22 @@ def test_another_homes_group_is_missing_to_this_one(book: Arm404, provider: AciP
     other["tags"]["mayfly.home"] = "home-b"
     book.add("GET", f"/containerGroups/{handle}$", 200, other)
     assert provider.state(handle).status is ContainerStatus.MISSING
+
+
+def test_a_followed_log_is_whole_when_aci_keeps_only_the_last_lines_of_a_stopped_container(
+    book: Arm404, provider: AciProvider
+) -> None:
+    """ACI keeps 4 MB of a running container's log but the last 1,000 lines of a stopped one."""
+    handle = RECORDED["running"]["name"]
+    group = f"/containerGroups/{handle}$"
+    logs = f"/containerGroups/{handle}/containers/task/logs$"
+    book.add("GET", group, 200, ours(RECORDED["running"]))
+    book.add("GET", logs, 200, {"content": "".join(f"{i}\n" for i in range(1, 1501))})
+    book.add("GET", group, 200, ours({**RECORDED["succeeded"], "name": handle}))
+    book.add("GET", logs, 200, {"content": "".join(f"{i}\n" for i in range(1001, 2001)) + "the-end"})
+    followed = b"".join(provider.logs(handle, follow=True))
+    assert followed == "".join(f"{i}\n" for i in range(1, 2001)).encode() + b"the-end"
+    assert not book.answers
+    # Read again once the group is gone: what was known is kept until the group is removed.
+    book.add_error("GET", logs, "not_found")
+    assert b"".join(provider.logs(handle)) == followed
