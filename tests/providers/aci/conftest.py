@@ -1,14 +1,24 @@
-"""Azurite (the Azure Storage emulator from npm), started once per test session for the Azure tests."""
+"""Fixtures of the aci provider's tests: the local ARM emulator and Azurite, once per test session.
+
+``arm_emulator``: the ARM endpoint for container groups, whose containers run in the
+real Docker engine. ``azurite``: Azurite (the Azure Storage emulator from npm).
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from mayfly.core.errors import MayflyError
+from mayfly.providers.aci.emulator import ArmEmulator
 from mayfly.providers.aci.emulator import azurite as azurite_launcher
+from mayfly.providers.aci.emulator.containers import LABEL
+
+#: The subscription of the emulator's tests (any id works on the emulator).
+SUBSCRIPTION = "00000000-0000-0000-0000-00000000a0c1"
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +43,21 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_launch
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def arm_emulator(docker_client: Any) -> Iterator[ArmEmulator]:
+    """The ARM emulator on a free port (poller and stop grace shorter than the defaults, to keep tests short)."""
+    with ArmEmulator("127.0.0.1", 0, poll_interval=0.2, stop_timeout=2) as arm:
+        yield arm
+        instance = arm.instance
+    left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={instance}"})
+    assert left == [], f"containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def aci_client(arm_emulator: ArmEmulator) -> Any:
+    """The real ``ContainerInstanceManagementClient`` on the emulator (subscription :data:`SUBSCRIPTION`)."""
+    from mayfly.providers.aci.emulator.clients import management_client
+
+    return management_client(arm_emulator.local_url, SUBSCRIPTION)
