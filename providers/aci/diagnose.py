@@ -156,7 +156,11 @@ def container_state(group: Mapping[str, Any]) -> ContainerState:
     if pull is not None:
         return ContainerState(ContainerStatus.EXITED, detail=pull[0], infra=pull[1])
     if group_state == "Stopped":
-        # Stopped (by Mayfly's cancel, or by someone else) before ACI recorded an exit code.
+        if current.get("state") == "Running":
+            # Asked to stop, the container not ended yet (SIGTERM, grace period): still running.
+            return ContainerState(ContainerStatus.RUNNING, started_at=started)
+        # Stopped (by Mayfly's cancel, or by someone else) without an exit code: ACI drops the container's
+        # instance view when it stops a group.
         return ContainerState(ContainerStatus.EXITED, detail="", started_at=started)
     if provisioning == "Failed" or group_state == "Failed":
         why = "; ".join(dict.fromkeys(str(e.get("message") or "") for e in _events(group) if e.get("message")))

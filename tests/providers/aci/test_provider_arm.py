@@ -260,6 +260,7 @@ def test_sizes_beyond_aci_are_refused_before_any_put(book: Arm404, provider: Aci
         ("oom", 137, True, None, "out of memory (the container exceeded its limit of 0.5 GB)"),
         ("pull_not_found", None, False, "fail", "not found in its registry"),
         ("pull_denied", None, False, "fail", "needs AcrPull"),
+        ("stopped", None, False, None, ""),
     ],
 )
 def test_states_from_the_instance_view(
