@@ -7,6 +7,7 @@ real Docker engine. ``azurite``: Azurite (the Azure Storage emulator from npm).
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from mayfly.core.errors import MayflyError
 from mayfly.providers.aci.emulator import ArmEmulator
 from mayfly.providers.aci.emulator import azurite as azurite_launcher
 from mayfly.providers.aci.emulator.containers import LABEL
+from mayfly.providers.aci.settings import AciSettings
 
 #: The subscription of the emulator's tests (any id works on the emulator).
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a0c1"
@@ -61,3 +63,20 @@ def aci_client(arm_emulator: ArmEmulator) -> Any:
     from mayfly.providers.aci.emulator.clients import management_client
 
     return management_client(arm_emulator.local_url, SUBSCRIPTION)
+
+
+@pytest.fixture
+def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
+    """Settings of an ``aci`` target whose storage is the session's Azurite, with fresh queue and container names."""
+    unique = uuid.uuid4().hex[:12]
+    return AciSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="mayfly-test",
+        location="westeurope",
+        storage_account=azurite.account_name,
+        account_key=azurite.account_key,
+        blob_endpoint=azurite.blob_endpoint,
+        queue_endpoint=azurite.queue_endpoint,
+        queue_prefix=f"t{unique}",
+        container=f"c{unique}",
+    )
