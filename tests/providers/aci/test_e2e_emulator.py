@@ -114,9 +114,10 @@ def test_a_task_runs_on_aci_end_to_end(
     )
     task = mf.tasks.queue(mf.project_id(), "hello", '{"n": 21}', TaskOptions())
     done = wait(mf, task.id)
-    assert (done.status, done.exit_code, done.attempt) == ("complete", 0, 1), done.msg
+    log = b"".join(mf.tasks.log(mf.project_id(), task.id))
+    assert (done.status, done.exit_code, done.attempt) == ("complete", 0, 1), (done.msg, log)
     assert done.to_json()["result"] == {"double": 42}
-    assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"hello from ACI 21\nlast line without newline"
+    assert log == b"hello from ACI 21\nlast line without newline"
     events = [e.kind for e in mf.tasks.events(mf.project_id(), task.id)]
     assert "started" in events
     assert events[-1] == "exited"
@@ -127,14 +128,26 @@ def test_a_task_runs_on_aci_end_to_end(
         time.sleep(0.2)
 
 
-def test_exit_code_cancel_timeout_and_oom(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
+def aci_log(aci_client: Any, settings: AciSettings, task: Task) -> str:
+    """What ACI has of the log of a task's group so far ("" while it has none)."""
+    for name in groups_of(aci_client, settings, task):
+        return str(aci_client.containers.list_logs(settings.resource_group, name, "task").content or "")
+    return ""
+
+
+def test_exit_code_cancel_timeout_and_oom(
+    mf: Mayfly, serving: Serving, aci_target: AciSettings, aci_client: Any, tmp_path: Path
+) -> None:
     push(mf, tmp_path, "fail", {"main.sh": "echo failing\nexit 3\n"})
     push(mf, tmp_path, "long", {"main.sh": "trap 'echo got-term; exit 143' TERM\necho up\nwhile :; do sleep 1; done\n"})
     push(mf, tmp_path, "slow", {"main.sh": "echo started\nsleep 300\n"}, timeout=3)
     push(mf, tmp_path, "hog", {"main.sh": "dd if=/dev/zero of=/dev/null bs=300M count=1\n"}, memory_mb=64)
     pid = mf.project_id()
     failed, long, slow, hog = (mf.tasks.queue(pid, n, "{}", TaskOptions()) for n in ("fail", "long", "slow", "hog"))
-    wait_running(mf, long.id)
+    deadline = time.monotonic() + 60
+    while "up" not in aci_log(aci_client, aci_target, mf.tasks.get(pid, long.id)):
+        assert time.monotonic() < deadline, "the task never wrote its first line"
+        time.sleep(0.2)
     mf.tasks.cancel(pid, long.id)
 
     done = wait(mf, failed.id)
