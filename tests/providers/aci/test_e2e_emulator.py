@@ -28,6 +28,7 @@ from mayfly.core.records import Task
 from mayfly.core.router import build_message
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
+from mayfly.providers.aci.queues import MAX_DELIVERIES
 from mayfly.providers.aci.settings import AciSettings
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -220,3 +221,25 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_
     assert [(e.kind, e.applied) for e in events].count(("exited", True)) == 1
     assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"start\nend\n"
     assert json.loads(events[-1].data)["exit_code"] == 0
+
+
+def test_a_poison_task_message_ends_its_attempt_as_lost(mf: Mayfly, tmp_path: Path) -> None:
+    """A task message no runner ever finishes goes to the poison queue; the control plane ends its attempt."""
+    push(mf, tmp_path, "never", {"main.sh": "echo never\n"})
+    control = Serving(mf, [TARGET], runners=False)
+    control.start()
+    try:
+        task = mf.tasks.queue(mf.project_id(), "never", "{}", TaskOptions(retries=3))
+        tasks_q = mf.queues_for(TARGET).get("tasks")
+        # A runner that dies on the message every time: received, never acked, its lease runs out.
+        for _ in range(MAX_DELIVERIES):
+            deadline = time.monotonic() + 30
+            while not tasks_q.receive(1, wait=1.0, lease=1.0):
+                assert time.monotonic() < deadline, "the task message did not come back"
+        time.sleep(1.2)  # the last lease runs out
+        assert tasks_q.receive(1, wait=2.0) == [], "the sixth delivery moves it to the poison queue instead"
+        done = wait(mf, task.id, 60)
+    finally:
+        control.stop()
+    assert (done.status, done.reason, done.attempt) == ("error", "lost", 1)
+    assert "delivered too many times" in (done.msg or "")
