@@ -26,6 +26,7 @@ probes a metadata server there.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +49,12 @@ if TYPE_CHECKING:
 INSTALL_HINT = (
     'Azure support needs azure-storage-queue, azure-storage-blob and azure-identity: pip install "mayfly-tasks[azure]"'
 )
-#: Attempts of the SDKs' own retry policy per call (they back off exponentially between them).
+#: Retries of a failed storage call (connection errors, 5xx, throttling), backing off 1, 3, 5 s (± 1 s).
+#: The SDKs' default waits 15, 18 and 24 s; and credential failures are not retried at all.
 RETRY_TOTAL = 3
+RETRY_INITIAL_BACKOFF = 1
+RETRY_INCREMENT_BASE = 2
+RETRY_JITTER = 1
 #: Seconds to connect and to wait for a response, per HTTP request.
 CONNECTION_TIMEOUT = 20
 READ_TIMEOUT = 60
@@ -96,13 +101,65 @@ def credential(settings: AciSettings) -> Any:
     identity = identity_module()
     with translate("creating the Azure credential"):
         if settings.runner_client_id:
-            return identity.ManagedIdentityCredential(client_id=settings.runner_client_id)
-        return identity.DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            return _Checked(identity.ManagedIdentityCredential(client_id=settings.runner_client_id))
+        return _Checked(identity.DefaultAzureCredential(exclude_interactive_browser_credential=True))
 
 
-def client_options() -> dict[str, Any]:
-    """Keyword arguments every storage client gets: bounded retries and timeouts."""
-    return {"retry_total": RETRY_TOTAL, "connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT}
+class _Checked:
+    """A token credential whose every failure is a ClientAuthenticationError.
+
+    azure-identity lets some errors through as they are (a workload identity's missing token
+    file is a bare FileNotFoundError); wrapped, they become ``credentials_missing`` like the rest.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+        try:
+            return getattr(self._inner, method)(*args, **kwargs)
+        except AzureError:
+            raise
+        except Exception as exc:
+            raise ClientAuthenticationError(message=f"{type(self._inner).__name__}: {exc}") from exc
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """The inner credential's token (``TokenCredential``)."""
+        return self._call("get_token", *scopes, **kwargs)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        """The inner credential's token (``SupportsTokenInfo``)."""
+        return self._call("get_token_info", *scopes, **kwargs)
+
+    def close(self) -> None:
+        """Close the inner credential's transport."""
+        self._inner.close()
+
+
+@functools.cache
+def _retry_class(base: type[Any]) -> type[Any]:
+    """A storage SDK's ExponentialRetry that does not retry a credential that found no token."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    def increment(self: Any, settings: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if isinstance(error, ClientAuthenticationError) and getattr(error, "response", None) is None:
+            return False  # no credential: asking again changes nothing
+        return bool(base.increment(self, settings, request, response=response, error=error))
+
+    return type(f"Mayfly{base.__name__}", (base,), {"increment": increment})
+
+
+def client_options(module: Any) -> dict[str, Any]:
+    """Keyword arguments every client of a storage SDK ``module`` gets: short retries and timeouts."""
+    policy = _retry_class(module.ExponentialRetry)(
+        initial_backoff=RETRY_INITIAL_BACKOFF,
+        increment_base=RETRY_INCREMENT_BASE,
+        retry_total=RETRY_TOTAL,
+        random_jitter_range=RETRY_JITTER,
+    )
+    return {"retry_policy": policy, "connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT}
 
 
 class StorageClients:
@@ -128,7 +185,7 @@ class StorageClients:
                 module = queue_module()
                 with translate("creating the Azure Storage queue client"):
                     self._queue = module.QueueServiceClient(
-                        account_url(self.settings, "queue"), credential=self._cred(), **client_options()
+                        account_url(self.settings, "queue"), credential=self._cred(), **client_options(module)
                     )
             return self._queue
 
@@ -140,7 +197,7 @@ class StorageClients:
                 module = blob_module()
                 with translate("creating the Azure Storage blob client"):
                     self._blob = module.BlobServiceClient(
-                        account_url(self.settings, "blob"), credential=self._cred(), **client_options()
+                        account_url(self.settings, "blob"), credential=self._cred(), **client_options(module)
                     )
             return self._blob
 

@@ -38,9 +38,10 @@ What it does not do
     (any name is a region). One Linux container per group; init containers,
     volumes, ports, IP addresses, DNS labels, subnets, GPUs, confidential and
     spot SKUs, exec and attach are accepted-and-ignored or refused. No quotas,
-    capacity errors or throttling (429). Image pulls: none, images must exist
-    locally. A stopped group keeps its last instance view (ACI drops it). State
-    is in memory and lost on exit.
+    capacity errors or throttling (429) unless a test injects them
+    (:mod:`.faults`). Image pulls: none, images must exist locally. A stopped
+    group keeps its last instance view (ACI drops it). State is in memory and
+    lost on exit.
 """
 
 from mayfly.providers.aci.emulator.server import ArmEmulator

@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 
 from mayfly.providers.aci.emulator.backend import Backend
 from mayfly.providers.aci.emulator.errors import ArmError, bad_request
+from mayfly.providers.aci.emulator.faults import Faults
 from mayfly.providers.aci.emulator.names import API_VERSION, check_api_version
 from mayfly.providers.aci.emulator.operations import RETRY_AFTER, Operation
 
@@ -65,8 +66,9 @@ def _error(error: ArmError) -> Response:
 class ArmApi:
     """The WSGI application."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, faults: Faults | None = None) -> None:
         self.backend = backend
+        self.faults = faults or Faults()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -87,6 +89,9 @@ class ArmApi:
         if not request.headers.get("Authorization"):
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
         check_api_version(request.args.get("api-version"))
+        if fault := self.faults.take(request.method, path):
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            return _json(fault.status, ArmError(fault.status, fault.code, fault.message).body(), headers)
         if match := _OPERATION.match(path):
             return self._operation(request, match["id"], match["kind"].lower())
         if match := _LOGS.match(path):
@@ -142,8 +147,9 @@ class ArmApi:
             return _json(201 if created else 200, body, self._lro_headers(request, operation, location=False))
         if request.method == "PATCH":
             patch = self._body(request)
-            tags = patch.get("tags") if isinstance(patch, dict) else None
-            return _json(200, self.backend.update_tags(sub, rg, name, tags if tags is not None else {}))
+            if not isinstance(patch, dict) or "tags" not in patch:
+                return _json(200, self.backend.get(sub, rg, name))  # nothing else of a group can be patched
+            return _json(200, self.backend.update_tags(sub, rg, name, patch["tags"]))
         if request.method == "DELETE":
             deleted = self.backend.delete(sub, rg, name)
             if deleted is None:

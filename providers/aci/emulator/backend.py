@@ -14,6 +14,7 @@ group cannot move to another location (409).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -144,7 +145,7 @@ class Backend:
             raise ArmError(400, "InvalidRequestContent", "The request content was invalid: 'tags' must be an object.")
         with self.lock:
             group = self._get(subscription, resource_group, name)
-            group.spec = specs.GroupSpec(**{**group.spec.__dict__, "tags": {str(k): str(v) for k, v in tags.items()}})
+            group.spec = dataclasses.replace(group.spec, tags={str(k): str(v) for k, v in tags.items()})
             return group.to_arm()
 
     def delete(self, subscription: str, resource_group: str, name: str) -> tuple[dict[str, Any], Operation] | None:

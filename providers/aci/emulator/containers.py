@@ -15,8 +15,10 @@ detailStatus ``Completed`` (exit 0), ``Error`` or ``OOMKilled`` (exit code 137).
 The group's restartPolicy decides what follows: ``Never`` leaves it
 terminated (group state Succeeded or Failed), ``OnFailure`` restarts it on a
 non-zero exit and ``Always`` on any exit (``restartCount`` + 1, the last run
-as ``previousState``). The container stays until the group is deleted, so its
-logs can be read after it exits, as in ACI.
+as ``previousState``), after a back-off (``Waiting``, ``CrashLoopBackOff``)
+that doubles with each restart, from ``restart_backoff`` (10 s) up to 5
+minutes. The container stays until the group is deleted, so its logs can be
+read after it exits, as in ACI.
 
 Containers carry ``mayfly.aci-emulator=<instance id>`` (and the emulator's pid
 and host); on close every container of this emulator is removed, and
@@ -52,6 +54,10 @@ LABEL_GROUP = "mayfly.aci-emulator.group"
 POLL_INTERVAL = 0.5
 #: Seconds between SIGTERM and SIGKILL when a group is stopped.
 STOP_TIMEOUT = 10
+#: Wait before the first restart of an exited container (doubling with each restart, up to the maximum),
+#: as Kubernetes' crash-loop back-off, which ACI shows as ``CrashLoopBackOff``.
+RESTART_BACKOFF = 10.0
+MAX_RESTART_BACKOFF = 300.0
 MIB = 1024 * 1024
 #: Docker refuses memory limits under 6 MiB.
 MIN_MEMORY_MB = 6
@@ -80,11 +86,16 @@ def terminated(state: Mapping[str, Any]) -> ContainerState:
     """The ``Terminated`` state of an exited container from ``docker inspect``'s State."""
     exit_code = int(state.get("ExitCode", 0))
     detail = "OOMKilled" if state.get("OOMKilled") else "Completed" if exit_code == 0 else "Error"
+    started, finished = _epoch(state.get("StartedAt")), _epoch(state.get("FinishedAt"))
+    if started is not None and finished is not None and finished < started:
+        # NOTE: Docker records StartedAt once the runtime reports the start, which can be after a
+        # very short process already exited; ACI never reports a finish before the start.
+        finished = started
     return ContainerState(
         state="Terminated",
         detail_status=detail,
-        start_time=_epoch(state.get("StartedAt")),
-        finish_time=_epoch(state.get("FinishedAt")),
+        start_time=started,
+        finish_time=finished,
         exit_code=exit_code,
     )
 
@@ -102,8 +113,10 @@ class DockerContainers:
         extra_hosts: Mapping[str, str] | None = None,
         poll_interval: float = POLL_INTERVAL,
         stop_timeout: int = STOP_TIMEOUT,
+        restart_backoff: float = RESTART_BACKOFF,
     ) -> None:
         self.backend = backend
+        self.restart_backoff = restart_backoff
         self.client = client
         self.instance = instance
         self.network = network
@@ -393,6 +406,19 @@ class DockerContainers:
                 group.state = "Succeeded" if ended.exit_code == 0 else "Failed"
                 return
             group.previous = ended
+            delay = min(self.restart_backoff * 2**group.restart_count, MAX_RESTART_BACKOFF)
+            # Not Running while waiting: the poller leaves it alone until the restart.
+            group.current = ContainerState("Waiting", "CrashLoopBackOff")
+            group.event(self.backend.clock(), "BackOff", "Back-off restarting failed container", "Warning")
+        timer = threading.Timer(delay, self._restart, (group, container_id, generation, ended))
+        timer.daemon = True
+        timer.start()
+
+    def _restart(self, group: Group, container_id: str, generation: int, ended: ContainerState) -> None:
+        """Start an exited container again (its restart policy asked for it, after the back-off)."""
+        with self.backend.lock:
+            if not self._current(group, generation) or group.container_id != container_id:
+                return
             group.restart_count += 1
         try:
             self.client.api.start(container_id)

@@ -18,7 +18,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from mayfly.core.errors import EngineNotRunning, Unavailable
 from mayfly.providers.aci.emulator.api import ArmApi
 from mayfly.providers.aci.emulator.backend import Backend
-from mayfly.providers.aci.emulator.containers import POLL_INTERVAL, STOP_TIMEOUT, DockerContainers
+from mayfly.providers.aci.emulator.containers import POLL_INTERVAL, RESTART_BACKOFF, STOP_TIMEOUT, DockerContainers
+from mayfly.providers.aci.emulator.faults import Fault, Faults
 from mayfly.providers.emulation.network import ANY, Reachability, plan
 
 log = logging.getLogger(__name__)
@@ -81,18 +82,21 @@ class ArmEmulator:
         docker_client: Any = None,
         poll_interval: float = POLL_INTERVAL,
         stop_timeout: int = STOP_TIMEOUT,
+        restart_backoff: float = RESTART_BACKOFF,
     ) -> None:
         self.host = host
         self.port = port
         self.network = network
         self.instance = uuid.uuid4().hex[:12]
         self.backend = Backend()
+        self.faults = Faults()
         self.reachability: Reachability | None = None
         self._container_host = container_host
         self._docker = docker_client
         self._own_docker = docker_client is None
         self._poll_interval = poll_interval
         self._stop_timeout = stop_timeout
+        self._restart_backoff = restart_backoff
         self._servers: list[BaseWSGIServer] = []
         self._threads: list[threading.Thread] = []
         self._containers: DockerContainers | None = None
@@ -126,6 +130,20 @@ class ArmEmulator:
                 raise EngineNotRunning(f"the ACI emulator needs a Docker engine: {exc}") from None
         return self._docker
 
+    def inject_fault(
+        self,
+        status: int,
+        code: str,
+        message: str = "",
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with this ARM error (see :mod:`.faults`)."""
+        self.faults.add(Fault(status, code, message or f"{code} (injected)", method, path_contains, times, retry_after))
+
     def __enter__(self) -> ArmEmulator:
         return self.start()
 
@@ -146,9 +164,10 @@ class ArmEmulator:
             extra_hosts=self.reachability.extra_hosts,
             poll_interval=self._poll_interval,
             stop_timeout=self._stop_timeout,
+            restart_backoff=self._restart_backoff,
         )
         self.backend.runner = self._containers
-        app = ArmApi(self.backend)
+        app = ArmApi(self.backend, self.faults)
         for sock in sockets:
             address = sock.getsockname()[0]
             server = make_server(address, self.port, app, threaded=True, request_handler=_Handler, fd=sock.fileno())

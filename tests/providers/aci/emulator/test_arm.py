@@ -115,8 +115,8 @@ def test_a_group_runs_to_its_exit_code_with_instance_view_logs_and_hidden_secure
     listed = next(aci_client.container_groups.list_by_resource_group(rg))
     assert "s3cret" not in str(listed.as_dict())
     logs = aci_client.containers.list_logs(rg, "job-1", "main").content
-    assert logs.splitlines() == ["plain=visible", "secret-6-cret", "to-stderr"]
-    assert aci_client.containers.list_logs(rg, "job-1", "main", tail=1).content == "to-stderr\n"
+    # stdout and stderr are two streams: their relative order is not kept.
+    assert sorted(logs.splitlines()) == ["plain=visible", "secret-6-cret", "to-stderr"]
 
 
 def test_exceeding_the_memory_is_a_real_oom_kill(aci_client: Any, busybox_image: str, rg: str) -> None:
@@ -142,6 +142,23 @@ def test_stop_then_delete_removes_the_container(
     assert stopped.containers[0].instance_view.current_state.exit_code == 143
     assert "got TERM" in aci_client.containers.list_logs(rg, "long", "main").content
 
+    # Start runs the group anew (a new container, fresh logs); restart likewise.
+    aci_client.container_groups.begin_start(rg, "long").result()
+    started = aci_client.container_groups.get(rg, "long")
+    assert (started.instance_view.state, started.containers[0].instance_view.current_state.state) == (
+        "Running",
+        "Running",
+    )
+    assert aci_client.containers.list_logs(rg, "long", "main").content == ""
+    aci_client.container_groups.begin_restart(rg, "long").result()
+    wait_for(
+        "restarted",
+        lambda: (
+            aci_client.container_groups.get(rg, "long").containers[0].instance_view.current_state.state == "Running"
+        ),
+    )
+    assert [c.status for c in containers_of(docker_client, arm_emulator, created.id)] == ["running"]
+
     aci_client.container_groups.begin_delete(rg, "long").result()
     with pytest.raises(ResourceNotFoundError):
         aci_client.container_groups.get(rg, "long")
@@ -155,8 +172,10 @@ def test_list_by_resource_group_and_subscription_with_tags(aci_client: Any, busy
         aci_client.container_groups.begin_create_or_update(
             rg, name, group(busybox_image, ["true"], tags={"mayfly-task": task})
         ).result()
+    aci_client.container_groups.update(rg, "b-1", models.Resource(tags={"mayfly-task": "t-b", "extra": "1"}))
+    aci_client.container_groups.update(rg, "a-1", models.Resource())  # a PATCH naming no tags keeps them
     listed = {g.name: g.tags for g in aci_client.container_groups.list_by_resource_group(rg.upper())}
-    assert listed == {"a-1": {"mayfly-task": "t-a"}, "b-1": {"mayfly-task": "t-b"}}
+    assert listed == {"a-1": {"mayfly-task": "t-a"}, "b-1": {"mayfly-task": "t-b", "extra": "1"}}
     everywhere = {g.id: g.tags for g in aci_client.container_groups.list()}
     assert {gid.rsplit("/", 1)[1]: tags for gid, tags in everywhere.items() if f"/{rg}/" in gid} == listed
     for name in listed:
@@ -185,10 +204,24 @@ def test_registry_references_run_the_local_runtime_image(
     local = runtime_images["shell"]  # mayfly/runtime-shell:V
     version = local.rsplit(":", 1)[1]
     image = f"mayflytest.azurecr.io/mayfly/runtime-shell:{version}"
-    command = ["sh", "-c", "echo from-runtime"]
-    aci_client.container_groups.begin_create_or_update(rg, "rt", group(image, command)).result()
+    command = ["sh", "-c", "echo first; echo from-runtime"]
+    # As a target pulls from its registry: with a user-assigned identity (recorded and echoed, never checked).
+    pull_identity = (
+        f"/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pull"
+    )
+    body = group(image, command)
+    body.identity = models.ContainerGroupIdentity(
+        type="UserAssigned", user_assigned_identities={pull_identity: models.UserAssignedIdentities()}
+    )
+    body.image_registry_credentials = [
+        models.ImageRegistryCredential(server="mayflytest.azurecr.io", identity=pull_identity)
+    ]
+    created = aci_client.container_groups.begin_create_or_update(rg, "rt", body).result()
+    assert created.identity.user_assigned_identities[pull_identity].client_id
+    assert created.image_registry_credentials[0].identity == pull_identity
     assert terminated(aci_client, rg, "rt").containers[0].instance_view.current_state.exit_code == 0
-    assert aci_client.containers.list_logs(rg, "rt", "main").content == "from-runtime\n"
+    assert aci_client.containers.list_logs(rg, "rt", "main").content == "first\nfrom-runtime\n"
+    assert aci_client.containers.list_logs(rg, "rt", "main", tail=1).content == "from-runtime\n"
     aci_client.container_groups.begin_delete(rg, "rt").result()
 
 
@@ -221,6 +254,7 @@ def test_on_failure_restarts_until_the_container_succeeds(aci_client: Any, busyb
     done = terminated(aci_client, rg, "retry")
     view = done.containers[0].instance_view
     assert (view.restart_count, view.current_state.exit_code, view.previous_state.exit_code) == (1, 0, 1)
+    assert [(e.name, e.count) for e in view.events] == [("Pulling", 1), ("Pulled", 1), ("Started", 2), ("BackOff", 1)]
     assert done.instance_view.state == "Succeeded"
     aci_client.container_groups.begin_delete(rg, "retry").result()
 
@@ -266,3 +300,70 @@ def test_logs_of_an_unknown_group_or_container_are_404s(aci_client: Any, busybox
         aci_client.containers.list_logs(rg, "one", "other")
     assert wrong.value.error.code == "ContainerNotFound"
     aci_client.container_groups.begin_delete(rg, "one").result()
+
+
+def test_raw_requests_need_a_token_and_an_api_version(arm_emulator: ArmEmulator) -> None:
+    import httpx
+
+    path = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups"
+    unauthenticated = httpx.get(arm_emulator.local_url + path, params={"api-version": "2023-05-01"})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"]["code"] == "AuthenticationFailed"
+    headers = {"Authorization": "Bearer anything"}
+    unversioned = httpx.get(arm_emulator.local_url + path, headers=headers)
+    assert (unversioned.status_code, unversioned.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
+    listed = httpx.get(arm_emulator.local_url + path, headers=headers, params={"api-version": "2023-05-01"})
+    assert (listed.status_code, listed.json()) == (200, {"value": []})
+
+
+def test_injected_throttling_and_quota_errors_reach_the_client_and_change_nothing(
+    arm_emulator: ArmEmulator, aci_client: Any, busybox_image: str, rg: str
+) -> None:
+    from mayfly.providers.aci.emulator.clients import management_client
+
+    # The SDK retries a 429 by itself (honouring Retry-After): the create goes through.
+    arm_emulator.inject_fault(429, "TooManyRequests", method="PUT", path_contains=f"/{rg}/", retry_after=0)
+    aci_client.container_groups.begin_create_or_update(rg, "after-429", group(busybox_image, ["true"])).result()
+
+    # Without retries the caller sees it; a quota refusal is never retried.
+    no_retries = management_client(arm_emulator.local_url, "any-subscription", retry_total=0)
+    arm_emulator.inject_fault(429, "TooManyRequests", method="PUT", path_contains=f"/{rg}/", retry_after=1)
+    with pytest.raises(HttpResponseError) as throttled:
+        no_retries.container_groups.begin_create_or_update(rg, "throttled", group(busybox_image, ["true"]))
+    assert throttled.value.status_code == 429
+    assert throttled.value.response.headers["Retry-After"] == "1"
+    arm_emulator.inject_fault(
+        400, "ContainerGroupQuotaReached", "quota exceeded", method="PUT", path_contains=f"/{rg}/"
+    )
+    with pytest.raises(HttpResponseError) as quota:
+        aci_client.container_groups.begin_create_or_update(rg, "over-quota", group(busybox_image, ["true"]))
+    assert quota.value.error.code == "ContainerGroupQuotaReached"
+    assert [g.name for g in aci_client.container_groups.list_by_resource_group(rg)] == ["after-429"]
+    aci_client.container_groups.begin_delete(rg, "after-429").result()
+
+
+def test_containers_of_a_killed_emulator_are_removed_by_the_next_one(docker_client: Any, busybox_image: str) -> None:
+    import contextlib
+    import socket
+    import subprocess
+
+    import docker.errors
+
+    from mayfly.providers.aci.emulator.containers import LABEL_HOST, LABEL_PID
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    labels = {LABEL: "killed-emulator", LABEL_PID: str(gone.pid), LABEL_HOST: socket.gethostname()}
+    left = docker_client.containers.create(busybox_image, ["sleep", "300"], labels=labels)
+    alive = docker_client.containers.create(busybox_image, ["sleep", "300"], labels={**labels, LABEL_PID: "1"})
+    try:
+        with ArmEmulator("127.0.0.1", 0):
+            pass
+        remaining = {
+            c.id for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}=killed-emulator"})
+        }
+        assert remaining == {alive.id}  # pid 1 is alive: that emulator's containers stay
+    finally:
+        for container in (left, alive):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
