@@ -48,6 +48,12 @@ def mf(aci_target: AciSettings, home: Path, runtime_images: dict[str, str]) -> I
 
 
 @pytest.fixture
+def aci_client(azure_emulator: Any, aci_target: AciSettings) -> Any:
+    """The real management client on the emulator, in the target's subscription."""
+    return azure_emulator.management_client(aci_target)
+
+
+@pytest.fixture
 def serving(mf: Mayfly) -> Iterator[Serving]:
     s = Serving(mf, [TARGET])
     s.start()
