@@ -243,7 +243,8 @@ def azure(
     """Serve Azure for Mayfly on this machine: container groups run in local Docker; queues and blobs by Azurite."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose:
-        logging.getLogger("mayfly.providers.aci.emulator").setLevel(logging.DEBUG)
+        for name in ("mayfly.providers.aci.emulator", "mayfly.providers.emulation"):  # requests are logged there
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         from mayfly.providers.aci.emulator.bootstrap import check_target_name
         from mayfly.providers.aci.emulator.local import AzureEmulator

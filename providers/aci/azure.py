@@ -165,10 +165,11 @@ def client_options(module: Any) -> dict[str, Any]:
 class StorageClients:
     """The queue and blob service clients of one target, created on first use (thread-safe; the clients are too)."""
 
-    def __init__(self, settings: AciSettings) -> None:
+    def __init__(self, settings: AciSettings, *, credential: Any = None) -> None:
+        """``credential``: a token credential to use instead of the one the settings imply (tests)."""
         self.settings = settings
         self._lock = threading.Lock()
-        self._credential: Any = None
+        self._credential: Any = credential
         self._queue: Any = None
         self._blob: Any = None
 

@@ -91,6 +91,7 @@ class AzureBlobStore(BlobStore):
         self.prefix = check_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
         self._lock = threading.Lock()
         self._delegation_key: Any = None
+        self._container_seen = False
 
     @classmethod
     def from_settings(
@@ -160,8 +161,9 @@ class AzureBlobStore(BlobStore):
         with translate(f"checking {self._where(key)}"):
             if self._container.get_blob_client(name).exists():
                 return True
-            if not self._container.exists():
+            if not self._container_seen and not self._container.exists():
                 raise NotFound(f"checking {self._where(key)}: the container {self.container} does not exist")
+        self._container_seen = True  # a container is not deleted under a running target: ask once
         return False
 
     def list(self, prefix: str) -> Iterator[str]:

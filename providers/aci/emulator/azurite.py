@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mayfly.core.config import AZURITE_DIR_ENV
-from mayfly.core.errors import MissingDependency, Unavailable
+from mayfly.core.errors import InvalidInput, MissingDependency, Unavailable
 
 #: The Azurite release Mayfly installs (3.37 and later need Node 22).
 AZURITE_VERSION = "3.35.0"
@@ -56,7 +57,7 @@ NODE_HINT = (
     "(Debian/Ubuntu: apt-get install nodejs npm) and run again"
 )
 
-_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at (http://\S+)")
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at (https?://\S+)")
 
 
 def _checkout_root() -> Path | None:
@@ -182,8 +183,9 @@ class Azurite:
 
 def _answers(url: str) -> bool:
     """True when something answers HTTP at ``url`` (an error status counts: Azurite refuses unsigned calls)."""
+    context = ssl._create_unverified_context() if url.startswith("https:") else None  # only "is it up?"
     try:
-        with urllib.request.urlopen(url, timeout=2):
+        with urllib.request.urlopen(url, timeout=2, context=context):
             return True
     except urllib.error.HTTPError:
         return True
@@ -200,12 +202,17 @@ def start(
     directory: Path | None = None,
     log: Path | None = None,
     memory_limit_mb: int | None = None,
+    tls: tuple[Path, Path] | None = None,
+    oauth: bool = False,
     timeout: float = 60.0,
 ) -> Azurite:
     """Start Azurite (installing it first if needed) and return once its blob and queue services answer.
 
     A port of 0 lets the system choose. ``log`` receives Azurite's output (a temporary file when
     None). ``memory_limit_mb`` caps its in-memory blob store (Azurite's default: half the RAM).
+    ``tls`` (certificate and key PEM files) serves HTTPS; ``oauth`` (needs ``tls``) also accepts
+    Microsoft Entra bearer tokens, checking their audience, issuer and lifetime but not their
+    signature, and so serves user delegation keys and their SAS.
     Raises MissingDependency without node/npm, Unavailable when it does not start within ``timeout``.
     """
     script = ensure_installed(directory)
@@ -234,6 +241,12 @@ def start(
     ]
     if memory_limit_mb is not None:
         command += ["--extentMemoryLimit", str(memory_limit_mb)]
+    if tls is not None:
+        command += ["--cert", str(tls[0]), "--key", str(tls[1])]
+    if oauth:
+        if tls is None:
+            raise InvalidInput("Azurite accepts OAuth tokens only over HTTPS: pass tls=(certificate, key)")
+        command += ["--oauth", "basic"]
     with log.open("wb") as out:
         # Its own session: stop() ends Azurite and nothing else; the cwd is scratch space, never the caller's.
         process = subprocess.Popen(

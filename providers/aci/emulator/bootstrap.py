@@ -18,14 +18,11 @@ Running it again for the same name reuses what exists.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from typing import Any
 
 from mayfly.core.errors import InvalidInput, MissingDependency
 from mayfly.providers.aci.settings import AciSettings
 
-QUEUE_KINDS = ("tasks", "control", "events")
 REGISTRY = "mayflylocal.azurecr.io"
 #: Storage queue names are at most 63 characters: ``mayfly-NAME-control-poison`` fits with NAME of 41.
 MAX_TARGET = 41
@@ -38,13 +35,6 @@ def check_target_name(name: str) -> None:
         raise InvalidInput(
             f"invalid target name {name!r}: lowercase letters, digits and single '-' between them, {MAX_TARGET} at most"
         )
-
-
-def _create(create: Any) -> None:
-    from azure.core.exceptions import ResourceExistsError
-
-    with contextlib.suppress(ResourceExistsError):
-        create()
 
 
 def bootstrap_target(
@@ -67,22 +57,16 @@ def bootstrap_target(
     """
     check_target_name(name)
     try:
-        from azure.storage.blob import BlobServiceClient
-        from azure.storage.queue import QueueServiceClient
+        import azure.storage.blob
+        import azure.storage.queue  # noqa: F401
     except ImportError as exc:
         raise MissingDependency(
             f'creating a target needs the Azure Storage SDKs: pip install "mayfly-tasks[azure]" ({exc})'
         ) from None
+    from mayfly.providers.aci.transport import create_storage
 
     base = f"mayfly-{name}"
-    credential = {"account_name": account_name, "account_key": account_key}
-    queues = QueueServiceClient(local_queue_endpoint or queue_endpoint, credential=credential)
-    for kind in QUEUE_KINDS:
-        for queue in (f"{base}-{kind}", f"{base}-{kind}-poison"):
-            _create(lambda queue=queue: queues.create_queue(queue))
-    blobs = BlobServiceClient(local_blob_endpoint or blob_endpoint, credential=credential)
-    _create(lambda: blobs.create_container(base))
-    return AciSettings(
+    settings = AciSettings(
         subscription_id=subscription_id,
         resource_group=base,
         location=location,
@@ -96,3 +80,14 @@ def bootstrap_target(
         queue_endpoint=queue_endpoint,
         account_key=account_key,
     )
+    # The provider's own storage code makes the queues (and their poison queues) and the container,
+    # so their names are the ones it uses; through the endpoints this process reaches.
+    create_storage(
+        settings.model_copy(
+            update={
+                "blob_endpoint": local_blob_endpoint or blob_endpoint,
+                "queue_endpoint": local_queue_endpoint or queue_endpoint,
+            }
+        )
+    )
+    return settings

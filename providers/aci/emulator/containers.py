@@ -23,7 +23,8 @@ read after it exits, as in ACI.
 Containers carry ``mayfly.aci-emulator=<instance id>`` (and the emulator's pid
 and host); on close every container of this emulator is removed, and
 containers of an emulator on this host whose process is gone are removed when
-the next one starts. Nothing else on the engine is touched.
+the next one starts (:mod:`mayfly.providers.emulation.containers`). Nothing else
+on the engine is touched.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,13 +44,15 @@ from mayfly.providers.aci.emulator.backend import Backend
 from mayfly.providers.aci.emulator.model import ContainerState, Group
 from mayfly.providers.aci.emulator.operations import Operation
 from mayfly.providers.emulation import logpump
+from mayfly.providers.emulation.containers import OwnedContainers
 
 log = logging.getLogger(__name__)
 
 LABEL = "mayfly.aci-emulator"
-LABEL_PID = "mayfly.aci-emulator.pid"
-LABEL_HOST = "mayfly.aci-emulator.host"
-LABEL_GROUP = "mayfly.aci-emulator.group"
+#: Labels :class:`~mayfly.providers.emulation.containers.OwnedContainers` adds beside ``LABEL``.
+LABEL_PID = f"{LABEL}.pid"
+LABEL_HOST = f"{LABEL}.host"
+LABEL_GROUP = f"{LABEL}.group"
 POLL_INTERVAL = 0.5
 #: Seconds between SIGTERM and SIGKILL when a group is stopped.
 STOP_TIMEOUT = 10
@@ -70,16 +72,6 @@ def _epoch(value: str | None) -> float | None:
     if not value or value.startswith("0001-"):
         return None
     return logpump.parse_timestamp(value.encode()) / 1000
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def terminated(state: Mapping[str, Any]) -> ContainerState:
@@ -124,6 +116,7 @@ class DockerContainers:
         self.poll_interval = poll_interval
         self.stop_timeout = stop_timeout
         self.host_cpus = float(client.info().get("NCPU") or os.cpu_count() or 1)
+        self.owned = OwnedContainers(client, LABEL, instance)
         self._groups: dict[str, Group] = {}  # by group id, the groups with a launched container
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="aci-emulator")
@@ -133,7 +126,7 @@ class DockerContainers:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.reap_orphans()
+        self.owned.reap_orphans()
         self._poller = threading.Thread(target=self._poll_loop, name="aci-emulator-poller", daemon=True)
         self._poller.start()
 
@@ -142,23 +135,9 @@ class DockerContainers:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=10)
-        self._remove_all()
+        self.owned.remove_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._remove_all()
-
-    def _remove_all(self) -> None:
-        for container in self.client.api.containers(all=True, filters={"label": f"{LABEL}={self.instance}"}):
-            self._remove(container["Id"])
-
-    def reap_orphans(self) -> None:
-        """Remove containers of emulators on this host whose process is gone."""
-        host = socket.gethostname()
-        for container in self.client.api.containers(all=True, filters={"label": LABEL}):
-            labels = container.get("Labels") or {}
-            pid = labels.get(LABEL_PID, "")
-            if labels.get(LABEL_HOST) == host and pid.isdigit() and not _pid_alive(int(pid)):
-                log.info("removing container %s of a dead emulator (pid %s)", container["Id"][:12], pid)
-                self._remove(container["Id"])
+        self.owned.remove_all()
 
     # -------------------------------------------------------------- launch
 
@@ -189,6 +168,7 @@ class DockerContainers:
         if old is not None:
             self._remove(old)
         spec = group.spec
+        log.debug("%s: launching %s (generation %d)", group.id, spec.image, generation)
         with self.backend.lock:
             if not self._current(group, generation):
                 operation.finish("Canceled")
@@ -206,12 +186,7 @@ class DockerContainers:
             name=name,
             entrypoint=spec.command,  # ACI's command replaces the image's entrypoint (and its CMD)
             environment=spec.environment,
-            labels={
-                LABEL: self.instance,
-                LABEL_PID: str(os.getpid()),
-                LABEL_HOST: socket.gethostname(),
-                LABEL_GROUP: group.id,
-            },
+            labels={**self.owned.labels(), LABEL_GROUP: group.id},
             network=self.network,
             extra_hosts=self.extra_hosts or None,
             mem_limit=memory_mb * MIB,
@@ -272,6 +247,7 @@ class DockerContainers:
 
     def _pull_failed(self, group: Group, generation: int, operation: Operation, exc: images.ImageNotAvailable) -> None:
         image = exc.reference
+        log.info("%s: no local image for %s (tried %s)", group.id, image, ", ".join(exc.tried))
         with self.backend.lock:
             if self._current(group, generation):
                 now = self.backend.clock()
@@ -336,13 +312,7 @@ class DockerContainers:
         self._pool.submit(run)
 
     def _remove(self, container_id: str) -> None:
-        try:
-            self.client.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # removal already in progress
-                log.warning("could not remove container %s", container_id[:12], exc_info=True)
+        self.owned.remove(container_id)
 
     # ---------------------------------------------------------------- logs
 
@@ -379,10 +349,7 @@ class DockerContainers:
             ]
         if not running:
             return
-        states = {
-            c["Id"]: c["State"]
-            for c in self.client.api.containers(all=True, filters={"label": f"{LABEL}={self.instance}"})
-        }
+        states = self.owned.states()
         for group, container_id, generation in running:
             if states.get(container_id, "removed") in ("exited", "dead", "removed"):
                 self._exited(group, container_id, generation)
@@ -395,6 +362,7 @@ class DockerContainers:
         if state.get("Running"):
             return  # restarted meanwhile
         ended = terminated(state)
+        log.debug("%s: container exited with %s (%s)", group.id, ended.exit_code, ended.detail_status)
         restart = False
         with self.backend.lock:
             if group.generation != generation or group.container_id != container_id:

@@ -1,67 +1,29 @@
 """The ARM endpoint: a threaded werkzeug server per listening address, the backend and the Docker runner.
 
 Listening follows :mod:`mayfly.providers.emulation.network`: the requested host
-and the Docker bridge's gateway (same port), advertised as
-``http://GATEWAY:PORT`` so the one endpoint works on this host and in containers.
+and the Docker bridge's gateway (same port, :mod:`mayfly.providers.emulation.serving`),
+advertised as ``http://GATEWAY:PORT`` so the one endpoint works on this host and in
+containers.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import uuid
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-from mayfly.core.errors import EngineNotRunning, Unavailable
+from mayfly.core.errors import EngineNotRunning
 from mayfly.providers.aci.emulator.api import ArmApi
 from mayfly.providers.aci.emulator.backend import Backend
 from mayfly.providers.aci.emulator.containers import POLL_INTERVAL, RESTART_BACKOFF, STOP_TIMEOUT, DockerContainers
 from mayfly.providers.aci.emulator.faults import Fault, Faults
 from mayfly.providers.emulation.network import ANY, Reachability, plan
+from mayfly.providers.emulation.serving import Servers, listen_all
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4580
-
-
-class _Handler(WSGIRequestHandler):
-    """werkzeug's handler, logging requests at DEBUG instead of printing them."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        log.log(logging.WARNING if type == "error" else logging.DEBUG, message, *args)
-
-
-def _listen(address: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def listen_all(addresses: list[str], port: int) -> list[socket.socket]:
-    """One listening socket per address, all on the same port (a free one when ``port`` is 0)."""
-    for _attempt in range(20):
-        sockets: list[socket.socket] = []
-        address = addresses[0]
-        try:
-            for address in addresses:
-                sockets.append(_listen(address, port or (sockets[0].getsockname()[1] if sockets else 0)))
-            return sockets
-        except OSError as exc:
-            for sock in sockets:
-                sock.close()
-            if port:
-                raise Unavailable(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
-    raise Unavailable(f"no free port on {', '.join(addresses)}")
 
 
 class ArmEmulator:
@@ -97,8 +59,7 @@ class ArmEmulator:
         self._poll_interval = poll_interval
         self._stop_timeout = stop_timeout
         self._restart_backoff = restart_backoff
-        self._servers: list[BaseWSGIServer] = []
-        self._threads: list[threading.Thread] = []
+        self._servers: Servers | None = None
         self._containers: DockerContainers | None = None
 
     @property
@@ -167,30 +128,16 @@ class ArmEmulator:
             restart_backoff=self._restart_backoff,
         )
         self.backend.runner = self._containers
-        app = ArmApi(self.backend, self.faults)
-        for sock in sockets:
-            address = sock.getsockname()[0]
-            server = make_server(address, self.port, app, threaded=True, request_handler=_Handler, fd=sock.fileno())
-            sock.close()  # the server holds its own duplicate
-            thread = threading.Thread(
-                target=server.serve_forever, name=f"arm-emulator-{address}", kwargs={"poll_interval": 0.2}, daemon=True
-            )
-            thread.start()
-            self._servers.append(server)
-            self._threads.append(thread)
+        self._servers = Servers(ArmApi(self.backend, self.faults), sockets, "arm-emulator")
         self._containers.start()
         log.info("ARM emulator on %s (listening on %s)", self.endpoint_url, ", ".join(self.reachability.bind))
         return self
 
     def stop(self) -> None:
         """Stop serving; remove every container of this emulator."""
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers.clear()
-        self._threads.clear()
+        if self._servers is not None:
+            self._servers.close()
+            self._servers = None
         if self._containers is not None:
             self._containers.close()
             self._containers = None

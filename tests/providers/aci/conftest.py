@@ -1,7 +1,7 @@
 """Fixtures of the aci provider's tests: Azurite, the local ARM emulator and both together, once per session.
 
-``azurite``: Azurite alone on loopback, and ``azure_settings`` on it (queue and blob
-tests). ``arm_emulator`` /
+``azurite``: Azurite alone on loopback, ``azure_settings`` on it (queue and blob
+tests), ``azurite_oauth`` / ``entra_settings`` for user-delegation SAS. ``arm_emulator`` /
 ``aci_client``: the ARM endpoint for container groups, whose containers run in
 the real Docker engine, and the real management client on it. ``azure_emulator``:
 that ARM plus an Azurite that task containers reach, with a factory of
@@ -11,13 +11,24 @@ resource group, queues and blob container).
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import ipaddress
+import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mayfly.core.errors import MayflyError
 from mayfly.providers.aci.emulator import ArmEmulator
@@ -76,6 +87,109 @@ def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
         account_key=azurite.account_key,
         blob_endpoint=azurite.blob_endpoint,
         queue_endpoint=azurite.queue_endpoint,
+        queue_prefix=f"t{unique}",
+        container=f"c{unique}",
+    )
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in ``folder``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@dataclass(frozen=True)
+class AzuriteTls:
+    """An Azurite serving HTTPS and accepting Entra tokens, and the certificate to trust."""
+
+    azurite: azurite_launcher.Azurite
+    ca_file: Path
+
+
+@pytest.fixture(scope="session")
+def azurite_oauth(azurite: azurite_launcher.Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteTls]:
+    """A second Azurite over HTTPS with OAuth: what a runner's identity meets in Azure (user delegation SAS)."""
+    folder = tmp_path_factory.mktemp("azurite-tls")
+    tls = _self_signed(folder)
+    try:
+        running = azurite_launcher.start(log=folder / "azurite.log", memory_limit_mb=256, tls=tls, oauth=True)
+    except MayflyError as exc:
+        pytest.fail(f"Azurite with HTTPS and OAuth did not start: {exc}")
+    try:
+        yield AzuriteTls(running, tls[0])
+    finally:
+        running.stop()
+
+
+class EntraToken:
+    """A token credential issuing what Microsoft Entra would for a managed identity (unsigned: Azurite's
+    ``--oauth basic`` checks audience, issuer and lifetime only)."""
+
+    tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    object_id = "5f6b7e8a-0000-4000-8000-00000000a1c1"
+
+    def _token(self) -> AccessToken:
+        now = int(time.time())
+        claims = {
+            "aud": "https://storage.azure.com",
+            "iss": f"https://sts.windows.net/{self.tenant}/",
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": now + 3600,
+            "oid": self.object_id,
+            "tid": self.tenant,
+        }
+
+        def part(value: dict[str, object]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+        return AccessToken(f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.", now + 3600)
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return self._token()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def entra_credential() -> EntraToken:
+    """The runner's identity as a token credential (what ManagedIdentityCredential is in Azure)."""
+    return EntraToken()
+
+
+@pytest.fixture
+def entra_settings(azurite_oauth: AzuriteTls, monkeypatch: pytest.MonkeyPatch) -> AciSettings:
+    """Settings of a target as in Azure (no account key) on the HTTPS Azurite, its certificate trusted."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite_oauth.ca_file))  # the SDK (requests)
+    monkeypatch.setenv("SSL_CERT_FILE", str(azurite_oauth.ca_file))  # plain urllib, as the boot script
+    unique = uuid.uuid4().hex[:12]
+    return AciSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="mayfly-test",
+        location="westeurope",
+        storage_account=azurite_oauth.azurite.account_name,
+        blob_endpoint=azurite_oauth.azurite.blob_endpoint,
+        queue_endpoint=azurite_oauth.azurite.queue_endpoint,
         queue_prefix=f"t{unique}",
         container=f"c{unique}",
     )

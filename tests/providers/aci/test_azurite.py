@@ -10,7 +10,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from mayfly.providers.aci.emulator import azurite as launcher
+
+# Each test talks to Azurite (started once per session); some wait out leases or expiries.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -47,8 +52,10 @@ def test_explicit_ports_and_stop(azurite: launcher.Azurite, tmp_path: Path) -> N
     finally:
         second.stop()
     assert second.process.poll() is not None
-    with socket.socket() as sock:  # the port is free again
+    with socket.socket() as sock:  # nothing listens there any more (SO_REUSEADDR: closed connections may linger)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", blob))
+        sock.listen()
 
 
 def test_without_node_the_installer_says_what_to_install(tmp_path: Path) -> None:

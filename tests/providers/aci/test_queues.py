@@ -20,6 +20,9 @@ from mayfly.providers.aci.settings import AciSettings
 from mayfly.providers.aci.transport import create_storage, storage_transport
 from mayfly.testing import QueueConformance
 
+# Each test talks to Azurite (started once per session); some wait out leases or expiries.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def transport(azure_settings: AciSettings) -> Iterator[tuple[AzureQueueSet, AzureBlobStore]]:
@@ -49,6 +52,7 @@ def _raw_texts(queue: AzureQueue) -> list[str]:
 def test_bodies_over_64_kib_travel_as_blobs_and_leave_with_the_ack(
     transport: tuple[AzureQueueSet, AzureBlobStore],
 ) -> None:
+
     queues, blobs = transport
     events = queues.get("events")
     inline = "i" * MAX_INLINE_BYTES

@@ -14,6 +14,9 @@ from mayfly.core.staging import read_result, stage_inputs
 from mayfly.providers.aci.blobs import AzureBlobStore
 from mayfly.providers.aci.settings import AciSettings
 
+# Each test talks to Azurite (started once per session); some wait out leases or expiries.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def boot(tmp_path: Path) -> types.ModuleType:
@@ -47,6 +50,7 @@ def _spec() -> LaunchSpec:
 def test_the_boot_script_puts_the_result_with_the_headers_the_store_asks_for(
     azure_settings: AciSettings, boot: types.ModuleType
 ) -> None:
+
     store = AzureBlobStore.from_settings(azure_settings)
     store.create_container()
     env = stage_inputs(_spec(), store, max_result_bytes=1024)
