@@ -62,7 +62,7 @@ def test_an_extra_plugin_adds_a_provider() -> None:
 
 
 def test_blocked_plugins_do_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAYFLY_DISABLE_PLUGINS", "docker,ecs,cloudrun")
+    monkeypatch.setenv("MAYFLY_DISABLE_PLUGINS", "docker,ecs,cloudrun,aci")
     registry = build_plugins().registry
     with pytest.raises(ProviderNotFound, match="unknown provider 'docker' \\(registered: none\\)"):
         registry.get("docker")

@@ -265,3 +265,9 @@ def azure_emulator(arm_emulator: ArmEmulator, tmp_path_factory: pytest.TempPathF
         yield AzureTestEmulator(emulator)
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def aci_target(azure_emulator: AzureTestEmulator) -> AciSettings:
+    """A fresh ``aci`` target on the session's emulators, polled often and never held back by the create bucket."""
+    return azure_emulator.settings(status_poll_seconds=0.3, creates_per_second=50, create_burst=50)
