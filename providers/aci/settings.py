@@ -55,9 +55,13 @@ class AciSettings(ProviderSettings):
         "In Azure leave it unset: the runner's identity signs user-delegation SAS URLs.",
     )
     creates_per_second: float = Field(
-        default=1.0,
+        default=1 / 15,
         gt=0,
-        description="Sustained container group create rate of this process (see the provider's docstring).",
+        description="Sustained container group create rate of this process. The default (one every 15 s, "
+        "with create_burst 60) stays within ACI's documented 300 creates per hour and 100 per 5 minutes "
+        "per subscription and region; raise both with a raised quota.",
     )
-    create_burst: int = Field(default=10, ge=1, description="Burst of container group creates.")
+    create_burst: int = Field(
+        default=60, ge=1, description="Burst of container group creates (see creates_per_second)."
+    )
     status_poll_seconds: float = Field(default=2.0, gt=0, description="How often the runner asks ACI about its groups.")
