@@ -128,7 +128,7 @@ class NullCloudPlugin:
 def test_clouds_register_through_the_same_group_and_hook_beside_providers() -> None:
     plugins = build_plugins((NullCloudPlugin(),))
     assert plugins.clouds.find("nullcloud") is NullCloud
-    assert plugins.clouds.names() == ["aws", "nullcloud"]
+    assert plugins.clouds.names() == ["aws", "azure", "nullcloud"]
     (aws,) = [i for i in plugins.infos if i.name == "aws"]
     assert (aws.module, aws.distribution, aws.clouds, aws.providers) == (
         "mayfly.infra.clouds.aws",

@@ -252,7 +252,7 @@ def test_an_unknown_cloud_is_one_line_listing_the_installed_ones(
     stack_file = _stack_file(tmp_path, "cloud: gcp\nname: g\nregion: europe-west1\n")
     result = runner.invoke(app, ["deploy", str(stack_file)])
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {stack_file}: cloud: unknown cloud 'gcp' (supported: aws, toy)\n"
+    assert result.stderr == f"Error: {stack_file}: cloud: unknown cloud 'gcp' (supported: aws, azure, toy)\n"
     assert not (home / "deploy").exists()
 
 
@@ -289,13 +289,13 @@ def test_aws_goes_through_the_same_seam(home: Path, mocked_aws: Any, monkeypatch
         _target("aws-dev")
 
 
-# Stand-ins for a machine without the `deploy` and `aws` extras: these imports fail as if not installed.
+# Stand-ins for a machine without the `deploy`, `aws` and `azure` extras: these imports fail as if not installed.
 WITHOUT_DEPLOY_EXTRA = """
 import sys
 
 class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"pulumi", "pulumi_aws", "boto3", "botocore"}:
+        if name.split(".")[0] in {"pulumi", "pulumi_aws", "pulumi_azure_native", "azure", "boto3", "botocore"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 
@@ -321,4 +321,27 @@ def test_mayfly_without_pulumi_loads_every_cloud_and_validates_stack_files(home:
     assert (refused.returncode, refused.stderr) == (
         2,
         f"Error: {bad}: region: 'mars' is not an AWS region (like eu-west-1)\n",
+    )
+
+
+def test_mayfly_without_pulumi_or_azure_libraries_validates_azure_stack_files(home: Path, tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "plugins", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    (azure,) = [p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "azure"]
+    assert azure["clouds"] == ["azure"]
+    bad = _stack_file(
+        tmp_path, "cloud: azure\nname: azure-dev\nregion: westeurope\nazure: {subscription: x, registry: acr}\n"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "deploy", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert (refused.returncode, refused.stderr.splitlines()) == (
+        2,
+        [
+            f"Error: {bad}: azure.subscription: 'x' is not a subscription id "
+            "(a GUID: `az account show --query id -o tsv`)",
+            f"{bad}: azure.registry: 'acr' is not a container registry name (5-50 letters and digits)",
+        ],
     )
