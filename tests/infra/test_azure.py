@@ -14,6 +14,7 @@ import pytest
 from mayfly.infra.clouds.azure import roles
 from mayfly.infra.clouds.azure.component import TYPE_TOKEN, AzureTargetArgs, queue_names
 from mayfly.infra.clouds.azure.registry import destinations
+from mayfly.providers.aci.groups import image_of
 from mayfly.providers.aci.settings import AciSettings
 
 Build = Callable[..., Any]  # conftest's `build_azure` fixture: (name, args) -> Built
@@ -259,9 +260,14 @@ def test_tags_on_every_taggable_resource(build_azure: Build) -> None:
         assert r.inputs["tags"] == {"mayfly:target": "azure-dev", "team": "data"}, r.name
 
 
-def test_runtime_images_go_where_the_aci_provider_runs_them() -> None:
-    prefix = "mayflydev.azurecr.io/mayfly"
-    assert destinations(["mayfly/runtime-python-3.11:1", "mayfly/runtime-node-20:2"], prefix) == [
-        ("mayfly/runtime-python-3.11:1", f"{prefix}/runtime-python-3.11", "1"),
-        ("mayfly/runtime-node-20:2", f"{prefix}/runtime-node-20", "2"),
+def test_runtime_images_go_where_the_aci_provider_runs_them(build_azure: Build) -> None:
+    settings = AciSettings.model_validate(build_azure("dev", args()).settings)
+    assert settings.image_prefix is not None
+    local = ["mayfly/runtime-python-3.11:1", "mayfly/runtime-node-20:2"]
+    pushed = destinations(local, settings.image_prefix)
+    assert pushed == [
+        ("mayfly/runtime-python-3.11:1", "mayflydev0a1b2c3d.azurecr.io/mayfly/runtime-python-3.11", "1"),
+        ("mayfly/runtime-node-20:2", "mayflydev0a1b2c3d.azurecr.io/mayfly/runtime-node-20", "2"),
     ]
+    # Exactly the image a task's container group names.
+    assert [f"{repository}:{tag}" for _, repository, tag in pushed] == [image_of(i, settings) for i in local]
