@@ -22,7 +22,8 @@ from mayfly.cli.context import open_local
 from mayfly.core.errors import CredentialsMissing, TargetNotFound
 from mayfly.core.records import Target
 from mayfly.infra.cloud import cloud_for
-from mayfly.infra.deploy import translate
+from mayfly.infra.deploy import deploy, translate
+from mayfly.infra.stackfile import load_stack_file
 from mayfly.providers.aci.settings import AciSettings
 
 runner = CliRunner()
@@ -168,3 +169,73 @@ def test_pulumi_credential_failures_on_azure_say_how_to_log_in() -> None:
     assert isinstance(translated, CredentialsMissing)
     assert translated.message.startswith("deploy azure-dev: Azure credentials missing or rejected (building ARM")
     assert translated.message.endswith("ARM_CLIENT_SECRET and ARM_TENANT_ID for a service principal")
+
+
+class _Pushes:
+    """The slice of the Docker SDK a deploy's image push uses; it records instead of reaching a registry."""
+
+    def __init__(self, local: list[str]) -> None:
+        self.local = local
+        self.tagged: list[tuple[str, str]] = []
+        self.pushed: list[tuple[str, dict[str, str]]] = []
+        outer = self
+
+        class Image:
+            def __init__(self, tags: list[str]) -> None:
+                self.tags = tags
+
+            def tag(self, repository: str, tag: str) -> bool:
+                outer.tagged.append((self.tags[0], f"{repository}:{tag}"))
+                return True
+
+        class Images:
+            def list(self, filters: dict[str, str]) -> list[Image]:
+                return [Image([tag]) for tag in outer.local]
+
+            def get(self, ref: str) -> Image:
+                return Image([ref])
+
+        class Api:
+            def push(self, repository: str, **kwargs: Any) -> Any:
+                outer.pushed.append((f"{repository}:{kwargs['tag']}", kwargs["auth_config"]))
+                yield {"aux": {"Tag": kwargs["tag"], "Digest": "sha256:" + "0" * 64}}
+
+        self.images, self.api = Images(), Api()
+
+
+def test_a_deploy_pushes_the_runtime_images_into_the_stacks_registry_with_an_entra_token(
+    home: Path, tmp_path: Path, no_azure_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "az-calls"
+    # Answers as the Azure CLI does after `az login`: `account show` succeeds, `acr login --expose-token`
+    # prints an ACR token (and the arguments are kept to check how it was asked).
+    az = no_azure_credentials / "az"
+    az.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'if [ "$1" = acr ]; then echo \'{"accessToken": "acr-token", "loginServer": "ignored"}\'; fi\n'
+    )
+    az.chmod(0o755)
+    stack = load_stack_file(_stack_file(tmp_path))
+    client = _Pushes(["mayfly/runtime-python-3.11:1", "mayfly/runtime-shell:2"])
+    mf = open_local("test")
+    try:
+        result = deploy(mf, stack, docker_client=client)
+    finally:
+        mf.close()
+    server = result.outputs["registry_server"]
+    assert calls.read_text().splitlines() == [
+        "account show --output none",
+        f"acr login --name {result.outputs['registry_name']} --expose-token --output json",
+    ]
+    auth = {"username": "00000000-0000-0000-0000-000000000000", "password": "acr-token", "serveraddress": server}
+    assert client.pushed == [
+        (f"{server}/mayfly/runtime-python-3.11:1", auth),
+        (f"{server}/mayfly/runtime-shell:2", auth),
+    ]
+    assert [(i.local, i.remote) for i in result.images] == [
+        ("mayfly/runtime-python-3.11:1", f"{server}/mayfly/runtime-python-3.11:1"),
+        ("mayfly/runtime-shell:2", f"{server}/mayfly/runtime-shell:2"),
+    ]
+    assert result.registry == f"{server}/mayfly" == AciSettings.model_validate(result.outputs["settings"]).image_prefix
+    assert _target("azure-dev").provider == "aci"
