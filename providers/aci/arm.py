@@ -217,7 +217,7 @@ class Arm:
         rg = self.settings.resource_group
         content = json.dumps(body).encode()  # bytes: the SDK sends them as they are
         with translate(f"creating container group {name}"):
-            poller = self.client.container_groups.begin_create_or_update(
+            poller = self.client.container_groups.begin_create_or_update(  # type: ignore[call-overload]
                 rg,
                 name,
                 content,
@@ -227,7 +227,7 @@ class Arm:
                 retry_total=0,
                 cls=_raw,
             )
-            created: dict[str, Any] = poller.result()  # type: ignore[assignment]  # cls=_raw: ARM's JSON
+            created: dict[str, Any] = poller.result()  # cls=_raw: ARM's JSON
         return created
 
     def delete(self, name: str) -> None:

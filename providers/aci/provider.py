@@ -140,9 +140,9 @@ class AciProvider(Provider[AciSettings]):
     @classmethod
     def transport(cls, settings: AciSettings, target: str) -> Transport:
         """The target's Storage queues and blob container."""
-        from mayfly.providers.aci.storage import transport_of
+        from mayfly.providers.aci.transport import storage_transport
 
-        return transport_of(settings, target)
+        return storage_transport(settings)
 
     # ------------------------------------------------------------ reading groups
 

@@ -80,3 +80,52 @@ def azure_settings(azurite: azurite_launcher.Azurite) -> AciSettings:
         queue_prefix=f"t{unique}",
         container=f"c{unique}",
     )
+
+
+@pytest.fixture(scope="session")
+def azure_for_containers(arm_emulator: ArmEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Azurite where task containers reach it too (the Docker bridge's gateway), for the provider's tests.
+
+    Signed URLs name the blob endpoint, and the boot script in a task container fetches them: the
+    endpoint must work on this host and inside containers, as the ARM emulator's does.
+    """
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip(azurite_launcher.NODE_HINT)
+    assert arm_emulator.reachability is not None
+    host = arm_emulator.reachability.container_host
+    try:
+        azurite_launcher.ensure_installed()
+    except MayflyError as exc:
+        pytest.skip(f"Azurite is not installed and npm could not install it: {exc}")
+    running = azurite_launcher.start(
+        host=host, log=tmp_path_factory.mktemp("azurite-tasks") / "azurite.log", memory_limit_mb=512
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def aci_target(arm_emulator: ArmEmulator, azure_for_containers: Any) -> AciSettings:
+    """Settings of a fresh ``aci`` target on the emulators: its own resource group, queues and blob container."""
+    from mayfly.providers.aci.transport import create_storage
+
+    unique = uuid.uuid4().hex[:12]
+    settings = AciSettings(
+        subscription_id=SUBSCRIPTION,
+        resource_group=f"mayfly-{unique}",
+        location="westeurope",
+        storage_account=azure_for_containers.account_name,
+        account_key=azure_for_containers.account_key,
+        blob_endpoint=azure_for_containers.blob_endpoint,
+        queue_endpoint=azure_for_containers.queue_endpoint,
+        queue_prefix=f"t{unique}",
+        container=f"c{unique}",
+        arm_endpoint=arm_emulator.local_url,
+        status_poll_seconds=0.3,
+        creates_per_second=50,
+        create_burst=50,
+    )
+    create_storage(settings)
+    return settings

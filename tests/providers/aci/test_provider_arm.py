@@ -183,7 +183,7 @@ def test_throttled_creates_back_off_then_create_once_with_secure_values(book: Ar
     assert len(puts) == 3
     assert len(provider.slept) == 2  # type: ignore[attr-defined]
     assert all(r.headers["If-None-Match"] == "*" for r in puts)
-    body = json.loads(puts[-1].body or b"")
+    body = json.loads(bytes(puts[-1].body or b""))  # type: ignore[arg-type]
     c = body["properties"]["containers"][0]["properties"]
     assert body["properties"]["restartPolicy"] == "Never"
     assert body["properties"]["osType"] == "Linux"
