@@ -130,7 +130,7 @@ def test_clouds_register_through_the_same_group_and_hook_beside_providers() -> N
     assert plugins.clouds.find("nullcloud") is NullCloud
     names = plugins.clouds.names()
     # The built-in clouds (aws, gcp, ...) and this one, sorted.
-    assert {"aws", "gcp", "nullcloud"} <= set(names)
+    assert {"aws", "azure", "gcp", "nullcloud"} <= set(names)
     assert names == sorted(names)
     (aws,) = [i for i in plugins.infos if i.name == "aws"]
     assert (aws.module, aws.distribution, aws.clouds, aws.providers) == (

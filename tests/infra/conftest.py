@@ -418,3 +418,118 @@ def mocked_aws(mocked_pulumi: MockedPulumi) -> MockedPulumi:
     """``mocked_pulumi`` answering with :class:`RecordingMocks` (AWS resource shapes and invokes)."""
     mocked_pulumi.mocks = RecordingMocks
     return mocked_pulumi
+
+
+# ---------------------------------------------------------------- Azure (pulumi-azure-native)
+
+AZURE_SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+AZURE_TENANT = "99999999-8888-7777-6666-555555555555"
+
+
+def _guid(*parts: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+class AzureMocks(RecordingMocks):
+    """Outputs shaped as Azure Resource Manager returns them: resource ids from the inputs, identities'
+    client and principal ids, the registry's login server; every resource recorded.
+
+    A container group's identity is a list of identity ids as an input and a map id -> {clientId,
+    principalId} as an output: echoing the input would break the SDK's output types, so it is converted.
+    """
+
+    subscription = AZURE_SUBSCRIPTION
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append(args)
+        i = args.inputs
+        state: dict[str, Any] = dict(i)
+        sub = f"/subscriptions/{AZURE_SUBSCRIPTION}"
+        rg = f"{sub}/resourceGroups/{i.get('resourceGroupName')}"
+        account = f"{rg}/providers/Microsoft.Storage/storageAccounts/{i.get('accountName')}"
+        if not args.typ.startswith("azure-native:"):
+            return f"{args.name}-id", state  # the component itself
+        typ = args.typ.removeprefix("azure-native:")
+        if typ == "resources:ResourceGroup":
+            rid, name = f"{sub}/resourceGroups/{i['resourceGroupName']}", i["resourceGroupName"]
+        elif typ == "storage:StorageAccount":
+            rid, name = account, i["accountName"]
+            state["primaryEndpoints"] = {
+                kind: f"https://{name}.{kind}.core.windows.net/" for kind in ("blob", "queue", "table", "file")
+            }
+        elif typ == "storage:BlobContainer":
+            rid, name = f"{account}/blobServices/default/containers/{i['containerName']}", i["containerName"]
+        elif typ == "storage:Queue":
+            rid, name = f"{account}/queueServices/default/queues/{i['queueName']}", i["queueName"]
+        elif typ == "storage:ManagementPolicy":
+            rid, name = f"{account}/managementPolicies/default", "DefaultManagementPolicy"
+        elif typ == "containerregistry:Registry":
+            name = i["registryName"]
+            rid = f"{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"
+            state["loginServer"] = f"{name.lower()}.azurecr.io"
+        elif typ == "managedidentity:UserAssignedIdentity":
+            name = i["resourceName"]
+            rid = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+            state |= {"clientId": _guid("client", rid), "principalId": _guid("principal", rid)}
+            state["tenantId"] = AZURE_TENANT
+        elif typ == "authorization:RoleDefinition":
+            name = i["roleDefinitionId"]
+            rid = f"{sub}/providers/Microsoft.Authorization/roleDefinitions/{name}"
+        elif typ == "authorization:RoleAssignment":
+            name = _guid(args.name)
+            rid = f"{i['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        elif typ == "containerinstance:ContainerGroup":
+            name = i["containerGroupName"]
+            rid = f"{rg}/providers/Microsoft.ContainerInstance/containerGroups/{name}"
+            identity = dict(i.get("identity") or {})
+            ids = identity.get("userAssignedIdentities") or []
+            identity["userAssignedIdentities"] = {
+                uid: {"clientId": _guid("client", uid), "principalId": _guid("principal", uid)} for uid in ids
+            }
+            state["identity"] = identity
+        else:
+            raise AssertionError(f"unexpected resource type {args.typ}")
+        state |= {"name": name, "id": rid}
+        return rid, state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.calls.append(args)
+        raise AssertionError(f"unexpected invoke {args.token}")
+
+
+@pytest.fixture
+def azure_mocks() -> tuple[AzureMocks, RecordingMonitor]:
+    """Fresh Azure mocks installed in the Pulumi runtime (a real deployment, not a preview)."""
+    recording = AzureMocks()
+    monitor = RecordingMonitor(recording)
+    pulumi.runtime.set_mocks(recording, project=PROJECT, stack=STACK, preview=False, monitor=monitor)
+    return recording, monitor
+
+
+@pytest.fixture
+def build_azure(azure_mocks: tuple[AzureMocks, RecordingMonitor]) -> Callable[..., Built]:
+    """Build ``AzureTarget(name, args)`` under the Azure mocks; returns once every registration has finished."""
+    from mayfly.infra.clouds.azure.component import AzureTarget
+
+    def run(name: str, args: Any) -> Built:
+        built = Built(*azure_mocks)
+
+        @pulumi.runtime.test  # type: ignore[untyped-decorator]  # pulumi's test helper is untyped
+        def program() -> pulumi.Output[Any]:
+            target = AzureTarget(name, args)
+            resolved = pulumi.Output.all(settings=target.settings_outputs(), outputs=target.outputs())
+            return resolved.apply(lambda v: (built.settings.update(v["settings"]), built.outputs.update(v["outputs"])))
+
+        program()
+        return built
+
+    return run
+
+
+@pytest.fixture
+def mocked_azure(mocked_pulumi: MockedPulumi) -> MockedPulumi:
+    """``mocked_pulumi`` answering with :class:`AzureMocks` (Azure resource shapes)."""
+    mocked_pulumi.mocks = AzureMocks
+    return mocked_pulumi

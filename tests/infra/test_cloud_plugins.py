@@ -253,7 +253,7 @@ def test_an_unknown_cloud_is_one_line_listing_the_installed_ones(
     result = runner.invoke(app, ["deploy", str(stack_file)])
     assert result.exit_code == 2
     installed = default_plugins().clouds.names()
-    assert {"aws", "gcp", "toy"} <= set(installed)
+    assert {"aws", "azure", "gcp", "toy"} <= set(installed)
     assert result.stderr == (
         f"Error: {stack_file}: cloud: unknown cloud 'oracle' (supported: {', '.join(installed)})\n"
     )
@@ -293,13 +293,13 @@ def test_aws_goes_through_the_same_seam(home: Path, mocked_aws: Any, monkeypatch
         _target("aws-dev")
 
 
-# Stand-ins for a machine without the `deploy`, `aws` and `gcp` extras: these imports fail as if not installed.
+# Stand-ins for a machine without the `deploy`, `aws`, `gcp` and `azure` extras: these imports fail as if not installed.
 WITHOUT_DEPLOY_EXTRA = """
 import sys
 
 class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"pulumi", "pulumi_aws", "pulumi_gcp", "boto3", "botocore", "google"}:
+        if name.split(".")[0] in {"pulumi", "pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "azure", "boto3", "botocore", "google"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 
@@ -334,4 +334,27 @@ def test_mayfly_without_pulumi_loads_every_cloud_and_validates_stack_files(home:
         2,
         f"Error: {bad_gcp}: gcp.project: 'x' is not a Google Cloud project id (6-30 lowercase letters, digits and "
         "'-', starting with a letter)\n",
+    )
+
+
+def test_mayfly_without_pulumi_or_azure_libraries_validates_azure_stack_files(home: Path, tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "plugins", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    (azure,) = [p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "azure"]
+    assert azure["clouds"] == ["azure"]
+    bad = _stack_file(
+        tmp_path, "cloud: azure\nname: azure-dev\nregion: westeurope\nazure: {subscription: x, registry: acr}\n"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "deploy", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert (refused.returncode, refused.stderr.splitlines()) == (
+        2,
+        [
+            f"Error: {bad}: azure.subscription: 'x' is not a subscription id "
+            "(a GUID: `az account show --query id -o tsv`)",
+            f"{bad}: azure.registry: 'acr' is not a container registry name (5-50 letters and digits)",
+        ],
     )
