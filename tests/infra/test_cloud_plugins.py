@@ -299,7 +299,8 @@ import sys
 
 class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"pulumi", "pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "azure", "boto3", "botocore", "google"}:
+        missing = {"pulumi", "pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "azure", "boto3", "botocore", "google"}
+        if name.split(".")[0] in missing:
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 

@@ -56,6 +56,7 @@ class AzureCloud(Cloud):
     pulumi_plugin = "azure-native"
     pulumi_package = "pulumi_azure_native"
     label = "Azure"
+    install_hint = 'pip install "mayfly-tasks[azure,deploy]"'
     credentials_markers: ClassVar[tuple[str, ...]] = (
         "Please run 'az login'",
         "az login",
