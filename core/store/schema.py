@@ -20,7 +20,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 
 # Partial-index predicates, written once. SQLite uses a partial index only when the query
@@ -53,7 +55,7 @@ targets = Table(
     # How many tasks may be preparing or running on this target at once.
     Column("capacity", Integer, nullable=False),
     # True: `mayfly server` runs this target's runner; False: it runs elsewhere (in its cloud).
-    Column("embedded_runner", Boolean, nullable=False, server_default=text("1")),
+    Column("embedded_runner", Boolean, nullable=False, server_default=true()),
     Column("created_at", Float, nullable=False),
 )
 
@@ -65,7 +67,7 @@ codes = Table(
     Column("name", String(255), nullable=False),
     Column("latest_rev", Integer, nullable=False),
     # A paused code keeps its queued tasks queued (IronWorker's pause_task_queue).
-    Column("paused", Boolean, nullable=False, server_default=text("0")),
+    Column("paused", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     # A deleted code keeps its row for its tasks' history; its name becomes "~<id>" to free the real one.
@@ -99,7 +101,7 @@ code_revisions = Table(
     Column("cpu", Float, nullable=False),
     Column("memory_mb", Integer, nullable=False),
     # Pass IronWorker's -payload/-config/-id/-d arguments and env.
-    Column("ironworker", Boolean, nullable=False, server_default=text("0")),
+    Column("ironworker", Boolean, nullable=False, server_default=false()),
     # Completion webhook URL: the default of its tasks.
     Column("webhook", Text),
     Column("created_at", Float, nullable=False),
@@ -141,11 +143,11 @@ tasks = Table(
     Column("exit_code", Integer),
     Column("result", Text),
     Column("log_size", Integer, nullable=False, server_default=text("0")),
-    Column("log_truncated", Boolean, nullable=False, server_default=text("0")),
+    Column("log_truncated", Boolean, nullable=False, server_default=false()),
     Column("handle", String(512)),
-    Column("cancel_requested", Boolean, nullable=False, server_default=text("0")),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
     # Outbox flag: the task message for the current attempt still has to be sent.
-    Column("dispatch_pending", Boolean, nullable=False, server_default=text("0")),
+    Column("dispatch_pending", Boolean, nullable=False, server_default=false()),
     Column("schedule_id", ID),
     # Not dispatched before this task has ended (a schedule's "replace" overlap policy).
     Column("wait_for", ID),
@@ -300,7 +302,7 @@ webhook_deliveries = Table(
     Column("attempted_at", Float),
     Column("status_code", Integer),
     Column("error", Text),
-    Column("delivered", Boolean, nullable=False, server_default=text("0")),
+    Column("delivered", Boolean, nullable=False, server_default=false()),
     Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
