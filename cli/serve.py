@@ -48,12 +48,14 @@ def server(
 ) -> None:
     """Run the HTTP API, the control plane and a runner for every target until Ctrl-C.
 
-    One server per home: a second one is refused (exit 4) with the pid and host of the first.
+    One server per home on SQLite: a second one is refused (exit 4) with the pid and host of the first.
+    On PostgreSQL (MAYFLY_DATABASE_URL) any number of servers share the database (docs/scale.md).
     """
     _logging(verbose)
     mf = open_local("server")
     lock = server_lock(mf.home.ensure().root)
-    lock.acquire()
+    if not mf.store.is_postgres:
+        lock.acquire()
     api = None
     serving: Serving | None = None
     try:

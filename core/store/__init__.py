@@ -287,7 +287,9 @@ def _postgres_engine(url: str) -> Engine:
         pool_pre_ping=True,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT,
-            "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            # A process paused (SIGSTOP, a frozen VM) inside a transaction loses it, and its claims, after as long.
+            "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={timeout_ms}",
             "application_name": "mayfly",
         },
     )

@@ -1,0 +1,218 @@
+"""Three ``mayfly server`` processes on one PostgreSQL store: nothing runs twice, limits hold, one dies mid-run.
+
+Issue 17 part 2: every piece of work a control plane claims (dispatch, publishing a task
+message, applying events, firing a schedule slot, sending a webhook) is claimed so exactly
+one process does it. Counted on the engine's own event stream (container starts and
+deaths of the home) and in the store: each task starts once, the code's max concurrency
+is never exceeded, each schedule slot is recorded once with no gap, and ``kill -9`` of the
+server whose runner is working leaves the others to finish everything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from mayfly.cli.context import resolve_runtime
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import CodeOptions
+from mayfly.core.config import Home
+from mayfly.core.homelock import runner_lock
+from mayfly.core.schedules import ScheduleSpec
+from mayfly.core.store import schema as s
+from mayfly.core.tasks import TaskOptions
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SERVERS = 3
+TASKS = 40
+MAX_CONCURRENCY = 5
+SCHEDULES = 20
+EVERY = 3
+#: Short leases: the tasks of the killed server's runner come back to another runner soon.
+LEASE = "3"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EngineEvents:
+    """Starts and deaths of one home's containers, as the engine reports them (``docker events``)."""
+
+    def __init__(self, home_id: str, out: Path) -> None:
+        self.out = out
+        with out.open("wb") as fh:
+            self.proc = subprocess.Popen(
+                [
+                    *("docker", "events", "--format", "{{json .}}"),
+                    *("--filter", f"label=mayfly.home={home_id}", "--filter", "type=container"),
+                    *("--filter", "event=start", "--filter", "event=die"),
+                ],
+                stdout=fh,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def read(self) -> list[tuple[int, str, str]]:
+        """(time in ns, "start" or "die", container name), in the engine's order."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line]
+        return sorted((int(r["timeNano"]), r["Action"], r["Actor"]["Attributes"]["name"]) for r in rows)
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals that overlap at one instant (an end before a start at the same time)."""
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@contextmanager
+def servers(home: Path, env: dict[str, str], log_dir: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
+    procs: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for i in range(SERVERS):
+            port = free_port()
+            with (log_dir / f"server{i}.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mayfly.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            procs.append((proc, f"http://127.0.0.1:{port}"))
+        for proc, url in procs:
+            wait_until(lambda u=url, p=proc: _answers(u, p), 60, f"server {url}")  # type: ignore[misc]
+        yield procs
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc, _ in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.poll() is None, f"a server exited with {proc.returncode}"
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_three_servers_share_one_postgres_store(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": LEASE}
+    env.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_HOME", str(home))
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(home), resolve_runtime)
+    pid = mf.project_id()
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 1", max_concurrency=MAX_CONCURRENCY))
+    # The schedules' code is paused: its fired tasks wait queued, so the slots are counted without containers.
+    mf.codes.register(pid, "tick", busybox_image, CodeOptions(command="true"))
+    mf.codes.set_paused(pid, "tick", True)
+    engine = EngineEvents(mf.home_id, tmp_path / "docker-events.jsonl")
+
+    with servers(home, env, tmp_path) as procs:
+        began = time.monotonic()
+        for _ in range(SCHEDULES):
+            mf.schedules.create(pid, "tick", ScheduleSpec(every=f"{EVERY}s"))
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * TASKS, TaskOptions())]
+
+        def done() -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in ("complete", "error", "timeout", "cancelled"))
+
+        # Mid-run, kill -9 the server whose runner runs the containers (the one holding the runner lock).
+        wait_until(lambda: done() >= TASKS // 4, 120, "a quarter of the tasks")
+        holder = json.loads(runner_lock(home, "local").path.read_text())["pid"]
+        (victim,) = [proc for proc, _ in procs if proc.pid == holder]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed_at = time.monotonic()
+        wait_until(lambda: done() == TASKS, 240, "every task to end")
+        took = time.monotonic() - began
+        print(
+            f"\n{TASKS} tasks on {SERVERS} servers in {took:.1f}s; the rest finished "
+            f"{time.monotonic() - killed_at:.1f}s after the kill"
+        )
+        time.sleep(EVERY)  # one more slot for the schedules, fired by the survivors
+    events = engine.read()
+
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+        fires = conn.execute(select(s.schedule_fires)).mappings().all()
+        fired_tasks = conn.execute(select(s.tasks.c.id).where(s.tasks.c.code_name == "tick")).all()
+    mf.close()
+
+    # Every task ended once, complete, on its first attempt.
+    assert Counter((t["status"], t["exit_code"], t["attempt"]) for t in tasks) == Counter({("complete", 0, 1): TASKS})
+    # The engine started each task's container exactly once, and never ran more than MAX_CONCURRENCY at once.
+    starts = Counter(name for _, action, name in events if action == "start")
+    assert starts == Counter({f"mayfly-{i}-1": 1 for i in ids})
+    running = peak = 0
+    for _, action, _name in events:
+        running += 1 if action == "start" else -1
+        peak = max(peak, running)
+    assert peak <= MAX_CONCURRENCY
+    # ... and so says the store: the tasks' running intervals never overlap more than that.
+    assert most_at_once([(t["start_time"], t["end_time"]) for t in tasks]) <= MAX_CONCURRENCY
+
+    # Each slot of each schedule is recorded once (fired or skipped), with no slot missing between them, and each
+    # fired slot queued exactly one task.
+    by_schedule: dict[str, list[int]] = {}
+    for f in fires:
+        by_schedule.setdefault(f["schedule_id"], []).append(f["slot_ms"])
+    assert len(by_schedule) == SCHEDULES
+    for slots in by_schedule.values():
+        slots.sort()
+        assert len(slots) >= 3, slots
+        assert [b - a for a, b in itertools.pairwise(slots)] == [EVERY * 1000] * (len(slots) - 1)
+    fired = {f["task_id"] for f in fires if f["task_id"] is not None}
+    assert {i for (i,) in fired_tasks} == fired
+    assert len(fired) == sum(1 for f in fires if not f["skipped"])
+
+    for i in range(SERVERS):
+        log = (tmp_path / f"server{i}.log").read_text()
+        assert "Traceback" not in log, log
+        assert "stopped with an error" not in log, log
