@@ -98,6 +98,7 @@ class Serving:
         all_runners: bool = False,
         exclusive: bool = False,
         announce_waits: bool = True,
+        runner_capacity: int | None = None,
     ) -> None:
         self.mf = mf
         self.targets = targets
@@ -110,7 +111,9 @@ class Serving:
         #: Webhooks are sent wherever a control plane runs (the outbox is in its store).
         self.deliverer: Deliverer | None = mf.deliverer() if control else None
         served = [t for t in targets if all_runners or mf.targets.get(t).embedded_runner]
-        self.runners: list[Runner] = [mf.runner(t) for t in served] if runners else []
+        #: ``runner_capacity``: most attempts at once in each runner of this process (default: its target's capacity,
+        #: the limit of the whole target; a pool of runners on several machines shares it).
+        self.runners: list[Runner] = [mf.runner(t, concurrency=runner_capacity) for t in served] if runners else []
         self._threads: list[threading.Thread] = []
         self._locks: list[HomeLock] = []
 

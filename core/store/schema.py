@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -310,4 +311,33 @@ webhook_deliveries = Table(
         postgresql_where=text("attempted_at IS NULL"),
     ),
     Index("ix_webhook_deliveries_task", "task_id", "id"),
+)
+
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    # The queues of targets whose runners share the store (core/queues/store.py): PostgreSQL only in use.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # "<target>.<kind>", and "<target>.<kind>-dlq" for its dead letters.
+    Column("queue", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    # Epoch seconds (the database's clock) when the message may be received (again).
+    Column("visible_at", Float, nullable=False),
+    # The current delivery's token ("<random>-<id>"): ack and extend need it.
+    Column("receipt", String(64)),
+    Column("deliveries", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Index("ix_queue_messages_visible", "queue", "visible_at", "id"),
+    Index("ix_queue_messages_receipt", "receipt"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    # The blob store of targets whose runners share the store (core/blobs/store.py): PostgreSQL only in use.
+    # Byte order ("C") on PostgreSQL, so a prefix listing is an index range and sorts as keys do elsewhere.
+    Column("key", String(1024).with_variant(String(1024, collation="C"), "postgresql"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -216,3 +216,84 @@ def test_three_servers_share_one_postgres_store(
         log = (tmp_path / f"server{i}.log").read_text()
         assert "Traceback" not in log, log
         assert "stopped with an error" not in log, log
+
+
+POOL_TASKS = 12
+POOL_LEASE = "5"
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "mayfly.cli", *args], env=env, stdout=out, stderr=out)
+
+
+def test_a_pool_of_runners_on_two_machines_serves_one_docker_target(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 part 3: two runners (two homes, as two machines) serve the target `pool` from the store's queues.
+
+    The engine is shared here, but each runner sees only its own home's containers, as on two
+    machines. One runner is killed with -9 mid-run and started again: the other hands the
+    dead one's tasks back to it (its heartbeat is fresh), and it reattaches its containers.
+    Every task runs once, on its first attempt.
+    """
+    server_home, homes = tmp_path / "server", [tmp_path / "machine1", tmp_path / "machine2"]
+    # A runner counts as alive for three leases after its last beat: room for the killed one to start again.
+    base = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": POOL_LEASE}
+    base.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(server_home), resolve_runtime)
+    pid = mf.project_id()
+    mf.targets.add("pool", "docker", {}, capacity=6, embedded_runner=False)
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 3", target="pool"))
+    engines = [EngineEvents(Home(h).id, tmp_path / f"events-{i}.jsonl") for i, h in enumerate(homes)]
+
+    procs = [_start(["server", "--port", "0"], {**base, "MAYFLY_HOME": str(server_home)}, tmp_path / "server.log")]
+    runner_env = [{**base, "MAYFLY_HOME": str(h)} for h in homes]
+    pool = ["runner", "--target", "pool", "--capacity", "3"]  # the target's 6, shared by the two machines
+    runners = [_start(pool, e, tmp_path / f"runner{i}.log") for i, e in enumerate(runner_env)]
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * POOL_TASKS, TaskOptions())]
+
+        def count(*statuses: str) -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in statuses)
+
+        def started_on(i: int) -> int:
+            return sum('"start"' in line for line in engines[i].out.read_text().splitlines())
+
+        wait_until(lambda: started_on(0) >= 1 and started_on(1) >= 1, 120, "both machines to run tasks")
+        runners[0].send_signal(signal.SIGKILL)
+        runners[0].wait(10)
+        # The other machine receives the dead runner's messages once their lease ends, and hands them back: that
+        # runner beat within three leases. Then it comes back (within those three leases) and reattaches.
+        handed_back = "which is alive; leaving it to that runner"
+        wait_until(lambda: handed_back in (tmp_path / "runner1.log").read_text(), 60, "a message handed back")
+        runners.append(_start(pool, runner_env[0], tmp_path / "runner0.log"))
+        wait_until(lambda: count("complete", "error", "timeout", "cancelled") == POOL_TASKS, 180, "every task")
+    finally:
+        for proc in procs + runners:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs + runners:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+    mf.close()
+    per_engine = [Counter(name for _, action, name in e.read() if action == "start") for e in engines]
+
+    assert Counter((t["status"], t["exit_code"], t["attempt"]) for t in tasks) == Counter(
+        {("complete", 0, 1): POOL_TASKS}
+    ), [(t["id"], t["status"], t["reason"], t["msg"], t["attempt"]) for t in tasks]
+    # Each task's container started once, on one of the two machines, and both machines took tasks.
+    assert per_engine[0] + per_engine[1] == Counter({f"mayfly-{i}-1": 1 for i in ids})
+    assert not set(per_engine[0]) & set(per_engine[1])
+    assert all(per_engine)
+    for log in ["server.log", "runner0.log", "runner1.log"]:
+        text = (tmp_path / log).read_text()
+        assert "Traceback" not in text, text
