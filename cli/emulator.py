@@ -1,5 +1,10 @@
 """``mayfly emulator``: local emulators of the clouds' APIs, for trying targets without an account.
 
+``mayfly emulator gcp`` serves a Cloud Run Admin API whose executions really run
+in the local Docker engine, Cloud Logging for their output, and runs the Google
+Cloud SDK's Pub/Sub emulator and fake-gcs-server beside it; see
+:mod:`mayfly.providers.cloudrun.emulator`.
+
 ``mayfly emulator aws`` serves SQS, S3, CloudWatch Logs, IAM (moto) and an ECS
 API whose tasks really run in the local Docker engine, on one port; see
 :mod:`mayfly.providers.ecs.emulator` for what it covers and what it does not.
@@ -13,9 +18,9 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from mayfly.providers.ecs.emulator import AwsEmulator
 
 INSTALL_HINT = 'the AWS emulator needs moto\'s server and boto3: pip install "moto[server]>=5" boto3'
+GCP_INSTALL_HINT = 'the GCP emulator needs the Docker SDK and werkzeug: pip install "mayfly-tasks[gcp,emulator]"'
 
 app = typer.Typer(help="Local emulators of the clouds' APIs (tasks run in local Docker).", no_args_is_help=True)
 
@@ -96,6 +102,91 @@ def aws(
             exit_with_error(err)
         emu.stop()
     _say("stopped")
+
+
+@app.command("gcp")
+def gcp(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (also always the Docker bridge gateway).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65533,
+            help="Port of the Cloud Run and Logging API; Pub/Sub on the next, Cloud Storage on the one after "
+            "(0: free ports).",
+        ),
+    ] = 8780,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Create this target's resources and print its 'mayfly target add' command."),
+    ] = None,
+    project: Annotated[str, typer.Option("--project", help="Project id of the target's resources.")] = "mayfly-local",
+    region: Annotated[str, typer.Option("--region", help="Region of the target's jobs.")] = "europe-west1",
+    network: Annotated[str, typer.Option("--network", help="Docker network the task containers join.")] = "bridge",
+    container_host: Annotated[
+        str | None,
+        typer.Option("--container-host", help="Host name or IP task containers use for the emulator (default: auto)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request and task.")] = False,
+) -> None:
+    """Serve Google Cloud for Mayfly on this machine: Cloud Run jobs run in local Docker; Pub/Sub, GCS, Logging."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose:
+        for name in ("mayfly.providers.cloudrun.emulator", "mayfly.providers.emulation"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        from mayfly.core.config import Home
+        from mayfly.providers.cloudrun.emulator import GcpEmulator
+        from mayfly.providers.cloudrun.emulator.bootstrap import resource_prefix
+    except ImportError as exc:
+        exit_with_error(MissingDependency(f"{GCP_INSTALL_HINT} ({exc})"))
+    try:
+        if target is not None:
+            resource_prefix(target)  # a bad name is refused before anything starts
+        state_dir = Home.from_env().root / "emulators" / "gcp"
+        emu = GcpEmulator(host, port, network=network, container_host=container_host, state_dir=state_dir)
+    except MayflyError as err:
+        exit_with_error(err)
+    with _stop_on_signal() as stop:
+        try:
+            emu.start()
+        except MayflyError as err:
+            exit_with_error(err)
+        try:
+            _serve_gcp(
+                emu.endpoints,
+                (lambda: emu.bootstrap_target(target, project=project, region=region)) if target is not None else None,
+                target,
+                stop,
+            )
+        except MayflyError as err:
+            emu.stop()
+            exit_with_error(err)
+        emu.stop()
+    _say("stopped")
+
+
+def _serve_gcp(
+    endpoints: Any, bootstrap: Callable[[], dict[str, Any]] | None, target: str | None, stop: threading.Event
+) -> None:
+    """Print the endpoints (and create the target with ``bootstrap``), then serve until ``stop`` is set."""
+    _say("GCP emulator: Cloud Run jobs (executions run as local Docker containers), Cloud Logging, Pub/Sub, GCS")
+    _say(f"Cloud Run + Logging API: {endpoints.run}")
+    _say(f"Pub/Sub emulator: {endpoints.pubsub}  (export PUBSUB_EMULATOR_HOST={endpoints.pubsub})")
+    _say(f"Cloud Storage: {endpoints.storage}  (the same URL on this host and in task containers)")
+    if bootstrap is not None:
+        settings = bootstrap()
+        _say()
+        _say(f"target {target}: topics, subscriptions, dead letters, bucket and a throwaway signing key created;")
+        _say("add it with:")
+        _say(f"mayfly target add {target} --provider cloudrun --settings {shlex.quote(json.dumps(settings))}")
+    _say()
+    _say("Ctrl-C to stop (the task containers it started are removed)")
+    while not stop.wait(0.5):
+        pass
 
 
 def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Event) -> None:

@@ -80,22 +80,26 @@ def pump(client: Any, container_id: str, sink: Sink, *, stdout: bool) -> None:
         assembler.close()
 
 
-def follow(client: Any, container_id: str, sink: Sink) -> list[threading.Thread]:
+def follow(
+    client: Any, container_id: str, sink: Sink, *, stderr_sink: Sink | None = None, name: str = "ecs-emulator"
+) -> list[threading.Thread]:
     """Start one thread per output stream (stdout, stderr) that pumps the container's lines into ``sink``.
 
+    ``stderr_sink``, when given, receives the stderr lines instead; ``name`` prefixes the threads' names.
     Each thread ends when the container stops (or is removed).
     """
     threads = []
     for stdout in (True, False):
-        name = "stdout" if stdout else "stderr"
+        stream = "stdout" if stdout else "stderr"
+        target = sink if stdout or stderr_sink is None else stderr_sink
 
-        def run(stdout: bool = stdout, name: str = name) -> None:
+        def run(stdout: bool = stdout, stream: str = stream, target: Sink = target) -> None:
             try:
-                pump(client, container_id, sink, stdout=stdout)
+                pump(client, container_id, target, stdout=stdout)
             except Exception:
-                log.debug("log stream %s of %s ended with an error", name, container_id[:12], exc_info=True)
+                log.debug("log stream %s of %s ended with an error", stream, container_id[:12], exc_info=True)
 
-        thread = threading.Thread(target=run, name=f"ecs-emulator-{name}-{container_id[:12]}", daemon=True)
+        thread = threading.Thread(target=run, name=f"{name}-{stream}-{container_id[:12]}", daemon=True)
         thread.start()
         threads.append(thread)
     return threads

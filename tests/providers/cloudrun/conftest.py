@@ -1,70 +1,42 @@
-"""The Pub/Sub emulator (from the Google Cloud SDK), started once per test session."""
+"""The Google Cloud emulators, each started once per test session.
+
+- ``pubsub_emulator``: the Google Cloud SDK's Pub/Sub emulator alone (the queue tests);
+- ``gcp_emulator``: ``mayfly emulator gcp`` in this process (Cloud Run + Logging API on
+  real Docker, Pub/Sub, Cloud Storage), for the provider, blob store and end-to-end tests.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
+import itertools
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from mayfly.core.errors import MissingDependency
+from mayfly.providers.cloudrun.emulator import processes
 from mayfly.providers.cloudrun.google import Clients
 
 PROJECT = "mayfly-test"
-
-
-def emulator_binary() -> Path | None:
-    """The SDK's ``cloud-pubsub-emulator`` script (beside the ``gcloud`` on PATH, or the Debian package's)."""
-    roots = [Path("/usr/lib/google-cloud-sdk")]
-    gcloud = shutil.which("gcloud")
-    if gcloud:
-        roots.insert(0, Path(os.path.realpath(gcloud)).parent.parent)
-    for root in roots:
-        candidate = root / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+REGION = "europe-west1"
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a running Pub/Sub emulator; skips when the SDK's emulator is not installed."""
-    binary = emulator_binary()
-    if binary is None or shutil.which("java") is None:
-        pytest.skip(
-            "the Pub/Sub emulator is not installed (the Google Cloud SDK's google-cloud-cli-pubsub-emulator and a "
-            "Java 11+ runtime; CI machines have both)"
-        )
-    port = _free_port()
-    log = tmp_path_factory.mktemp("pubsub-emulator") / "emulator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(binary), "--host=127.0.0.1", f"--port={port}"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    from mayfly.providers.emulation.serving import free_port
+
+    port = free_port()
     try:
-        deadline = time.monotonic() + 60
-        while "Server started" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Pub/Sub emulator did not start:\n{log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
+        child = processes.start_pubsub("127.0.0.1", port, tmp_path_factory.mktemp("pubsub-emulator") / "emulator.log")
+    except MissingDependency as exc:
+        pytest.skip(f"{exc} (CI machines have both)")
+    try:
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, 15)  # the script starts java: end the whole group
-        proc.wait(timeout=30)
+        child.stop()
 
 
 @pytest.fixture
@@ -74,3 +46,72 @@ def pubsub_clients(pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     clients = Clients()
     yield clients
     clients.close()
+
+
+@dataclass
+class GcpEmulatorHandle:
+    """The session's GCP emulator: its endpoints, and fresh targets on it."""
+
+    emulator: Any
+    project: str = PROJECT
+    region: str = REGION
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def endpoints(self) -> Any:
+        """:class:`~mayfly.providers.cloudrun.emulator.Endpoints` (run, logging, storage, pubsub)."""
+        return self.emulator.endpoints
+
+    def new_target(self, name: str | None = None) -> Any:
+        """A fresh target's ``CloudRunSettings``: its own topics, subscriptions, bucket and key file."""
+        from mayfly.providers.cloudrun.settings import CloudRunSettings
+
+        name = name or f"t{next(self._names)}-{uuid.uuid4().hex[:6]}"
+        raw = self.emulator.bootstrap_target(name, project=self.project, region=self.region)
+        return CloudRunSettings.model_validate(raw)
+
+    def run_client(self, kind: str = "Jobs") -> Any:
+        """A ``google.cloud.run_v2`` ``JobsClient`` / ``ExecutionsClient`` / ``TasksClient`` on the emulator."""
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import run_v2
+
+        cls = getattr(run_v2, f"{kind}Client")
+        return cls(
+            transport="rest",
+            client_options=ClientOptions(api_endpoint=self.endpoints.run),
+            credentials=AnonymousCredentials(),
+        )
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+
+@pytest.fixture(scope="session")
+def gcp_emulator(
+    docker_client: Any, pubsub_emulator: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GcpEmulatorHandle]:
+    # ``docker_client`` only makes sure an engine answers: the emulator opens its own, with a connection
+    # pool sized for two log streams per running container. It shares the session's Pub/Sub emulator
+    # (one JVM for the whole suite).
+    """One ``GcpEmulator`` for the whole session; skips (one line) when Pub/Sub's or GCS's emulator is missing."""
+    try:
+        from mayfly.providers.cloudrun.emulator import GcpEmulator
+    except ImportError as exc:
+        pytest.skip(f"the GCP emulator's dependencies are missing ({exc})")
+    emulator = GcpEmulator(
+        port=0,
+        pubsub_endpoint=pubsub_emulator,
+        state_dir=tmp_path_factory.mktemp("gcp-emulator"),
+        poll_interval=0.2,
+        stop_grace=2,
+    )
+    try:
+        emulator.start()
+    except MissingDependency as exc:
+        pytest.skip(f"{exc} (CI machines have it)")
+    try:
+        yield GcpEmulatorHandle(emulator)
+    finally:
+        emulator.stop()
