@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from mayfly.core.homelock import runner_lock
 from mayfly.core.schedules import ScheduleSpec
 from mayfly.core.store import schema as s
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.postgres import TempCluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -297,3 +299,54 @@ def test_a_pool_of_runners_on_two_machines_serves_one_docker_target(
     for log in ["server.log", "runner0.log", "runner1.log"]:
         text = (tmp_path / log).read_text()
         assert "Traceback" not in text, text
+
+
+OUTAGE = re.compile(r"WARNING mayfly\.\w+: (.+) unavailable, retrying")
+RECOVERED = re.compile(r"WARNING mayfly\.\w+: (.+) recovered after")
+
+
+def test_a_database_restart_mid_run_loses_nothing(
+    postgres: TempCluster, pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted while tasks run and end: the server's loops wait, log once each, and nothing is lost."""
+    home = tmp_path / "home"
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_DATABASE_URL": pg_url}
+    env.pop("MAYFLY_URL", None)
+    env.pop("MAYFLY_LEASE_SECONDS", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(home), resolve_runtime)
+    pid = mf.project_id()
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 4"))
+    engine = EngineEvents(mf.home_id, tmp_path / "docker-events.jsonl")
+    server = _start(["server", "--port", "0"], env, tmp_path / "server.log")
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * 4, TaskOptions())]
+
+        def statuses() -> list[str]:
+            with mf.store.read() as conn:
+                return list(conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars())
+
+        wait_until(lambda: statuses() == ["running"] * 4, 120, "tasks running")
+        postgres.stop(remove=False)
+        time.sleep(6)  # the tasks end meanwhile: their reports wait for the database
+        postgres.restart()
+        wait_until(lambda: statuses() == ["complete"] * 4, 120, "tasks complete")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    starts = Counter(name for _, action, name in engine.read() if action == "start")
+    with mf.store.read() as conn:
+        attempts = conn.execute(select(s.tasks.c.attempt).where(s.tasks.c.id.in_(ids))).scalars().all()
+    mf.close()
+    assert attempts == [1] * 4
+    assert starts == Counter({f"mayfly-{i}-1": 1 for i in ids})
+    log = (tmp_path / "server.log").read_text()
+    started = OUTAGE.findall(log)
+    assert started, f"the outage reached no loop:\n{log}"
+    assert len(started) == len(set(started)), f"an outage was logged more than once:\n{log}"
+    assert sorted(RECOVERED.findall(log)) == sorted(started), log
+    assert "Traceback" not in log, log
