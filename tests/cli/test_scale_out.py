@@ -353,3 +353,73 @@ def test_a_database_restart_mid_run_loses_nothing(
     assert len(started) == len(set(started)), f"an outage was logged more than once:\n{log}"
     assert sorted(RECOVERED.findall(log)) == sorted(started), log
     assert "Traceback" not in log, log
+
+
+def test_a_runner_gone_for_good_leaves_its_tasks_lost_and_relaunched_elsewhere(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 part 3: a pool runner killed and never restarted: three leases after its last beat, the other
+    machine declares its attempts lost and they run again there, each after the old container was gone."""
+    server_home, homes = tmp_path / "server", [tmp_path / "machine1", tmp_path / "machine2"]
+    base = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": LEASE}
+    base.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(server_home), resolve_runtime)
+    pid = mf.project_id()
+    mf.targets.add("pool", "docker", {}, capacity=4, embedded_runner=False)
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 2", target="pool"))
+    home_ids = [Home(h).id for h in homes]
+    engines = [EngineEvents(hid, tmp_path / f"events-{i}.jsonl") for i, hid in enumerate(home_ids)]
+    procs = [_start(["server", "--port", "0"], {**base, "MAYFLY_HOME": str(server_home)}, tmp_path / "server.log")]
+    pool = ["runner", "--target", "pool", "--capacity", "2"]
+    runners = [_start(pool, {**base, "MAYFLY_HOME": str(h)}, tmp_path / f"runner{i}.log") for i, h in enumerate(homes)]
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * 6, TaskOptions())]
+
+        def ended() -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in ("complete", "error", "timeout", "cancelled"))
+
+        wait_until(lambda: '"start"' in engines[0].out.read_text(), 120, "machine 1 to run a task")
+        runners[0].send_signal(signal.SIGKILL)
+        runners[0].wait(10)
+        killed = time.monotonic()
+        wait_until(lambda: ended() == len(ids), 180, "every task")
+        print(f"\nthe dead runner's tasks all ended {time.monotonic() - killed:.1f}s after the kill")
+    finally:
+        for proc in procs + runners:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs + runners:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        # Machine 1's runner never came back to sweep its containers: remove them (this test made them).
+        subprocess.run(
+            ["sh", "-c", f"docker ps -aq --filter label=mayfly.home={home_ids[0]} | xargs -r docker rm -f"],
+            check=False,
+            capture_output=True,
+        )
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+        lost = conn.execute(select(s.events.c.task_id).where(s.events.c.kind == "lost")).scalars().all()
+    mf.close()
+    events = sorted(engines[0].read() + engines[1].read())
+
+    assert Counter((t["status"], t["exit_code"]) for t in tasks) == Counter({("complete", 0): len(ids)})
+    assert lost, "no attempt of the dead runner was declared lost"
+    relaunched = {t["id"] for t in tasks if t["attempt"] > 1}
+    assert set(lost) <= relaunched
+    # Every container started once, and an attempt's container only after the previous attempt's was gone.
+    assert all(n == 1 for n in Counter(name for _, action, name in events if action == "start").values())
+    alive: set[str] = set()
+    for _, action, name in events:
+        task = name.split("-")[1]
+        if action == "start":
+            assert task not in alive, f"two containers of task {task} ran at once"
+            alive.add(task)
+        else:
+            alive.discard(task)
