@@ -8,6 +8,10 @@ Cloud SDK's Pub/Sub emulator and fake-gcs-server beside it; see
 ``mayfly emulator aws`` serves SQS, S3, CloudWatch Logs, IAM (moto) and an ECS
 API whose tasks really run in the local Docker engine, on one port; see
 :mod:`mayfly.providers.ecs.emulator` for what it covers and what it does not.
+
+``mayfly emulator azure`` serves Azure Resource Manager for container groups
+whose containers really run in local Docker, and Azurite for queues and blobs;
+see :mod:`mayfly.providers.aci.emulator`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from mayfly.cli.output import exit_with_error
 from mayfly.core.errors import MayflyError, MissingDependency
 
 if TYPE_CHECKING:
+    from mayfly.providers.aci.emulator.local import AzureEmulator
     from mayfly.providers.ecs.emulator import AwsEmulator
 
 INSTALL_HINT = 'the AWS emulator needs moto\'s server and boto3: pip install "moto[server]>=5" boto3'
@@ -204,5 +209,93 @@ def _serve(emu: AwsEmulator, target: str | None, region: str, stop: threading.Ev
         _say(f"mayfly target add {target} --provider ecs --settings {shlex.quote(json.dumps(settings))}")
     _say()
     _say("Ctrl-C to stop (the task containers it started are removed)")
+    while not stop.wait(0.5):
+        pass
+
+
+AZURE_INSTALL_HINT = 'the Azure emulator needs werkzeug and the Azure SDKs: pip install "mayfly-tasks[azure,emulator]"'
+
+
+@app.command("azure")
+def azure(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (also always the Docker bridge gateway).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="ARM port (0: any free port).")] = 4580,
+    blob_port: Annotated[
+        int, typer.Option("--blob-port", min=0, max=65535, help="Azurite's blob port (0: any free port).")
+    ] = 10000,
+    queue_port: Annotated[
+        int, typer.Option("--queue-port", min=0, max=65535, help="Azurite's queue port (0: any free port).")
+    ] = 10001,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Create this target's queues and container and print its 'mayfly target add'."),
+    ] = None,
+    location: Annotated[str, typer.Option("--location", help="Azure region the target records.")] = "westeurope",
+    network: Annotated[str, typer.Option("--network", help="Docker network the containers join.")] = "bridge",
+    container_host: Annotated[
+        str | None,
+        typer.Option("--container-host", help="Host name or IP containers use for the emulator (default: auto)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every request and container group.")] = False,
+) -> None:
+    """Serve Azure for Mayfly on this machine: container groups run in local Docker; queues and blobs by Azurite."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose:
+        for name in ("mayfly.providers.aci.emulator", "mayfly.providers.emulation"):  # requests are logged there
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        from mayfly.providers.aci.emulator.bootstrap import check_target_name
+        from mayfly.providers.aci.emulator.local import AzureEmulator
+    except ImportError as exc:
+        exit_with_error(MissingDependency(f"{AZURE_INSTALL_HINT} ({exc})"))
+
+    try:
+        if target is not None:
+            check_target_name(target)
+    except MayflyError as err:
+        exit_with_error(err)
+    emu = AzureEmulator(
+        host,
+        port,
+        blob_port=blob_port,
+        queue_port=queue_port,
+        network=network,
+        container_host=container_host,
+        location=location,
+    )
+    with _stop_on_signal() as stop:
+        try:
+            emu.start()
+        except MayflyError as err:
+            exit_with_error(err)
+        try:
+            _serve_azure(emu, target, stop)
+        except MayflyError as err:
+            emu.stop()
+            exit_with_error(err)
+        emu.stop()
+    _say("stopped")
+
+
+def _serve_azure(emu: AzureEmulator, target: str | None, stop: threading.Event) -> None:
+    """Print the endpoints (and create the target), then serve until ``stop`` is set."""
+    reach = emu.arm.reachability
+    listening = ", ".join(f"{address}:{emu.arm.port}" for address in (reach.bind if reach else []))
+    _say("Azure emulator: ARM for container groups (containers run in local Docker) + Azurite (queues, blobs)")
+    _say(f"arm endpoint: {emu.arm_endpoint}")
+    _say(f"listening on: {listening}")
+    _say(f"blob endpoint: {emu.blob_endpoint}")
+    _say(f"queue endpoint: {emu.queue_endpoint}")
+    _say(f"  storage account {emu.account_name}, Azurite's well-known key; any bearer token works for ARM")
+    if target is not None:
+        settings = emu.bootstrap_target(target)
+        data = settings.model_dump(mode="json", exclude_unset=True)
+        _say()
+        _say(f"target {target}: queues and blob container created; add it with:")
+        _say(f"mayfly target add {target} --provider aci --settings {shlex.quote(json.dumps(data))}")
+    _say()
+    _say("Ctrl-C to stop (the containers it started are removed)")
     while not stop.wait(0.5):
         pass

@@ -25,6 +25,9 @@ SECRET_KEY_ENV = "MAYFLY_SECRET_KEY"
 INFRA_RETRY_WINDOW_ENV = "MAYFLY_INFRA_RETRY_WINDOW"
 #: Seconds between a runner's sweeps of leftover containers and task directories.
 SWEEP_INTERVAL_ENV = "MAYFLY_SWEEP_INTERVAL"
+#: Folder Azurite (the Azure Storage emulator, from npm) is installed in; default: the source
+#: checkout's ``.cache/azurite`` or ``~/.cache/mayfly/azurite`` (``providers/aci/emulator/azurite.py``).
+AZURITE_DIR_ENV = "MAYFLY_AZURITE_DIR"
 
 
 def env_seconds(name: str, default: float, *, minimum: float = 0.0) -> float:

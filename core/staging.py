@@ -3,10 +3,13 @@
 Local containers get their files placed before they start. A container in a cloud
 fetches them instead: the boot script reads ``MAYFLY_CODE_URL`` (+ ``MAYFLY_CODE_SHA256``),
 ``MAYFLY_PAYLOAD_URL`` and ``MAYFLY_CONFIG_URL``, and PUTs ``/mayfly/result.json`` to
-``MAYFLY_RESULT_URL`` when the command ends. URLs expire after the task's timeout plus a margin.
+``MAYFLY_RESULT_URL`` (sending ``MAYFLY_RESULT_HEADERS`` too, when the store needs headers)
+when the command ends. URLs expire after the task's timeout plus a margin.
 """
 
 from __future__ import annotations
+
+import json
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.errors import Unsupported
@@ -47,6 +50,8 @@ def stage_inputs(spec: LaunchSpec, blobs: BlobStore, *, max_result_bytes: int | 
     env["MAYFLY_PAYLOAD_URL"] = sign(payload_key, "GET")
     env["MAYFLY_CONFIG_URL"] = sign(config_key, "GET")
     env["MAYFLY_RESULT_URL"] = sign(result_key(spec.task_id, spec.attempt), "PUT")
+    if blobs.upload_headers:  # Azure: a PUT through a SAS URL must name the blob type
+        env["MAYFLY_RESULT_HEADERS"] = json.dumps(dict(blobs.upload_headers), sort_keys=True)
     if max_result_bytes is not None:
         env["MAYFLY_RESULT_MAX_BYTES"] = str(max_result_bytes)
     return env

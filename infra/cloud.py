@@ -51,6 +51,8 @@ class Cloud(ABC):
     #: Substrings of Pulumi's output that mean the cloud refused or found no credentials, and what to do then.
     credentials_markers: ClassVar[tuple[str, ...]] = ()
     credentials_hint: ClassVar[str] = ""
+    #: The pip command that installs what a deploy to this cloud needs (its SDK extra and ``deploy``).
+    install_hint: ClassVar[str] = 'pip install "mayfly-tasks[deploy]"'
 
     # ------------------------------------------------------------ before Pulumi runs
 

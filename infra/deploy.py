@@ -58,7 +58,6 @@ from mayfly.core.config import Home
 from mayfly.core.errors import Conflict, CredentialsMissing, MayflyError, TargetNotFound
 from mayfly.infra.cloud import Cloud, cloud_for
 from mayfly.infra.errors import (
-    DEPLOY_EXTRAS,
     PULUMI_INSTALL_URL,
     ConcurrentUpdate,
     DeployFailed,
@@ -227,7 +226,7 @@ def require_sdk(cloud: Cloud) -> None:
     """The Pulumi SDK and the cloud's Pulumi package must be importable."""
     for module in ("pulumi", cloud.pulumi_package):
         if module and importlib.util.find_spec(module) is None:
-            raise PulumiSdkMissing(f"deploying needs the Python package {module!r}: {DEPLOY_EXTRAS}")
+            raise PulumiSdkMissing(f"deploying needs the Python package {module!r}: {cloud.install_hint}")
 
 
 # ---------------------------------------------------------------- the engine
@@ -384,7 +383,7 @@ class DeployEngine:
                 # Set on every run: the work directory holding the stack's config may be new (another machine).
                 selected.set_all_config({k: auto.ConfigValue(value=v) for k, v in cloud.config(stack).items()})
                 if cloud.pulumi_plugin:
-                    selected.workspace.install_plugin(cloud.pulumi_plugin, _plugin_version(cloud.pulumi_package))
+                    selected.workspace.install_plugin(cloud.pulumi_plugin, _plugin_version(cloud))
             return selected
 
     def preview(self, stack: Stack) -> dict[str, int]:
@@ -421,11 +420,12 @@ class DeployEngine:
             return {k: v.value for k, v in pulumi_stack.outputs().items()}
 
 
-def _plugin_version(package: str) -> str:
+def _plugin_version(cloud: Cloud) -> str:
+    package = cloud.pulumi_package
     try:
         return "v" + version(package)
     except PackageNotFoundError:
-        raise PulumiSdkMissing(f"deploying needs the Python package {package!r}: {DEPLOY_EXTRAS}") from None
+        raise PulumiSdkMissing(f"deploying needs the Python package {package!r}: {cloud.install_hint}") from None
 
 
 # ---------------------------------------------------------------- outputs -> target

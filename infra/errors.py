@@ -13,7 +13,7 @@ from mayfly.core.errors import Conflict, InvalidInput, MayflyError, MissingDepen
 #: Where the Pulumi CLI comes from (it is a Go binary, not a Python package).
 PULUMI_INSTALL_URL = "https://www.pulumi.com/docs/install/"
 #: The pip extras a deploy needs on top of the core install.
-DEPLOY_EXTRAS = 'pip install "mayfly-tasks[aws,deploy]"'
+DEPLOY_EXTRAS = 'pip install "mayfly-tasks[deploy]"'
 
 
 class InvalidStackFile(InvalidInput):

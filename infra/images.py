@@ -111,9 +111,21 @@ def push_images(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> list[PushedImage]:
     """Tag and push each local image into ``repository_url``; :class:`ImagePushFailed` on the first error."""
+    return push_as(client, ((local, repository_url, remote_tag(local)) for local in images), auth, progress)
+
+
+def push_as(
+    client: Any,
+    destinations: Iterable[tuple[str, str, str]],
+    auth: RegistryAuth,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> list[PushedImage]:
+    """Tag and push each ``(local image, remote repository, tag)``; :class:`ImagePushFailed` on the first error.
+
+    For registries that name images their own way (one repository per runtime on Azure).
+    """
     pushed: list[PushedImage] = []
-    for local in images:
-        tag = remote_tag(local)
+    for local, repository_url, tag in destinations:
         remote = f"{repository_url}:{tag}"
         progress(f"pushing {local} -> {remote}")
         try:

@@ -15,18 +15,20 @@ Code packages, logs and results live in a :class:`~mayfly.core.blobs.BlobStore`;
 Checked: put/get/exists/delete, streaming put and open, listing by folder prefix
 (sorted, nothing from a sibling folder), content addressing of code packages, keys
 that could escape refused, and signed GET and PUT URLs that a separate process with
-no SDK (plain ``urllib``) fetches and writes, with their expiry honoured where the
-store checks it. A store that offers no URLs declares it (``urls_unsupported``)
+no SDK (plain ``urllib``) fetches and writes (a PUT sending the store's ``upload_headers``),
+with their expiry honoured where the store checks it. A store that offers no URLs declares it (``urls_unsupported``)
 and must then return None from ``url_for``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
@@ -38,10 +40,10 @@ __all__ = ["BlobStoreConformance"]
 
 # Run in a separate interpreter: the reader or writer of a URL is never the process that signed it.
 _HTTP = """
-import sys, urllib.request, urllib.error
-method, url = sys.argv[1], sys.argv[2]
+import json, sys, urllib.request, urllib.error
+method, url, extra = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 data = sys.stdin.buffer.read() if method == "PUT" else None
-headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
+headers = {"Content-Type": "application/octet-stream", **extra} if data is not None else {}
 req = urllib.request.Request(url, data=data, method=method, headers=headers)
 try:
     with urllib.request.urlopen(req, timeout=30) as resp:
@@ -52,11 +54,17 @@ except urllib.error.HTTPError as exc:
 """
 
 
-def plain_http(method: str, url: str, data: bytes = b"") -> tuple[int, bytes, str]:
-    """GET or PUT ``url`` from another process with the standard library only: (rc, body, HTTP error code)."""
+def plain_http(
+    method: str, url: str, data: bytes = b"", headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes, str]:
+    """GET or PUT ``url`` from another process with the standard library only: (rc, body, HTTP error code).
+
+    A PUT sends ``headers`` too (what the store's ``upload_headers`` asks of its URLs' users).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOOGLE_", "AZURE_"))}
+    extra = json.dumps(dict(headers or {}))
     proc = subprocess.run(
-        [sys.executable, "-c", _HTTP, method, url], input=data, capture_output=True, timeout=60, env=env
+        [sys.executable, "-c", _HTTP, method, url, extra], input=data, capture_output=True, timeout=60, env=env
     )
     return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace").strip()
 
@@ -142,7 +150,7 @@ class BlobStoreConformance:
         assert plain_http("GET", get_url)[:2] == (0, b"read me\n")
         put_url = store.url_for("results/t1/1/result", method="PUT", expires=300)
         assert put_url is not None
-        rc, _, error = plain_http("PUT", put_url, b'{"ok": true}')
+        rc, _, error = plain_http("PUT", put_url, b'{"ok": true}', store.upload_headers)
         assert rc == 0, error
         assert store.get("results/t1/1/result") == b'{"ok": true}'
 

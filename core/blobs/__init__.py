@@ -10,7 +10,8 @@ from __future__ import annotations
 import abc
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import BinaryIO
 
 from mayfly.core.errors import InvalidInput
@@ -42,6 +43,10 @@ def sha256_file(fileobj: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int]:
 
 class BlobStore(abc.ABC):
     """A flat key → bytes store."""
+
+    #: Headers a PUT through one of :meth:`url_for`'s URLs must send (Azure: ``x-ms-blob-type``); the
+    #: boot script gets them in ``MAYFLY_RESULT_HEADERS``.
+    upload_headers: Mapping[str, str] = MappingProxyType({})
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:

@@ -63,9 +63,19 @@ class CloudRunSettings(ProviderSettings):
         default=None, description="host:port of a Pub/Sub emulator instead of Google's (the local emulator)."
     )
     launches_per_second: float = Field(
-        default=1.0, gt=0, description="Sustained RunJob rate of this process (see the provider's docstring)."
+        default=2.5,
+        gt=0,
+        description="Sustained RunJob rate of this process. Cloud Run's quota 'Job run requests per minute per region' "
+        "is 180 by default (https://cloud.google.com/run/quotas#api): 2.5/s plus the burst stays within one "
+        "minute's quota (30 + 150 = 180).",
     )
-    launch_burst: int = Field(default=10, ge=1, description="Burst of RunJob calls.")
+    launch_burst: int = Field(default=30, ge=1, description="Burst of RunJob calls (see launches_per_second).")
     status_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often the runner asks Cloud Run about its executions."
+    )
+    log_reads_per_second: float = Field(
+        default=1.0,
+        gt=0,
+        description="Cap on Cloud Logging entries.list calls per second by this process (Cloud Logging allows 60 "
+        "per minute per project: https://cloud.google.com/logging/quotas#api-limits).",
     )

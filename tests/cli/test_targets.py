@@ -64,7 +64,7 @@ def test_add_show_remove(home: Path) -> None:
         ),
         (["--provider", "docker", "--settings", "[1]"], 2, "Error: settings must be a JSON object"),
         (["--provider", "docker", "--settings", "{"], 2, "Error: settings are not valid JSON"),
-        (["--provider", "nimbus"], 3, "Error: unknown provider 'nimbus' (registered: docker"),
+        (["--provider", "nimbus"], 3, "Error: unknown provider 'nimbus' (registered: "),
     ],
 )
 def test_bad_targets_are_refused(home: Path, args: list[str], exit_code: int, line: str) -> None:

@@ -249,10 +249,14 @@ def test_a_throwaway_cloud_deploys_previews_and_destroys_through_mayfly_deploy(
 def test_an_unknown_cloud_is_one_line_listing_the_installed_ones(
     home: Path, tmp_path: Path, toy_cloud: Any, mocked_pulumi: Any
 ) -> None:
-    stack_file = _stack_file(tmp_path, "cloud: gcp\nname: g\nregion: europe-west1\n")
+    stack_file = _stack_file(tmp_path, "cloud: oracle\nname: o\nregion: eu-frankfurt-1\n")
     result = runner.invoke(app, ["deploy", str(stack_file)])
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {stack_file}: cloud: unknown cloud 'gcp' (supported: aws, toy)\n"
+    installed = default_plugins().clouds.names()
+    assert {"aws", "gcp", "toy"} <= set(installed)
+    assert result.stderr == (
+        f"Error: {stack_file}: cloud: unknown cloud 'oracle' (supported: {', '.join(installed)})\n"
+    )
     assert not (home / "deploy").exists()
 
 
@@ -289,13 +293,13 @@ def test_aws_goes_through_the_same_seam(home: Path, mocked_aws: Any, monkeypatch
         _target("aws-dev")
 
 
-# Stand-ins for a machine without the `deploy` and `aws` extras: these imports fail as if not installed.
+# Stand-ins for a machine without the `deploy`, `aws` and `gcp` extras: these imports fail as if not installed.
 WITHOUT_DEPLOY_EXTRA = """
 import sys
 
 class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"pulumi", "pulumi_aws", "boto3", "botocore"}:
+        if name.split(".")[0] in {"pulumi", "pulumi_aws", "pulumi_gcp", "boto3", "botocore", "google"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 
@@ -312,8 +316,8 @@ def test_mayfly_without_pulumi_loads_every_cloud_and_validates_stack_files(home:
         [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "plugins", "--json"], capture_output=True, text=True, timeout=60
     )
     assert listed.returncode == 0, listed.stderr
-    (aws,) = [p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "aws"]
-    assert aws["clouds"] == ["aws"]
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+    assert (plugins["aws"]["clouds"], plugins["gcp"]["clouds"]) == (["aws"], ["gcp"])
     bad = _stack_file(tmp_path, "cloud: aws\nname: aws-dev\nregion: mars\n")
     refused = subprocess.run(
         [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "deploy", str(bad)], capture_output=True, text=True, timeout=60
@@ -321,4 +325,13 @@ def test_mayfly_without_pulumi_loads_every_cloud_and_validates_stack_files(home:
     assert (refused.returncode, refused.stderr) == (
         2,
         f"Error: {bad}: region: 'mars' is not an AWS region (like eu-west-1)\n",
+    )
+    bad_gcp = _stack_file(tmp_path, "cloud: gcp\nname: gcp-dev\nregion: europe-west1\ngcp: {project: x}\n", "g.yaml")
+    refused = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DEPLOY_EXTRA, "deploy", str(bad_gcp)], capture_output=True, text=True, timeout=60
+    )
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        f"Error: {bad_gcp}: gcp.project: 'x' is not a Google Cloud project id (6-30 lowercase letters, digits and "
+        "'-', starting with a letter)\n",
     )

@@ -10,6 +10,7 @@ recording of stack outputs into a target.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
@@ -39,6 +40,7 @@ from mayfly.infra.errors import (
     DeployFailed,
     ImagePushFailed,
     PulumiNotInstalled,
+    PulumiSdkMissing,
     StackNotFound,
 )
 from mayfly.infra.images import RegistryAuth, push_images, remote_image, remote_tag, runtime_tags
@@ -89,6 +91,22 @@ def test_deploy_without_the_cli_stops_before_the_stack_is_touched(engine: Deploy
     with pytest.raises(PulumiNotInstalled, match=r"^`mayfly deploy` needs the Pulumi CLI"):
         engine.up(stack())
     assert not engine.work_dir("aws-dev").exists()
+
+
+def test_a_missing_cloud_package_names_that_clouds_extra(
+    engine: DeployEngine, fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pulumi_aws" else real_find_spec(name, *a)
+    )
+    with pytest.raises(PulumiSdkMissing) as info:
+        engine.preflight(stack(), "deploy")
+    assert (
+        info.value.message
+        == "deploying needs the Python package 'pulumi_aws': pip install \"mayfly-tasks[aws,deploy]\""
+    )
+    assert not engine.deploy_dir.exists()
 
 
 def test_missing_aws_credentials_is_one_line(

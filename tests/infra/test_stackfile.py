@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mayfly.infra.cloud import cloud_names
 from mayfly.infra.clouds.aws.component import AwsTargetArgs
 from mayfly.infra.clouds.aws.stack import AwsStack
 from mayfly.infra.errors import InvalidStackFile
@@ -13,6 +14,8 @@ from mayfly.infra.stackfile import load_stack_file, parse_stack, stack_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = "cloud: aws\nname: aws-dev\nregion: eu-west-1\n"
+#: The clouds this installation registers (aws, gcp, ...), as the errors list them.
+INSTALLED = ", ".join(cloud_names())
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:
@@ -73,8 +76,8 @@ def _good() -> dict[str, object]:
         ("- a\n- b\n", ["expected a mapping of keys (cloud, name, region, ...), got list"]),
         ("cloud: aws\nname: [\n", ["line 3: expected the node content, but found '<stream end>'"]),
         (GOOD + "region: us-east-1\n", ["line 4: duplicate key 'region'"]),
-        ("name: x\nregion: eu-west-1\n", ["cloud: missing (required; one of: aws)"]),
-        ("cloud: gcp\nname: x\n", ["cloud: unknown cloud 'gcp' (supported: aws)"]),
+        ("name: x\nregion: eu-west-1\n", [f"cloud: missing (required; one of: {INSTALLED})"]),
+        ("cloud: oracle\nname: x\n", [f"cloud: unknown cloud 'oracle' (supported: {INSTALLED})"]),
         ("cloud: aws\nname: aws-dev\n", ["region: missing (required)"]),
         (GOOD + "regoin: eu-west-2\n", ["regoin: unknown key (did you mean 'region'?)"]),
         (GOOD + "aws:\n  subnets: [a]\n", ["aws.subnets: unknown key (did you mean 'subnet_ids'?)"]),

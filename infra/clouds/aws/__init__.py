@@ -34,6 +34,7 @@ class AwsCloud(Cloud):
     pulumi_plugin = "aws"
     pulumi_package = "pulumi_aws"
     label = "AWS"
+    install_hint = 'pip install "mayfly-tasks[aws,deploy]"'
     credentials_markers: ClassVar[tuple[str, ...]] = (
         "NoCredentialProviders",
         "no valid credential sources",
