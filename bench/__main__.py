@@ -17,6 +17,7 @@ BENCHES = {
     "dispatch": "bench.dispatch",
     "scale": "bench.scale",
     "api": "bench.api",
+    "postgres": "bench.postgres",
 }
 
 

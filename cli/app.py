@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from mayfly.cli import (
     codes,
+    db,
     deploy,
     emulator,
     projects,
@@ -53,6 +54,7 @@ app.add_typer(emulator.app, name="emulator")
 app.add_typer(projects.app, name="project")
 app.add_typer(tokens.app, name="token")
 app.add_typer(secretkeys.app, name="secret-key")
+app.add_typer(db.app, name="db")
 app.command("run")(serve.run)
 app.command("server")(serve.server)
 app.command("runner")(serve.runner)

@@ -48,12 +48,14 @@ def server(
 ) -> None:
     """Run the HTTP API, the control plane and a runner for every target until Ctrl-C.
 
-    One server per home: a second one is refused (exit 4) with the pid and host of the first.
+    One server per home on SQLite: a second one is refused (exit 4) with the pid and host of the first.
+    On PostgreSQL (MAYFLY_DATABASE_URL) any number of servers share the database (docs/scale.md).
     """
     _logging(verbose)
     mf = open_local("server")
     lock = server_lock(mf.home.ensure().root)
-    lock.acquire()
+    if not mf.store.is_postgres:
+        lock.acquire()
     api = None
     serving: Serving | None = None
     try:
@@ -92,7 +94,14 @@ def runner(
         str | None,
         typer.Option("--settings", envvar="MAYFLY_TARGET_SETTINGS", help="The target's settings as JSON."),
     ] = None,
-    capacity: Annotated[int, typer.Option("--capacity", help="With --settings: most tasks at once.")] = 10,
+    capacity: Annotated[
+        int | None,
+        typer.Option(
+            "--capacity",
+            min=1,
+            help="Most tasks at once in this runner (default: the target's capacity; 10 with --settings).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the runner does.")] = False,
 ) -> None:
     """Run a runner alone for one target (the control plane runs elsewhere) until Ctrl-C.
@@ -102,10 +111,10 @@ def runner(
     """
     _logging(verbose)
     if provider is not None or settings is not None:
-        _remote_runner(target, provider, settings, capacity)
+        _remote_runner(target, provider, settings, capacity or 10)
         return
     mf = open_local("runner")
-    serving = Serving(mf, [target], control=False, all_runners=True, exclusive=True)
+    serving = Serving(mf, [target], control=False, all_runners=True, exclusive=True, runner_capacity=capacity)
     try:
         serving.start()
         say(f"mayfly runner for {target} on {mf.home.root} · Ctrl-C to stop", err=True)

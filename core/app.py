@@ -13,6 +13,7 @@ from typing import Any
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.blobs.local import LocalBlobStore
+from mayfly.core.blobs.store import StoreBlobStore
 from mayfly.core.codes import CodeService, RuntimeResolver
 from mayfly.core.config import DEFAULT_PROJECT, Home, lease_seconds
 from mayfly.core.control import ROUTER_BELL, ControlPlane, TargetWiring
@@ -25,6 +26,7 @@ from mayfly.core.projects import ProjectService
 from mayfly.core.provider import Capability, Provider, ProviderContext, Transport
 from mayfly.core.queues import QueueSet
 from mayfly.core.queues.embedded import EmbeddedBroker, EmbeddedQueue, EmbeddedQueueSet
+from mayfly.core.queues.store import StoreBroker, StoreQueue, StoreQueueSet
 from mayfly.core.runner import Runner
 from mayfly.core.scheduler import fire_due
 from mayfly.core.schedules import ScheduleService
@@ -58,12 +60,29 @@ class Mayfly:
         return Store(self.home.db_url)
 
     @cached_property
-    def blobs(self) -> LocalBlobStore:
+    def blobs(self) -> BlobStore:
+        """Code packages, and the blobs of targets without a blob store of their own (logs, results, records).
+
+        The home's folder; with PostgreSQL as the store, the store's ``blobs`` table, which every
+        server and runner of the installation reads, on whatever machine.
+        """
+        if self.store.is_postgres:
+            return StoreBlobStore(self.store)
         return LocalBlobStore(self.home.blobs_dir)
 
     @cached_property
     def broker(self) -> EmbeddedBroker:
         return EmbeddedBroker(self.home.queue_db)
+
+    @cached_property
+    def store_broker(self) -> StoreBroker:
+        """The queues in the PostgreSQL store; the home's wake-ups wake this machine's receivers at once."""
+        return StoreBroker(self.store, wakeups=self.broker.wakeups)
+
+    @property
+    def shared(self) -> bool:
+        """True when the store is PostgreSQL: servers and runners on several machines share it (docs/scale.md)."""
+        return self.store.is_postgres
 
     @cached_property
     def secret_box(self) -> SecretBox:
@@ -142,6 +161,9 @@ class Mayfly:
             record = self.targets.get(target)
             cls = self.plugins.registry.get(record.provider)
             own = cls.transport(cls.Settings.model_validate(record.settings_dict), target)
+            if own is None and self.shared:
+                # A Docker target's queues in the store: runners on several machines serve it together.
+                own = Transport(StoreQueueSet(self.store_broker, target), self.blobs)
             self._transports[target] = own or Transport(EmbeddedQueueSet(self.broker, target), self.blobs)
         return self._transports[target]
 
@@ -175,7 +197,9 @@ class Mayfly:
         }
         # Woken by new tasks (this process or another on the same home) and by embedded events.
         bells = [ROUTER_BELL] + [
-            q.name for q in (w.queues.get("events") for w in wiring.values()) if isinstance(q, EmbeddedQueue)
+            q.name
+            for q in (w.queues.get("events") for w in wiring.values())
+            if isinstance(q, EmbeddedQueue | StoreQueue)
         ]
         return ControlPlane(
             self.store,
@@ -197,17 +221,19 @@ class Mayfly:
         with contextlib.suppress(TaskAlreadyFinished, TaskNotFound):
             self.tasks.cancel(project_id, task_id)
 
-    def runner(self, target: str, *, lease: float | None = None) -> Runner:
-        """A runner for one target."""
+    def runner(self, target: str, *, lease: float | None = None, concurrency: int | None = None) -> Runner:
+        """A runner for one target: at most ``concurrency`` attempts at once (default: the target's capacity)."""
         record = self.targets.get(target)
         return Runner(
             target,
             self.provider_for(target),
             self.queues_for(target),
             self.blobs_for(target),
-            concurrency=record.capacity,
+            concurrency=concurrency or record.capacity,
             lease=lease or lease_seconds(),
             open_secrets=self.secret_box.open,
+            # Runners on several machines share a target's queues and blobs: each names its own launches.
+            owner=self.home_id if self.shared and isinstance(self.queues_for(target), StoreQueueSet) else None,
         )
 
     def close(self) -> None:

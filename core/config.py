@@ -202,3 +202,28 @@ def lease_seconds() -> float:
     if seconds != seconds or seconds == float("inf"):
         return DEFAULT_LEASE_SECONDS
     return max(1.0, seconds)
+
+
+#: Default of ``MAYFLY_DATABASE_POOL_SIZE``.
+DEFAULT_DATABASE_POOL_SIZE = 10
+#: Default of ``MAYFLY_STATEMENT_TIMEOUT`` (seconds).
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+
+
+def database_pool_size() -> int:
+    """``MAYFLY_DATABASE_POOL_SIZE`` (default 10, at least 1): PostgreSQL connections a process keeps open.
+
+    As many again may be opened for a burst and are closed when returned. Unset, empty or
+    not a whole number: the default.
+    """
+    value = os.environ.get("MAYFLY_DATABASE_POOL_SIZE", "").strip()
+    return max(1, int(value)) if value.isdigit() else DEFAULT_DATABASE_POOL_SIZE
+
+
+def statement_timeout() -> float:
+    """``MAYFLY_STATEMENT_TIMEOUT`` in seconds (default 30; 0: none): PostgreSQL cancels a statement past it.
+
+    A cancelled statement (a lock held too long, a runaway query) fails with
+    ``store_unavailable`` like a SQLite lock past ``MAYFLY_STORE_BUSY_TIMEOUT``.
+    """
+    return env_seconds("MAYFLY_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)

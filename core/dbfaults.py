@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError
 
-from mayfly.core.config import store_busy_timeout
+from mayfly.core.config import statement_timeout, store_busy_timeout
 from mayfly.core.errors import StoreUnavailable
 
 #: SQLite messages that mean "the environment, try later", not "a bug in the statement".
@@ -34,6 +34,12 @@ _SQLITE_UNAVAILABLE = (
     "connection",
 )
 
+#: PostgreSQL SQLSTATE classes of the environment: connection exception, insufficient resources, operator
+#: intervention (shutdown, cannot connect now), system error.
+_PG_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
+#: Single PostgreSQL SQLSTATEs that a retry of the whole transaction may pass: serialization failure, deadlock.
+_PG_UNAVAILABLE = frozenset({"40001", "40P01"})
+
 #: OS errors that mean the home's file system cannot take the write now.
 _OS_UNAVAILABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
@@ -46,8 +52,19 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
         inner = exc.orig
         if isinstance(inner, sqlite3.OperationalError | sqlite3.DatabaseError):
             return unavailable(inner)
-        # PostgreSQL and others: a lost or refused connection is the environment too.
-        if exc.connection_invalidated or "connection" in str(inner).lower():
+        sqlstate = str(getattr(inner, "sqlstate", None) or "")
+        if sqlstate in ("57014", "55P03"):  # query_canceled (statement timeout), lock_not_available
+            return StoreUnavailable(
+                f"store unavailable: {_one_line(inner)} (MAYFLY_STATEMENT_TIMEOUT={statement_timeout():g}s); try again"
+            )
+        # PostgreSQL and others: a lost or refused connection, a server shutting down or out of resources,
+        # a deadlock or serialization failure (rolled back whole) are the environment too.
+        if (
+            exc.connection_invalidated
+            or sqlstate[:2] in _PG_UNAVAILABLE_CLASSES
+            or sqlstate in _PG_UNAVAILABLE
+            or "connection" in str(inner).lower()
+        ):
             return StoreUnavailable(f"store unavailable: {_one_line(inner)}")
         return None
     if isinstance(exc, sqlite3.OperationalError):

@@ -212,6 +212,24 @@ class StoreUnavailable(Unavailable):
         super().__init__(message, **details)
 
 
+class SchemaMismatch(Unavailable):
+    """The store's schema is not the one this Mayfly was built for (``mayfly db status`` shows both)."""
+
+    code = "schema_mismatch"
+
+
+class SchemaBehind(SchemaMismatch):
+    """The store's schema is older than this Mayfly's: ``mayfly db upgrade`` brings it forward."""
+
+    code = "schema_behind"
+
+
+class SchemaAhead(SchemaMismatch):
+    """The store's schema is newer than this Mayfly's: a newer Mayfly migrated it; upgrade this one."""
+
+    code = "schema_ahead"
+
+
 class SecretKeyError(Unavailable):
     """The home's secret key is missing, unreadable or not the one the secrets were sealed with."""
 

@@ -130,10 +130,14 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
     The tasks are read with one query and the events recorded with one insert, so a
     batch costs little more than its status updates.
     """
-    ids = list({e.task_id for e in events})
+    # Sorted and locked (``FOR UPDATE``; nothing on SQLite, whose write lock already excludes everyone): two
+    # control planes applying events of one task on PostgreSQL take turns, and always lock in the same order.
+    ids = sorted({e.task_id for e in events})
     cache: dict[str, Task] = {}
     for start in range(0, len(ids), 500):
-        rows = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids[start : start + 500]))).mappings()
+        rows = conn.execute(
+            select(s.tasks).where(s.tasks.c.id.in_(ids[start : start + 500])).order_by(s.tasks.c.id).with_for_update()
+        ).mappings()
         cache.update((r["id"], Task.from_row(r)) for r in rows)
     outcomes = []
     records = []

@@ -23,12 +23,13 @@ from sqlalchemy import Column, Connection, and_, bindparam, func, select, text, 
 
 from mayfly.core.config import Limits
 from mayfly.core.errors import StoreUnavailable
+from mayfly.core.faults import fault_point
 from mayfly.core.messages import TaskMessage
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Queue
 from mayfly.core.records import Revision, Task
 from mayfly.core.secrets import load_sealed
-from mayfly.core.store import Store
+from mayfly.core.store import DISPATCH_CLAIM, Store
 from mayfly.core.store import schema as s
 from mayfly.core.validate import PRIORITIES
 
@@ -47,15 +48,23 @@ def _active_counts(conn: Connection, column: Column[Any]) -> Counter[str]:
     return Counter({str(k): int(n) for k, n in rows})
 
 
-def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatched]:
+def dispatch(
+    store: Store, targets: dict[str, int], now: float, on_fault: Callable[[str], None] = fault_point
+) -> list[Dispatched]:
     """Move every task that may start now to ``preparing``; return what was chosen.
 
-    ``targets`` maps each target this control plane serves to its capacity.
+    ``targets`` maps each target this control plane serves to its capacity. Several control
+    planes on one PostgreSQL store take turns (:data:`DISPATCH_CLAIM`): slots are counted and
+    taken by one process at a time, so per-code max concurrency and per-target capacity hold
+    across all of them; a process that finds the claim taken skips this pass.
     """
     chosen: list[Dispatched] = []
     with store.write() as conn:
+        if not store.try_claim(conn, DISPATCH_CLAIM):
+            return chosen  # another control plane is dispatching right now; its pass covers these tasks
         per_target = _active_counts(conn, s.tasks.c.target)
         per_code = _active_counts(conn, s.tasks.c.code_id)
+        on_fault("router.counted")
         limits: dict[str, int | None] = {}
         paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}
         for target, capacity in targets.items():
@@ -93,8 +102,8 @@ def dispatch(store: Store, targets: dict[str, int], now: float) -> list[Dispatch
             res = conn.execute(
                 _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": d.task_id} for d in chosen]
             )
-            if res.rowcount != len(chosen):  # pragma: no cover - SQLite holds the write lock; other stores may race
-                raise StoreUnavailable("dispatch raced another control plane; retrying on the next pass")
+            if res.rowcount != len(chosen):  # pragma: no cover - a cancel committed between the scan and here
+                raise StoreUnavailable("dispatch raced a change of a queued task; retrying on the next pass")
     return chosen
 
 
@@ -168,15 +177,12 @@ def publish(
     ``ensure_code(target, code)`` is called before a message goes out, so the code
     package is in the target's blob store before any runner looks for it.
     """
+    if store.is_postgres:
+        return _publish_claimed(store, queue_for, limits, batch, ensure_code)
     sent = 0
     while True:
         with store.read() as conn:
-            rows = conn.execute(
-                select(s.tasks, s.code_revisions)
-                .join(s.code_revisions, s.code_revisions.c.id == s.tasks.c.revision_id)
-                .where(s.tasks.c.dispatch_pending == true())
-                .limit(batch)
-            ).all()
+            rows = conn.execute(_PENDING.limit(batch)).all()
         if not rows:
             return sent
         by_target: dict[str, list[tuple[str, int, str]]] = {}
@@ -197,6 +203,56 @@ def publish(
                     [{"tid": task_id, "n": attempt} for task_id, attempt, _ in items],
                 )
             sent += len(items)
+        if len(rows) < batch:
+            return sent
+
+
+_PENDING = (
+    select(s.tasks, s.code_revisions)
+    .join(s.code_revisions, s.code_revisions.c.id == s.tasks.c.revision_id)
+    .where(s.tasks.c.dispatch_pending == true())
+)
+
+
+def _publish_claimed(
+    store: Store,
+    queue_for: Callable[[str], Queue],
+    limits: Limits,
+    batch: int,
+    ensure_code: Callable[[str, CodeRef], None] | None,
+) -> int:
+    """:func:`publish` for several control planes on one store: each batch is claimed, sent, cleared in one go.
+
+    The pending rows are locked (``FOR UPDATE OF tasks SKIP LOCKED``) while their messages
+    are sent and the flag cleared in the same transaction: another control plane skips
+    them instead of sending them a second time. A crash after the send and before the
+    commit leaves the flag set, and the message is sent again (launches are idempotent).
+    """
+    sent = 0
+    while True:
+        with store.write() as conn:
+            rows = conn.execute(
+                _PENDING.order_by(s.tasks.c.id).limit(batch).with_for_update(of=s.tasks, skip_locked=True)
+            ).all()
+            if not rows:
+                return sent
+            revisions: dict[str, Revision] = {}
+            by_target: dict[str, list[tuple[str, int, str]]] = {}
+            for row in rows:
+                task, rev = _split(row, revisions)
+                msg = build_message(task, rev, limits)
+                if ensure_code is not None and msg.code is not None:
+                    ensure_code(task.target, msg.code)
+                by_target.setdefault(task.target, []).append((task.id, task.attempt, msg.dumps()))
+            for target, items in by_target.items():
+                queue_for(target).send_many([body for _, _, body in items])
+                conn.execute(
+                    update(s.tasks)
+                    .where(s.tasks.c.id == bindparam("tid"), s.tasks.c.attempt == bindparam("n"))
+                    .values(dispatch_pending=False),
+                    [{"tid": task_id, "n": attempt} for task_id, attempt, _ in items],
+                )
+                sent += len(items)
         if len(rows) < batch:
             return sent
 

@@ -181,8 +181,12 @@ class Runner:
         clock: Callable[[], float] = time.time,
         sweep_interval: float | None = None,
         open_secrets: Callable[[Mapping[str, str]], dict[str, bytes]] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.target = target
+        #: Who launches here (the home id of this machine), when runners on several machines share one target's
+        #: queues and blobs: a container another owner launched is not looked for, nor declared lost, here.
+        self.owner = owner
         #: Decrypts a message's sealed secrets (the home's key); None: this runner holds no key.
         self.open_secrets = open_secrets
         self.provider = provider
@@ -448,6 +452,25 @@ class Runner:
                 event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=True),
             )
             return
+        elsewhere = self._launched_elsewhere(msg) if existing is None and "launched" in records else None
+        if elsewhere is not None and self._alive(elsewhere):
+            # Launched on another machine's engine whose runner is alive (restarting, say): only it can reattach
+            # the container or see it gone. Hand the message back as a new one (its delivery count starts over,
+            # so it is not dead-lettered while bouncing between runners), after a pause.
+            log.warning(
+                "%s attempt %s runs on the engine of runner %s, which is alive; leaving it to that runner",
+                msg.task_id,
+                msg.attempt,
+                elsewhere,
+            )
+            message = watch.message
+            if message is not None:
+                self.tasks.send(message.body, delay=min(self.lease, 2.0))
+                self.tasks.ack(message)
+            self._drop(watch)
+            return
+        # Launched elsewhere by a runner that stopped beating for three leases: lost, like a container gone
+        # from this engine (its runner removes the container at its next start: the attempt is over).
         if existing is None and "launched" in records:
             # Gone, or not created yet by a runner whose lease lapsed while it launched. Say it is lost
             # first, then look once more: that runner looks for this record after its launch and
@@ -482,7 +505,8 @@ class Runner:
                 )
                 return
         if existing is None:
-            self.blobs.put(rk("launched"), json.dumps({"at": self.clock(), "target": self.target}).encode())
+            record = {"at": self.clock(), "target": self.target, **({"owner": self.owner} if self.owner else {})}
+            self.blobs.put(rk("launched"), json.dumps(record).encode())
             fault_point("runner.launching")
             if self._declared_lost(watch, msg):
                 # Paused past the lease since the record was written, and the new owner found no container.
@@ -516,6 +540,28 @@ class Runner:
         if watch.cancel_asked or self.blobs.exists(rk("cancel")):
             self._stop_container(watch, "cancel")
         self._watch(watch, msg.timeout, msg.max_log_bytes, msg.max_result_bytes, msg.stop_grace_seconds)
+
+    def _launched_elsewhere(self, msg: TaskMessage) -> str | None:
+        """The owner this attempt's ``launched`` record names, when it is not this runner's; else None."""
+        if self.owner is None:
+            return None
+        try:
+            record = json.loads(self.blobs.get(run_key(msg.task_id, msg.attempt, "launched")))
+        except (KeyError, ValueError):
+            return None
+        owner = record.get("owner") if isinstance(record, dict) else None
+        return owner if isinstance(owner, str) and owner != self.owner else None
+
+    def _alive_key(self, owner: str) -> str:
+        return f"runners/{self.target}/{owner}"
+
+    def _alive(self, owner: str) -> bool:
+        """True when the runner of ``owner`` beat within the last three leases (machines' clocks agree, NTP)."""
+        try:
+            at = float(json.loads(self.blobs.get(self._alive_key(owner)))["at"])
+        except (KeyError, ValueError, TypeError):
+            return False
+        return self.clock() - at < 3 * self.lease
 
     def _secrets_of(self, msg: TaskMessage) -> dict[str, bytes]:
         """The message's secret values in clear, if this target's provider can pass them privately."""
@@ -761,6 +807,9 @@ class Runner:
         if not force and now - self._last_heartbeat < self.lease / 3:
             return False
         self._last_heartbeat = now
+        if self.owner is not None:
+            # This machine's runner is alive: others leave the containers it launched to it (see _run_attempt).
+            self.blobs.put(self._alive_key(self.owner), json.dumps({"at": self.clock()}).encode())
         with self._lock:
             held = [(w, w.message) for w in self.watches.values() if w.message is not None and not w.done]
         if not held:

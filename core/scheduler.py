@@ -119,9 +119,14 @@ def fire_due(store: Store, tasks: TaskService, now: float, on_fault: Callable[[s
     if not any_due(store, now):
         return done
     with store.write() as conn:
+        # Locked and skipped when locked: on PostgreSQL a schedule another control plane is firing right now is
+        # left to it (SQLite's write lock serializes passes); the unique slot key stops a second fire regardless.
         due = (
             conn.execute(
-                select(s.schedules.c.id).where(s.schedules.c.status == "scheduled", s.schedules.c.next_start <= now)
+                select(s.schedules.c.id)
+                .where(s.schedules.c.status == "scheduled", s.schedules.c.next_start <= now)
+                .order_by(s.schedules.c.id)
+                .with_for_update(skip_locked=True)
             )
             .scalars()
             .all()

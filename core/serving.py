@@ -1,7 +1,9 @@
 """Running a control plane and runners in threads of one process (``mayfly server``, ``mayfly run``).
 
 Each loop holds its lock on the home (:mod:`mayfly.core.homelock`) while it runs: one
-control plane, one webhook deliverer and one runner per target on a home. A loop whose
+control plane, one webhook deliverer and one runner per target on a home. On a
+PostgreSQL store the control plane and the deliverer take no lock: any number run at
+once, and each claims its work in the store; runners keep their per-home lock. A loop whose
 lock another process holds (a ``mayfly runner --target local`` beside a server, a
 second ``mayfly run``) does not fail: it logs once, waits, and takes over when that
 process exits. ``mayfly runner`` asks for ``exclusive`` runners instead: it is refused
@@ -96,6 +98,7 @@ class Serving:
         all_runners: bool = False,
         exclusive: bool = False,
         announce_waits: bool = True,
+        runner_capacity: int | None = None,
     ) -> None:
         self.mf = mf
         self.targets = targets
@@ -108,7 +111,9 @@ class Serving:
         #: Webhooks are sent wherever a control plane runs (the outbox is in its store).
         self.deliverer: Deliverer | None = mf.deliverer() if control else None
         served = [t for t in targets if all_runners or mf.targets.get(t).embedded_runner]
-        self.runners: list[Runner] = [mf.runner(t) for t in served] if runners else []
+        #: ``runner_capacity``: most attempts at once in each runner of this process (default: its target's capacity,
+        #: the limit of the whole target; a pool of runners on several machines shares it).
+        self.runners: list[Runner] = [mf.runner(t, concurrency=runner_capacity) for t in served] if runners else []
         self._threads: list[threading.Thread] = []
         self._locks: list[HomeLock] = []
 
@@ -126,10 +131,13 @@ class Serving:
                 self._locks.append(lock)
         for runner in self.runners:
             runner.provider.check()
+        # On PostgreSQL every control plane and deliverer runs at once: each piece of work is claimed in the
+        # store (docs/decisions.md, "Several control planes on one PostgreSQL store"). On SQLite, one per home.
+        shared = self.mf.store.is_postgres
         if self.control is not None:
-            self._spawn("control", self.control.run, control_lock(root))
+            self._spawn("control", self.control.run, None if shared else control_lock(root))
         if self.deliverer is not None:
-            self._spawn("webhooks", self.deliverer.run, webhooks_lock(root))
+            self._spawn("webhooks", self.deliverer.run, None if shared else webhooks_lock(root))
         for runner, lock in zip(self.runners, runner_locks, strict=True):
             self._spawn(f"runner-{runner.target}", runner.run, None if self.exclusive else lock)
 

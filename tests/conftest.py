@@ -24,6 +24,7 @@ import pytest
 from mayfly.cli.context import resolve_runtime
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
+from mayfly.testing.postgres import TempCluster, find_bin
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 TEST_IMAGE = "mayfly-test/busybox:latest"
@@ -31,12 +32,62 @@ TASK_UID = 10001
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh, empty MAYFLY_HOME for this test."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """A fresh, empty MAYFLY_HOME for this test.
+
+    Its store is the home's SQLite file; with ``MAYFLY_TEST_DATABASE=postgresql`` in the
+    environment, a fresh PostgreSQL database instead (to run any test on both dialects).
+    """
     root = tmp_path / "home"
     monkeypatch.setenv("MAYFLY_HOME", str(root))
     monkeypatch.delenv("MAYFLY_DATABASE_URL", raising=False)
+    if os.environ.get("MAYFLY_TEST_DATABASE") == "postgresql":
+        monkeypatch.setenv("MAYFLY_DATABASE_URL", request.getfixturevalue("pg_url"))
     return root
+
+
+# ---------------------------------------------------------------- one PostgreSQL server per session
+
+#: The database every test database is copied from: migrated to the newest schema once per session.
+PG_TEMPLATE = "mayfly_template"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempCluster]:
+    """One PostgreSQL server for the whole session (initdb into a temp dir, a private port).
+
+    Skips only when PostgreSQL is not installed (``scripts/bootstrap --test`` installs it).
+    """
+    from mayfly.core.store import Store
+
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found; scripts/bootstrap --test installs it)")
+    cluster = TempCluster(bin_dir).start()
+    try:
+        store = Store(cluster.create_database(PG_TEMPLATE), migrate=False)
+        store.migrate()
+        store.close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_url(postgres: TempCluster) -> str:
+    """The URL of a fresh PostgreSQL database of this test's own, at the newest schema."""
+    return postgres.create_database(f"t{os.getpid()}_{next(_pg_databases)}", template=PG_TEMPLATE)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store's URL, once on each dialect: the home's SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mayfly.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from mayfly.testing.postgres import find_bin
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["throughput", "dispatch", "scale", "api"])
+@pytest.mark.parametrize("name", ["throughput", "dispatch", "scale", "api", "postgres"])
 def test_benchmark_runs(name: str, runtime_images: dict[str, str], busybox_image: str) -> None:
+    if name == "postgres" and find_bin() is None:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found; scripts/bootstrap --test installs it)")
     result = subprocess.run(
         [sys.executable, "-m", "bench", name, "--small"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )

@@ -1,9 +1,17 @@
-"""The store: SQLAlchemy Core over SQLite (WAL) by default, PostgreSQL by URL.
+"""The store: SQLAlchemy Core over SQLite (WAL) by default, PostgreSQL (psycopg 3) by URL.
 
-:class:`Store` owns the engine, applies Alembic migrations on open, and hands out
-connections inside transactions: :meth:`Store.write` takes SQLite's write lock
-up front (``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing on
-a lock upgrade; :meth:`Store.read` is a plain deferred transaction.
+:class:`Store` owns the engine and hands out connections inside transactions:
+:meth:`Store.write` takes SQLite's write lock up front (``BEGIN IMMEDIATE``) so
+concurrent writers queue instead of failing on a lock upgrade; :meth:`Store.read`
+is a plain deferred transaction. On PostgreSQL both are READ COMMITTED transactions
+from a pool (``MAYFLY_DATABASE_POOL_SIZE``) with a statement timeout
+(``MAYFLY_STATEMENT_TIMEOUT``); work several processes may race for is claimed with
+row locks or advisory locks by the query modules (see :func:`Store.claim`).
+
+Migrations: a SQLite home is brought to the newest schema when it is opened, as
+always. A PostgreSQL database is shared by many processes, so it is migrated only by
+``mayfly db upgrade``; opening one whose schema is behind or ahead raises
+:class:`~mayfly.core.errors.SchemaBehind` / :class:`~mayfly.core.errors.SchemaAhead`.
 """
 
 from __future__ import annotations
@@ -19,11 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 
-from mayfly.core.config import store_busy_timeout
+from mayfly.core.config import database_pool_size, statement_timeout, store_busy_timeout
 from mayfly.core.dbfaults import storage_faults, writer_turn
+from mayfly.core.errors import MissingDependency, SchemaAhead, SchemaBehind
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,7 +39,28 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked against the migration scripts by a test, so it cannot drift;
 #: comparing with it avoids importing Alembic (a quarter of a second) on every command.
-HEAD = "0007"
+HEAD = "0008"
+
+
+#: Seconds a PostgreSQL connection attempt may take before the store is unavailable.
+CONNECT_TIMEOUT = 5
+#: The advisory lock ``mayfly db upgrade`` holds on PostgreSQL, so two upgrades run one after the other.
+MIGRATION_LOCK = 0x6D61_7966_6C79  # "mayfly"
+#: The claim a dispatch pass holds (:meth:`Store.try_claim`): one process at a time counts slots and dispatches.
+DISPATCH_CLAIM = MIGRATION_LOCK + 1
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (SQLAlchemy's default driver would be psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with any password hidden, for messages and ``mayfly db status``."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _alembic_config() -> Config:
@@ -67,8 +96,10 @@ class Store:
     """One database: migrations, and transactions for the query modules beside this one."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
+        url = normalize_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
         self._write_mutex = threading.Lock()
         self._turn = threading.local()
         self._lock_fd: int | None = None
@@ -83,37 +114,77 @@ class Store:
                 # A read-only folder, say: writers wait in SQLite's busy loop as before.
                 with contextlib.suppress(OSError):
                     self._lock_fd = os.open(f"{database}.wlock", os.O_RDWR | os.O_CREAT, 0o644)
+        elif self.is_postgres:
+            try:
+                self.engine = _postgres_engine(url)
+            except ImportError:
+                raise MissingDependency(
+                    "MAYFLY_DATABASE_URL names PostgreSQL, whose driver is not installed: "
+                    "pip install 'mayfly-tasks[postgres]'"
+                ) from None
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        if migrate:
+        if migrate and self.is_postgres:
+            self.check_schema()
+        elif migrate:
             self.migrate()
 
     # ------------------------------------------------------------ migrations
 
-    def migrate(self) -> None:
-        """Bring the schema to the latest revision (safe when several processes open a new home at once)."""
+    def migrate(self) -> bool:
+        """Bring the schema to the latest revision; False when it already was (safe when several processes race).
+
+        A schema newer than this Mayfly's raises :class:`SchemaAhead` and changes nothing.
+        """
         with storage_faults():
-            if self.schema_version() == HEAD:
-                return
+            if self._check_ahead(self.schema_version()) == HEAD:
+                return False
         from alembic import command
 
         with storage_faults(), self._migration_lock(), self.engine.connect() as conn:
             cfg = _alembic_config()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
+            if self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+            try:
+                ran = self._check_ahead(_version(conn)) != HEAD  # another upgrade may have finished meanwhile
+                if ran:
+                    command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if self.is_postgres:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                    conn.commit()
+        return ran
+
+    def check_schema(self) -> None:
+        """Raise :class:`SchemaBehind` or :class:`SchemaAhead` unless the schema is this Mayfly's (``HEAD``)."""
+        with storage_faults():
+            version = self.schema_version()
+        if self._check_ahead(version) != HEAD:
+            at = f"at revision {version}" if version else "empty"
+            raise SchemaBehind(
+                f"the store at {display_url(self.url)} is {at}, this Mayfly needs revision {HEAD}: "
+                "run mayfly db upgrade",
+                revision=version,
+                head=HEAD,
+            )
+
+    def _check_ahead(self, version: str | None) -> str | None:
+        if version is not None and (not version.isdigit() or int(version) > int(HEAD)):
+            raise SchemaAhead(
+                f"the store at {display_url(self.url)} is at revision {version}, newer than this Mayfly's {HEAD}: "
+                "upgrade Mayfly",
+                revision=version,
+                head=HEAD,
+            )
+        return version
 
     def schema_version(self) -> str | None:
         """The Alembic revision the database is at, or None for an empty database."""
         with self.engine.connect() as conn:
-            try:
-                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except OperationalError:
-                return None  # no alembic_version table yet
-            except Exception as exc:  # PostgreSQL raises ProgrammingError for a missing table
-                if "alembic_version" in str(exc):
-                    return None
-                raise
+            return _version(conn)
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -172,11 +243,56 @@ class Store:
         with storage_faults(), self.engine.connect().execution_options(mayfly_write=write) as conn:
             yield conn
 
+    # ------------------------------------------------------------ claims among processes
+
+    def try_claim(self, conn: Connection, key: int) -> bool:
+        """Take the transaction-scoped claim ``key`` for the rest of ``conn``'s write transaction; False if taken.
+
+        On PostgreSQL an advisory transaction lock (``pg_try_advisory_xact_lock``): it never
+        waits, and it is released at commit, at rollback and when the holder's connection
+        dies (a ``kill -9``), so no process can stall the others. On SQLite the write
+        transaction already excludes every other writer: always True.
+        """
+        if not self.is_postgres:
+            return True
+        return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
+
     def close(self) -> None:
+        """Close the pool's connections."""
         self.engine.dispose()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _version(conn: Connection) -> str | None:
+    """The Alembic revision on ``conn``, or None when the table does not exist yet."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if conn.in_transaction():
+        conn.rollback()  # nothing was written; a PostgreSQL connection must not sit idle in a transaction
+    return None if value is None else str(value)
+
+
+def _postgres_engine(url: str) -> Engine:
+    """A pooled psycopg 3 engine: pre-pinged connections, a connect timeout and a statement timeout."""
+    timeout_ms = int(statement_timeout() * 1000)
+    size = database_pool_size()
+    return create_engine(
+        url,
+        pool_size=size,
+        max_overflow=size,
+        pool_timeout=store_busy_timeout() or 1,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT,
+            # A process paused (SIGSTOP, a frozen VM) inside a transaction loses it, and its claims, after as long.
+            "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={timeout_ms}",
+            "application_name": "mayfly",
+        },
+    )
 
 
 def now() -> float:

@@ -15,12 +15,15 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 
 # Partial-index predicates, written once. SQLite uses a partial index only when the query
@@ -53,7 +56,7 @@ targets = Table(
     # How many tasks may be preparing or running on this target at once.
     Column("capacity", Integer, nullable=False),
     # True: `mayfly server` runs this target's runner; False: it runs elsewhere (in its cloud).
-    Column("embedded_runner", Boolean, nullable=False, server_default=text("1")),
+    Column("embedded_runner", Boolean, nullable=False, server_default=true()),
     Column("created_at", Float, nullable=False),
 )
 
@@ -65,7 +68,7 @@ codes = Table(
     Column("name", String(255), nullable=False),
     Column("latest_rev", Integer, nullable=False),
     # A paused code keeps its queued tasks queued (IronWorker's pause_task_queue).
-    Column("paused", Boolean, nullable=False, server_default=text("0")),
+    Column("paused", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     # A deleted code keeps its row for its tasks' history; its name becomes "~<id>" to free the real one.
@@ -99,7 +102,7 @@ code_revisions = Table(
     Column("cpu", Float, nullable=False),
     Column("memory_mb", Integer, nullable=False),
     # Pass IronWorker's -payload/-config/-id/-d arguments and env.
-    Column("ironworker", Boolean, nullable=False, server_default=text("0")),
+    Column("ironworker", Boolean, nullable=False, server_default=false()),
     # Completion webhook URL: the default of its tasks.
     Column("webhook", Text),
     Column("created_at", Float, nullable=False),
@@ -141,11 +144,11 @@ tasks = Table(
     Column("exit_code", Integer),
     Column("result", Text),
     Column("log_size", Integer, nullable=False, server_default=text("0")),
-    Column("log_truncated", Boolean, nullable=False, server_default=text("0")),
+    Column("log_truncated", Boolean, nullable=False, server_default=false()),
     Column("handle", String(512)),
-    Column("cancel_requested", Boolean, nullable=False, server_default=text("0")),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
     # Outbox flag: the task message for the current attempt still has to be sent.
-    Column("dispatch_pending", Boolean, nullable=False, server_default=text("0")),
+    Column("dispatch_pending", Boolean, nullable=False, server_default=false()),
     Column("schedule_id", ID),
     # Not dispatched before this task has ended (a schedule's "replace" overlap policy).
     Column("wait_for", ID),
@@ -300,7 +303,7 @@ webhook_deliveries = Table(
     Column("attempted_at", Float),
     Column("status_code", Integer),
     Column("error", Text),
-    Column("delivered", Boolean, nullable=False, server_default=text("0")),
+    Column("delivered", Boolean, nullable=False, server_default=false()),
     Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
@@ -308,4 +311,33 @@ webhook_deliveries = Table(
         postgresql_where=text("attempted_at IS NULL"),
     ),
     Index("ix_webhook_deliveries_task", "task_id", "id"),
+)
+
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    # The queues of targets whose runners share the store (core/queues/store.py): PostgreSQL only in use.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # "<target>.<kind>", and "<target>.<kind>-dlq" for its dead letters.
+    Column("queue", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    # Epoch seconds (the database's clock) when the message may be received (again).
+    Column("visible_at", Float, nullable=False),
+    # The current delivery's token ("<random>-<id>"): ack and extend need it.
+    Column("receipt", String(64)),
+    Column("deliveries", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Index("ix_queue_messages_visible", "queue", "visible_at", "id"),
+    Index("ix_queue_messages_receipt", "receipt"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    # The blob store of targets whose runners share the store (core/blobs/store.py): PostgreSQL only in use.
+    # Byte order ("C") on PostgreSQL, so a prefix listing is an index range and sorts as keys do elsewhere.
+    Column("key", String(1024).with_variant(String(1024, collation="C"), "postgresql"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

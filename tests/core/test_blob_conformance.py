@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,18 @@ class TestLocalBlobStore(BlobStoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs")
+
+
+class TestStoreBlobStore(BlobStoreConformance):
+    """Blobs in the PostgreSQL store (issue 17 part 3): every machine of a runner pool reads them."""
+
+    urls_unsupported = "the store signs no URLs: its runners read blobs through the database"
+
+    @pytest.fixture
+    def store(self, pg_url: str) -> Iterator[BlobStore]:
+        from mayfly.core.blobs.store import StoreBlobStore
+        from mayfly.core.store import Store
+
+        db = Store(pg_url)
+        yield StoreBlobStore(db)
+        db.close()

@@ -18,7 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("targets") as batch:
-        batch.add_column(sa.Column("embedded_runner", sa.Boolean, nullable=False, server_default=sa.text("1")))
+        batch.add_column(sa.Column("embedded_runner", sa.Boolean, nullable=False, server_default=sa.true()))
 
 
 def downgrade() -> None:

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("attempted_at", sa.Float),
         sa.Column("status_code", sa.Integer),
         sa.Column("error", sa.Text),
-        sa.Column("delivered", sa.Boolean, nullable=False, server_default=sa.text("0")),
+        sa.Column("delivered", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     op.create_index(
         "ix_webhook_deliveries_due",

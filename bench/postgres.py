@@ -1,0 +1,171 @@
+"""Core throughput on PostgreSQL: bulk queueing, and end to end with one and with three control planes.
+
+A throwaway PostgreSQL cluster (``mayfly.testing.postgres``: initdb into a temp dir,
+``fsync=off``) holds the store and the null target's queues and blobs. End to end: the
+null provider "runs" each task in zero time in a runner process, while one or three
+processes run a control plane each (as ``mayfly server`` does), claiming their work in
+the database. Baselines, measured in the same run: a raw psycopg ``executemany`` of
+rows as wide as a task (bulk queue), and the fewest statements a task's life needs —
+dispatch update, queue insert/delete for the task and its two events, final update —
+batched (end to end).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import threading
+import time
+from pathlib import Path
+
+from bench.common import Row, fresh_home, open_mayfly, print_table
+from mayfly.core.codes import CodeOptions
+from mayfly.core.serving import Serving
+from mayfly.core.store import Store
+from mayfly.core.tasks import TaskOptions
+from mayfly.testing.postgres import TempCluster, find_bin
+
+
+def _raw(cluster: TempCluster, db: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(f"host=127.0.0.1 port={cluster.port} user={cluster.USER} dbname={db}")
+
+
+def _baseline_bulk(cluster: TempCluster, n: int) -> float:
+    cluster.create_database("baseline")
+    with _raw(cluster, "baseline") as conn:
+        conn.execute(
+            "CREATE TABLE t (id TEXT PRIMARY KEY, project TEXT, code TEXT, status TEXT, payload TEXT, "
+            "priority INT, run_at FLOAT, target TEXT, created FLOAT, updated FLOAT)"
+        )
+        conn.commit()
+        rows = [(f"{i:024x}", "p", "c", "queued", json.dumps({"i": i}), 0, 0.0, "null", 0.0, 0.0) for i in range(n)]
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO t VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def _baseline_life(cluster: TempCluster, n: int, batch: int = 200) -> float:
+    with _raw(cluster, "baseline") as conn:
+        conn.execute("CREATE TABLE q (id BIGSERIAL PRIMARY KEY, body TEXT)")
+        conn.commit()
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            for start in range(0, n, batch):
+                ids = [(f"{i:024x}",) for i in range(start, min(n, start + batch))]
+                cur.executemany("UPDATE t SET status='preparing' WHERE id=%s", ids)
+                conn.commit()
+                for step in ("task", "started", "exited"):
+                    cur.executemany("INSERT INTO q (body) VALUES (%s)", [(f"{step}:{i}",) for (i,) in ids])
+                    conn.commit()
+                    cur.execute("DELETE FROM q")
+                    conn.commit()
+                cur.executemany("UPDATE t SET status='complete' WHERE id=%s", ids)
+                conn.commit()
+        return time.perf_counter() - t0
+
+
+def _runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
+    mf = open_mayfly(Path(home))
+    runner = mf.runner("null")
+    flag = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), flag.set()), daemon=True).start()
+    runner.run(flag)
+
+
+def _control_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
+    mf = open_mayfly(Path(home))
+    serving = Serving(mf, ["null"], runners=False)
+    serving.start()
+    stop.wait()
+    serving.stop()
+
+
+def _setup(url: str, capacity: int) -> tuple[Path, str]:
+    os.environ["MAYFLY_DATABASE_URL"] = url
+    home = fresh_home()
+    mf = open_mayfly(home)
+    pid = mf.project_id()
+    mf.targets.add("null", "null", {}, capacity=capacity)
+    mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
+    mf.close()
+    return home, pid
+
+
+def _end_to_end(cluster: TempCluster, db: str, n: int, servers: int, capacity: int) -> float:
+    url = cluster.create_database(db)
+    store = Store(url, migrate=False)
+    store.migrate()
+    store.close()
+    home, pid = _setup(url, capacity)
+    mf = open_mayfly(home)
+    mf.tasks.queue_many(pid, "noop", [json.dumps({"i": i}) for i in range(n)], TaskOptions())
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_runner_process, args=(str(home), stop), daemon=True)]
+    procs += [ctx.Process(target=_control_process, args=(str(home), stop), daemon=True) for _ in range(servers)]
+    t0 = time.perf_counter()
+    for proc in procs:
+        proc.start()
+
+    def remaining() -> int:
+        counts = mf.tasks.count_by_status(pid)
+        return sum(counts.get(s, 0) for s in ("queued", "preparing", "running"))
+
+    while remaining():
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    for proc in procs:
+        proc.join(30)
+    counts = mf.tasks.count_by_status(pid)
+    assert counts.get("complete") == n, counts
+    mf.close()
+    return elapsed
+
+
+def run(n: int = 20_000, n_e2e: int = 5_000, capacity: int = 256) -> list[Row]:
+    """The measurements on a fresh cluster; returns the table rows."""
+    bin_dir = find_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL is not installed (scripts/bootstrap --test installs it)")
+    cluster = TempCluster(bin_dir).start()
+    saved = os.environ.get("MAYFLY_DATABASE_URL")
+    try:
+        url = cluster.create_database("bulk")
+        store = Store(url, migrate=False)
+        store.migrate()
+        store.close()
+        home, pid = _setup(url, capacity)
+        mf = open_mayfly(home)
+        payloads = [json.dumps({"i": i}) for i in range(n)]
+        t0 = time.perf_counter()
+        mf.tasks.queue_many(pid, "noop", payloads, TaskOptions())
+        bulk = time.perf_counter() - t0
+        mf.close()
+        base_bulk = _baseline_bulk(cluster, n)
+        one = _end_to_end(cluster, "e2e1", n_e2e, 1, capacity)
+        three = _end_to_end(cluster, "e2e3", n_e2e, 3, capacity)
+        base_life = _baseline_life(cluster, n_e2e)
+    finally:
+        if saved is None:
+            os.environ.pop("MAYFLY_DATABASE_URL", None)
+        else:
+            os.environ["MAYFLY_DATABASE_URL"] = saved
+        cluster.stop()
+    return [
+        Row(f"bulk queue {n:,} tasks", n / bulk, n / base_bulk, "tasks/s", "≥ 5,000 tasks/s"),
+        Row(f"end to end, {n_e2e:,} tasks, 1 server", n_e2e / one, n_e2e / base_life, "tasks/s", "≥ 1,500 tasks/s"),
+        Row(f"end to end, {n_e2e:,} tasks, 3 servers", n_e2e / three, n_e2e / base_life, "tasks/s", "more than 1"),
+    ]
+
+
+def main(small: bool = False) -> list[Row]:
+    rows = run(n=1_000, n_e2e=300) if small else run()
+    print_table("Core throughput on PostgreSQL (no containers; null provider; queues and blobs in the store)", rows)
+    return rows

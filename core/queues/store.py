@@ -1,0 +1,222 @@
+"""Queues in the PostgreSQL store: one target's queues shared by runners on several machines.
+
+With PostgreSQL as the store, a target without queues of its own (a Docker target) keeps
+its ``tasks``, ``control`` and ``events`` queues in the ``queue_messages`` table instead
+of one home's ``queues.db``: every server and every ``mayfly runner --target T`` on any
+machine then serves the same queues. They behave like the embedded queues (and the
+cloud ones): a received message is leased with a receipt, comes back when the lease
+expires unless acked, moves to ``<name>-dlq`` on its next receive once it was delivered
+``max_deliveries`` times.
+
+Receiving locks the visible rows ``FOR UPDATE SKIP LOCKED``, so concurrent receivers
+never lease one message twice and never wait for each other. Lease times are the
+database's clock (``clock_timestamp()``), not the callers', so machines whose clocks
+disagree still agree on when a lease ends. A waiting receiver is woken at once by a send
+from its own home (the home's wake-ups) and otherwise looks again every ``poll`` seconds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Connection, Float, bindparam, delete, func, insert, literal_column, select, update
+
+from mayfly.core.queues import Message, Queue, QueueSet
+from mayfly.core.queues.embedded import DLQ_SUFFIX, MAX_DELIVERIES
+from mayfly.core.queues.wakeup import WakeupHub
+from mayfly.core.store import Store
+from mayfly.core.store import schema as s
+
+_Q = s.queue_messages
+#: The database's time in epoch seconds, read when the statement runs.
+_NOW: ColumnElement[float] = literal_column("EXTRACT(EPOCH FROM clock_timestamp())::float8", type_=Float)
+#: The longest a waiting receiver sleeps before it looks again (a send from another machine rings no bell).
+POLL = 0.2
+
+
+class StoreBroker:
+    """The queues of one PostgreSQL store; ``wakeups`` (the home's) wake receivers of this machine at once."""
+
+    def __init__(self, store: Store, *, wakeups: WakeupHub | None = None, max_deliveries: int = MAX_DELIVERIES) -> None:
+        self.store = store
+        self.wakeups = wakeups
+        self.max_deliveries = max_deliveries
+
+    def queue(self, name: str) -> StoreQueue:
+        """The queue called ``name``."""
+        return StoreQueue(self, name)
+
+    def notify(self, name: str) -> None:
+        """Wake this machine's receivers of ``name`` (after a commit)."""
+        if self.wakeups is not None:
+            self.wakeups.notify(name)
+
+
+class StoreQueue(Queue):
+    """One named queue inside the store's ``queue_messages`` table."""
+
+    poll = POLL
+
+    def __init__(self, broker: StoreBroker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+
+    @property
+    def _store(self) -> Store:
+        return self.broker.store
+
+    def send(self, body: str, *, delay: float = 0.0) -> str:
+        return self.send_many([body], delay=delay)[0]
+
+    def send_many(self, bodies: Sequence[str], *, delay: float = 0.0) -> list[str]:
+        if not bodies:
+            return []
+        with self._store.write() as conn:
+            ids = self._insert(conn, bodies, delay)
+        self.broker.notify(self.name)
+        return ids
+
+    def _insert(self, conn: Connection, bodies: Sequence[str], delay: float = 0.0) -> list[str]:
+        rows = conn.execute(
+            insert(_Q)
+            .values(queue=self.name, body=bindparam("b"), visible_at=_NOW + delay, created_at=_NOW, deliveries=0)
+            .returning(_Q.c.id),
+            [{"b": body} for body in bodies],
+        )
+        return [str(i) for i in rows.scalars().all()]
+
+    def send_and_ack(self, bodies: Sequence[str], source: Queue, messages: Sequence[Message]) -> list[bool]:
+        """Both in one transaction when ``source`` is a queue of the same store."""
+        if not isinstance(source, StoreQueue) or source.broker.store is not self._store:
+            return super().send_and_ack(bodies, source, messages)
+        with self._store.write() as conn:
+            if bodies:
+                self._insert(conn, bodies)
+            done = _delete(conn, messages)
+        if bodies:
+            self.broker.notify(self.name)
+        return done
+
+    def receive(self, max_messages: int = 1, *, wait: float = 0.0, lease: float = 30.0) -> list[Message]:
+        deadline = time.monotonic() + wait
+        hub = self.broker.wakeups
+        # Bound before looking, so a send between the look and the sleep still wakes us.
+        listener = hub.listener(self.name) if wait > 0 and hub is not None else None
+        while True:
+            got = self._lease(max_messages, lease)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            if listener is None:
+                time.sleep(min(self.poll, left))
+            else:
+                listener.wait(min(self.poll, left))
+
+    def _lease(self, max_messages: int, lease: float) -> list[Message]:
+        # Cheap look first (a read, no row locks), so idle receivers write nothing.
+        with self._store.read() as conn:
+            found = conn.execute(
+                select(_Q.c.id).where(_Q.c.queue == self.name, _Q.c.visible_at <= _NOW).limit(1)
+            ).first()
+        if found is None:
+            return []
+        token = secrets.token_hex(8)
+        with self._store.write() as conn:
+            if not self.name.endswith(DLQ_SUFFIX):
+                # As SQS's redrive: a message received max_deliveries times moves on its next receive.
+                worn = (
+                    select(_Q.c.id)
+                    .where(
+                        _Q.c.queue == self.name,
+                        _Q.c.visible_at <= _NOW,
+                        _Q.c.deliveries >= self.broker.max_deliveries,
+                    )
+                    .with_for_update(skip_locked=True)
+                    .scalar_subquery()
+                )
+                conn.execute(
+                    update(_Q).where(_Q.c.id.in_(worn)).values(queue=self.name + DLQ_SUFFIX, deliveries=0, receipt=None)
+                )
+            picked = (
+                select(_Q.c.id)
+                .where(_Q.c.queue == self.name, _Q.c.visible_at <= _NOW)
+                .order_by(_Q.c.id)
+                .limit(max_messages)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            rows = conn.execute(
+                update(_Q)
+                .where(_Q.c.id.in_(picked))
+                .values(
+                    visible_at=_NOW + lease,
+                    receipt=func.concat(token, "-", _Q.c.id),
+                    deliveries=_Q.c.deliveries + 1,
+                )
+                .returning(_Q.c.id, _Q.c.body, _Q.c.receipt, _Q.c.deliveries)
+            ).all()
+        return sorted((Message(str(i), body, receipt, n) for i, body, receipt, n in rows), key=lambda m: int(m.id))
+
+    def ack(self, message: Message) -> bool:
+        return self.ack_many([message])[0]
+
+    def ack_many(self, messages: Sequence[Message]) -> list[bool]:
+        """Ack several messages in one statement (a receipt names one delivery of one message)."""
+        if not messages:
+            return []
+        with self._store.write() as conn:
+            return _delete(conn, messages)
+
+    def extend(self, message: Message, lease: float) -> bool:
+        return self.extend_many([message], lease)[0]
+
+    def extend_many(self, messages: Sequence[Message], lease: float) -> list[bool]:
+        """Extend several leases in one statement (a runner's heartbeat)."""
+        if not messages:
+            return []
+        with self._store.write() as conn:
+            kept = set(
+                conn.execute(
+                    update(_Q)
+                    .where(_Q.c.receipt.in_([m.receipt for m in messages]))
+                    .values(visible_at=_NOW + lease)
+                    .returning(_Q.c.receipt)
+                )
+                .scalars()
+                .all()
+            )
+        return [m.receipt in kept for m in messages]
+
+    def depth(self) -> int:
+        with self._store.read() as conn:
+            return int(conn.execute(select(func.count()).where(_Q.c.queue == self.name)).scalar_one())
+
+    def dead_letters(self) -> StoreQueue | None:
+        """``<name>-dlq`` in the same table; a dead-letter queue has none of its own."""
+        if self.name.endswith(DLQ_SUFFIX):
+            return None
+        return self.broker.queue(self.name + DLQ_SUFFIX)
+
+
+def _delete(conn: Connection, messages: Sequence[Message]) -> list[bool]:
+    if not messages:
+        return []
+    gone = set(
+        conn.execute(delete(_Q).where(_Q.c.receipt.in_([m.receipt for m in messages])).returning(_Q.c.receipt))
+        .scalars()
+        .all()
+    )
+    return [m.receipt in gone for m in messages]
+
+
+class StoreQueueSet(QueueSet):
+    """The ``tasks``, ``control`` and ``events`` queues of one target, in the store."""
+
+    def __init__(self, broker: StoreBroker, target: str) -> None:
+        self.broker = broker
+        self.target = target
+
+    def get(self, kind: str) -> StoreQueue:
+        return self.broker.queue(f"{self.target}.{kind}")

@@ -1,0 +1,425 @@
+"""Three ``mayfly server`` processes on one PostgreSQL store: nothing runs twice, limits hold, one dies mid-run.
+
+Issue 17 part 2: every piece of work a control plane claims (dispatch, publishing a task
+message, applying events, firing a schedule slot, sending a webhook) is claimed so exactly
+one process does it. Counted on the engine's own event stream (container starts and
+deaths of the home) and in the store: each task starts once, the code's max concurrency
+is never exceeded, each schedule slot is recorded once with no gap, and ``kill -9`` of the
+server whose runner is working leaves the others to finish everything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from mayfly.cli.context import resolve_runtime
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import CodeOptions
+from mayfly.core.config import Home
+from mayfly.core.homelock import runner_lock
+from mayfly.core.schedules import ScheduleSpec
+from mayfly.core.store import schema as s
+from mayfly.core.tasks import TaskOptions
+from mayfly.testing.postgres import TempCluster
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SERVERS = 3
+TASKS = 40
+MAX_CONCURRENCY = 5
+SCHEDULES = 20
+EVERY = 3
+#: Short leases: the tasks of the killed server's runner come back to another runner soon.
+LEASE = "3"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EngineEvents:
+    """Starts and deaths of one home's containers, as the engine reports them (``docker events``)."""
+
+    def __init__(self, home_id: str, out: Path) -> None:
+        self.out = out
+        with out.open("wb") as fh:
+            self.proc = subprocess.Popen(
+                [
+                    *("docker", "events", "--format", "{{json .}}"),
+                    *("--filter", f"label=mayfly.home={home_id}", "--filter", "type=container"),
+                    *("--filter", "event=start", "--filter", "event=die"),
+                ],
+                stdout=fh,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def read(self) -> list[tuple[int, str, str]]:
+        """(time in ns, "start" or "die", container name), in the engine's order."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line]
+        return sorted((int(r["timeNano"]), r["Action"], r["Actor"]["Attributes"]["name"]) for r in rows)
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals that overlap at one instant (an end before a start at the same time)."""
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@contextmanager
+def servers(home: Path, env: dict[str, str], log_dir: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
+    procs: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for i in range(SERVERS):
+            port = free_port()
+            with (log_dir / f"server{i}.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mayfly.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            procs.append((proc, f"http://127.0.0.1:{port}"))
+        for proc, url in procs:
+            wait_until(lambda u=url, p=proc: _answers(u, p), 60, f"server {url}")  # type: ignore[misc]
+        yield procs
+    finally:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc, _ in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.poll() is None, f"a server exited with {proc.returncode}"
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_three_servers_share_one_postgres_store(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": LEASE}
+    env.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_HOME", str(home))
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(home), resolve_runtime)
+    pid = mf.project_id()
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 1", max_concurrency=MAX_CONCURRENCY))
+    # The schedules' code is paused: its fired tasks wait queued, so the slots are counted without containers.
+    mf.codes.register(pid, "tick", busybox_image, CodeOptions(command="true"))
+    mf.codes.set_paused(pid, "tick", True)
+    engine = EngineEvents(mf.home_id, tmp_path / "docker-events.jsonl")
+
+    with servers(home, env, tmp_path) as procs:
+        began = time.monotonic()
+        for _ in range(SCHEDULES):
+            mf.schedules.create(pid, "tick", ScheduleSpec(every=f"{EVERY}s"))
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * TASKS, TaskOptions())]
+
+        def done() -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in ("complete", "error", "timeout", "cancelled"))
+
+        # Mid-run, kill -9 the server whose runner runs the containers (the one holding the runner lock).
+        wait_until(lambda: done() >= TASKS // 4, 120, "a quarter of the tasks")
+        holder = json.loads(runner_lock(home, "local").path.read_text())["pid"]
+        (victim,) = [proc for proc, _ in procs if proc.pid == holder]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed_at = time.monotonic()
+        wait_until(lambda: done() == TASKS, 240, "every task to end")
+        took = time.monotonic() - began
+        print(
+            f"\n{TASKS} tasks on {SERVERS} servers in {took:.1f}s; the rest finished "
+            f"{time.monotonic() - killed_at:.1f}s after the kill"
+        )
+        time.sleep(EVERY)  # one more slot for the schedules, fired by the survivors
+    events = engine.read()
+
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+        fires = conn.execute(select(s.schedule_fires)).mappings().all()
+        fired_tasks = conn.execute(select(s.tasks.c.id).where(s.tasks.c.code_name == "tick")).all()
+    mf.close()
+
+    # Every task ended once, complete.
+    assert Counter((t["status"], t["exit_code"]) for t in tasks) == Counter({("complete", 0): TASKS})
+    # The engine started one container per task, its last attempt's, once (an attempt whose launch the kill cut
+    # short, before its container existed, is relaunched as the next attempt), and never more than
+    # MAX_CONCURRENCY at once.
+    starts = Counter(name for _, action, name in events if action == "start")
+    assert starts == Counter({f"mayfly-{t['id']}-{t['attempt']}": 1 for t in tasks})
+    running = peak = 0
+    for _, action, _name in events:
+        running += 1 if action == "start" else -1
+        peak = max(peak, running)
+    assert peak <= MAX_CONCURRENCY
+    # ... and so says the store: the tasks' running intervals never overlap more than that.
+    assert most_at_once([(t["start_time"], t["end_time"]) for t in tasks]) <= MAX_CONCURRENCY
+
+    # Each slot of each schedule is recorded once (fired or skipped), with no slot missing between them, and each
+    # fired slot queued exactly one task.
+    by_schedule: dict[str, list[int]] = {}
+    for f in fires:
+        by_schedule.setdefault(f["schedule_id"], []).append(f["slot_ms"])
+    assert len(by_schedule) == SCHEDULES
+    for slots in by_schedule.values():
+        slots.sort()
+        assert len(slots) >= 3, slots
+        assert [b - a for a, b in itertools.pairwise(slots)] == [EVERY * 1000] * (len(slots) - 1)
+    fired = {f["task_id"] for f in fires if f["task_id"] is not None}
+    assert {i for (i,) in fired_tasks} == fired
+    assert len(fired) == sum(1 for f in fires if not f["skipped"])
+
+    for i in range(SERVERS):
+        log = (tmp_path / f"server{i}.log").read_text()
+        assert "Traceback" not in log, log
+        assert "stopped with an error" not in log, log
+
+
+POOL_TASKS = 12
+POOL_LEASE = "5"
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "mayfly.cli", *args], env=env, stdout=out, stderr=out)
+
+
+def test_a_pool_of_runners_on_two_machines_serves_one_docker_target(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 part 3: two runners (two homes, as two machines) serve the target `pool` from the store's queues.
+
+    The engine is shared here, but each runner sees only its own home's containers, as on two
+    machines. One runner is killed with -9 mid-run and started again: the other hands the
+    dead one's tasks back to it (its heartbeat is fresh), and it reattaches its containers.
+    Every task's container runs once.
+    """
+    server_home, homes = tmp_path / "server", [tmp_path / "machine1", tmp_path / "machine2"]
+    # A runner counts as alive for three leases after its last beat: room for the killed one to start again.
+    base = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": POOL_LEASE}
+    base.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(server_home), resolve_runtime)
+    pid = mf.project_id()
+    mf.targets.add("pool", "docker", {}, capacity=6, embedded_runner=False)
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 3", target="pool"))
+    engines = [EngineEvents(Home(h).id, tmp_path / f"events-{i}.jsonl") for i, h in enumerate(homes)]
+
+    procs = [_start(["server", "--port", "0"], {**base, "MAYFLY_HOME": str(server_home)}, tmp_path / "server.log")]
+    runner_env = [{**base, "MAYFLY_HOME": str(h)} for h in homes]
+    pool = ["runner", "--target", "pool", "--capacity", "3"]  # the target's 6, shared by the two machines
+    runners = [_start(pool, e, tmp_path / f"runner{i}.log") for i, e in enumerate(runner_env)]
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * POOL_TASKS, TaskOptions())]
+
+        def count(*statuses: str) -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in statuses)
+
+        def started_on(i: int) -> int:
+            return sum('"start"' in line for line in engines[i].out.read_text().splitlines())
+
+        wait_until(lambda: started_on(0) >= 1 and started_on(1) >= 1, 120, "both machines to run tasks")
+        runners[0].send_signal(signal.SIGKILL)
+        runners[0].wait(10)
+        # The other machine receives the dead runner's messages once their lease ends, and hands them back: that
+        # runner beat within three leases. Then it comes back (within those three leases) and reattaches.
+        handed_back = "which is alive; leaving it to that runner"
+        wait_until(lambda: handed_back in (tmp_path / "runner1.log").read_text(), 60, "a message handed back")
+        runners.append(_start(pool, runner_env[0], tmp_path / "runner0.log"))
+        wait_until(lambda: count("complete", "error", "timeout", "cancelled") == POOL_TASKS, 180, "every task")
+    finally:
+        for proc in procs + runners:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs + runners:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+    mf.close()
+    per_engine = [Counter(name for _, action, name in e.read() if action == "start") for e in engines]
+
+    assert Counter((t["status"], t["exit_code"]) for t in tasks) == Counter({("complete", 0): POOL_TASKS}), [
+        (t["id"], t["status"], t["reason"], t["msg"], t["attempt"]) for t in tasks
+    ]
+    # One container per task started, once, on one of the two machines (its last attempt's: an attempt whose
+    # launch the kill cut short before the container existed is relaunched), and both machines took tasks.
+    assert per_engine[0] + per_engine[1] == Counter({f"mayfly-{t['id']}-{t['attempt']}": 1 for t in tasks})
+    assert not set(per_engine[0]) & set(per_engine[1])
+    assert all(per_engine)
+    for log in ["server.log", "runner0.log", "runner1.log"]:
+        text = (tmp_path / log).read_text()
+        assert "Traceback" not in text, text
+
+
+OUTAGE = re.compile(r"WARNING mayfly\.\w+: (.+) unavailable, retrying")
+RECOVERED = re.compile(r"WARNING mayfly\.\w+: (.+) recovered after")
+
+
+def test_a_database_restart_mid_run_loses_nothing(
+    postgres: TempCluster, pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted while tasks run and end: the server's loops wait, log once each, and nothing is lost."""
+    home = tmp_path / "home"
+    env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_DATABASE_URL": pg_url}
+    env.pop("MAYFLY_URL", None)
+    env.pop("MAYFLY_LEASE_SECONDS", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(home), resolve_runtime)
+    pid = mf.project_id()
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 4"))
+    engine = EngineEvents(mf.home_id, tmp_path / "docker-events.jsonl")
+    server = _start(["server", "--port", "0"], env, tmp_path / "server.log")
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * 4, TaskOptions())]
+
+        def statuses() -> list[str]:
+            with mf.store.read() as conn:
+                return list(conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars())
+
+        wait_until(lambda: statuses() == ["running"] * 4, 120, "tasks running")
+        postgres.stop(remove=False)
+        time.sleep(6)  # the tasks end meanwhile: their reports wait for the database
+        postgres.restart()
+        wait_until(lambda: statuses() == ["complete"] * 4, 120, "tasks complete")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+    starts = Counter(name for _, action, name in engine.read() if action == "start")
+    with mf.store.read() as conn:
+        attempts = conn.execute(select(s.tasks.c.attempt).where(s.tasks.c.id.in_(ids))).scalars().all()
+    mf.close()
+    assert attempts == [1] * 4
+    assert starts == Counter({f"mayfly-{i}-1": 1 for i in ids})
+    log = (tmp_path / "server.log").read_text()
+    started = OUTAGE.findall(log)
+    assert started, f"the outage reached no loop:\n{log}"
+    assert len(started) == len(set(started)), f"an outage was logged more than once:\n{log}"
+    assert sorted(RECOVERED.findall(log)) == sorted(started), log
+    assert "Traceback" not in log, log
+
+
+def test_a_runner_gone_for_good_leaves_its_tasks_lost_and_relaunched_elsewhere(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 part 3: a pool runner killed and never restarted: three leases after its last beat, the other
+    machine declares its attempts lost and they run again there, each after the old container was gone."""
+    server_home, homes = tmp_path / "server", [tmp_path / "machine1", tmp_path / "machine2"]
+    base = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_LEASE_SECONDS": LEASE}
+    base.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(server_home), resolve_runtime)
+    pid = mf.project_id()
+    mf.targets.add("pool", "docker", {}, capacity=4, embedded_runner=False)
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 2", target="pool"))
+    home_ids = [Home(h).id for h in homes]
+    engines = [EngineEvents(hid, tmp_path / f"events-{i}.jsonl") for i, hid in enumerate(home_ids)]
+    procs = [_start(["server", "--port", "0"], {**base, "MAYFLY_HOME": str(server_home)}, tmp_path / "server.log")]
+    pool = ["runner", "--target", "pool", "--capacity", "2"]
+    runners = [_start(pool, {**base, "MAYFLY_HOME": str(h)}, tmp_path / f"runner{i}.log") for i, h in enumerate(homes)]
+    try:
+        ids = [t.id for t in mf.tasks.queue_many(pid, "job", ["{}"] * 6, TaskOptions())]
+
+        def ended() -> int:
+            with mf.store.read() as conn:
+                rows = conn.execute(select(s.tasks.c.status).where(s.tasks.c.id.in_(ids))).scalars().all()
+            return sum(1 for st in rows if st in ("complete", "error", "timeout", "cancelled"))
+
+        wait_until(lambda: '"start"' in engines[0].out.read_text(), 120, "machine 1 to run a task")
+        runners[0].send_signal(signal.SIGKILL)
+        runners[0].wait(10)
+        killed = time.monotonic()
+        wait_until(lambda: ended() == len(ids), 180, "every task")
+        print(f"\nthe dead runner's tasks all ended {time.monotonic() - killed:.1f}s after the kill")
+    finally:
+        for proc in procs + runners:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs + runners:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        # Machine 1's runner never came back to sweep its containers: remove them (this test made them).
+        subprocess.run(
+            ["sh", "-c", f"docker ps -aq --filter label=mayfly.home={home_ids[0]} | xargs -r docker rm -f"],
+            check=False,
+            capture_output=True,
+        )
+    with mf.store.read() as conn:
+        tasks = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(ids))).mappings().all()
+        lost = conn.execute(select(s.events.c.task_id).where(s.events.c.kind == "lost")).scalars().all()
+    mf.close()
+    events = sorted(engines[0].read() + engines[1].read())
+
+    assert Counter((t["status"], t["exit_code"]) for t in tasks) == Counter({("complete", 0): len(ids)})
+    assert lost, "no attempt of the dead runner was declared lost"
+    relaunched = {t["id"] for t in tasks if t["attempt"] > 1}
+    assert set(lost) <= relaunched
+    # Every container started once, and an attempt's container only after the previous attempt's was gone.
+    assert all(n == 1 for n in Counter(name for _, action, name in events if action == "start").values())
+    alive: set[str] = set()
+    for _, action, name in events:
+        task = name.split("-")[1]
+        if action == "start":
+            assert task not in alive, f"two containers of task {task} ran at once"
+            alive.add(task)
+        else:
+            alive.discard(task)
