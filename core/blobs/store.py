@@ -21,8 +21,8 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import any_, bindparam, delete, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from mayfly.core.blobs import BlobStore, check_key
 from mayfly.core.queues.batching import GroupCommit
@@ -34,6 +34,13 @@ _B = s.blobs
 SMALL_PUT = 64 * 1024
 #: The most calls one batched statement carries.
 MAX_BATCH = 200
+
+_EXISTING = select(_B.c.key).where(_B.c.key == any_(bindparam("keys", type_=ARRAY(_B.c.key.type))))
+_INSERT = insert(_B)
+_UPSERT = _INSERT.on_conflict_do_update(
+    index_elements=[_B.c.key],
+    set_={"data": _INSERT.excluded.data, "size": _INSERT.excluded.size, "created_at": _INSERT.excluded.created_at},
+)
 
 
 class StoreBlobStore(BlobStore):
@@ -54,16 +61,12 @@ class StoreBlobStore(BlobStore):
 
     def _put_many(self, items: Sequence[tuple[str, bytes]]) -> list[None]:
         # One row per key (the last put of a key in the batch wins, as it would one after the other):
-        # ON CONFLICT may not touch a row twice in one statement.
+        # ON CONFLICT may not touch a row twice in one statement. One statement text for any batch
+        # size (an executemany, pipelined by psycopg), so it is compiled once.
         latest = dict(items)
         at = now()
-        stmt = insert(_B).values([{"key": k, "data": d, "size": len(d), "created_at": at} for k, d in latest.items()])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_B.c.key],
-            set_={"data": stmt.excluded.data, "size": stmt.excluded.size, "created_at": stmt.excluded.created_at},
-        )
         with self.store.write() as conn:
-            conn.execute(stmt)
+            conn.execute(_UPSERT, [{"key": k, "data": d, "size": len(d), "created_at": at} for k, d in latest.items()])
         return [None] * len(items)
 
     def put_file(self, key: str, fileobj: BinaryIO) -> None:
@@ -86,7 +89,7 @@ class StoreBlobStore(BlobStore):
 
     def _exists_many(self, keys: Sequence[str]) -> list[bool]:
         with self.store.read() as conn:
-            found = set(conn.execute(select(_B.c.key).where(_B.c.key.in_(set(keys)))).scalars().all())
+            found = set(conn.execute(_EXISTING, {"keys": sorted(set(keys))}).scalars().all())
         return [key in found for key in keys]
 
     def list(self, prefix: str) -> Iterator[str]:
