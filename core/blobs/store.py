@@ -50,7 +50,7 @@ class StoreBlobStore(BlobStore):
         self.store = store
         self._puts: GroupCommit[tuple[str, bytes], None] = GroupCommit(self._put_many, MAX_BATCH)
         self._exists: GroupCommit[str, bool] = GroupCommit(self._exists_many, MAX_BATCH)
-        self._lists: GroupCommit[str, list[str]] = GroupCommit(self._list_many, MAX_BATCH)
+        self._lists: GroupCommit[str, Sequence[str]] = GroupCommit(self._list_many, MAX_BATCH)
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
@@ -95,7 +95,7 @@ class StoreBlobStore(BlobStore):
     def list(self, prefix: str) -> Iterator[str]:
         yield from self._lists.submit(prefix)
 
-    def _list_many(self, prefixes: Sequence[str]) -> list[list[str]]:
+    def _list_many(self, prefixes: Sequence[str]) -> Sequence[Sequence[str]]:
         # One statement: an index range per prefix (the key column sorts bytewise, collation "C").
         wanted = sorted(set(prefixes))
         with self.store.read() as conn:
