@@ -21,8 +21,8 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import any_, bindparam, delete, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert
 
 from mayfly.core.blobs import BlobStore, check_key
 from mayfly.core.queues.batching import GroupCommit
@@ -35,7 +35,8 @@ SMALL_PUT = 64 * 1024
 #: The most calls one batched statement carries.
 MAX_BATCH = 200
 
-_EXISTING = select(_B.c.key).where(_B.c.key == any_(bindparam("keys", type_=ARRAY(_B.c.key.type))))
+#: ``IN (...)`` expanded at execution (compiled once); ``= ANY(array)`` lost the index to the array's collation.
+_EXISTING = select(_B.c.key).where(_B.c.key.in_(bindparam("keys", expanding=True)))
 _INSERT = insert(_B)
 _UPSERT = _INSERT.on_conflict_do_update(
     index_elements=[_B.c.key],
