@@ -12,7 +12,8 @@ required on every request, a bearer ``Authorization`` header too, never checked)
   and ``.../operationResults/ID`` (the ``Location`` of DELETE and start)
 
 PUT answers 201 (created) or 200 (updated) with the group and an
-``Azure-AsyncOperation`` header; DELETE 202 with ``Azure-AsyncOperation`` and
+``Azure-AsyncOperation`` header, or 412 ``PreconditionFailed`` when it carries
+``If-None-Match: *`` and the group exists (which is then left untouched); DELETE 202 with ``Azure-AsyncOperation`` and
 ``Location`` (204 when there is no such group), as ARM does.
 """
 
@@ -143,7 +144,10 @@ class ArmApi:
         if request.method == "GET":
             return _json(200, self.backend.get(sub, rg, name))
         if request.method == "PUT":
-            body, created, operation = self.backend.put(sub, rg, name, self._body(request))
+            only_if_absent = request.headers.get("If-None-Match", "").strip() == "*"
+            body, created, operation = self.backend.put(
+                sub, rg, name, self._body(request), only_if_absent=only_if_absent
+            )
             return _json(201 if created else 200, body, self._lro_headers(request, operation, location=False))
         if request.method == "PATCH":
             patch = self._body(request)

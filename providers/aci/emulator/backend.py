@@ -98,15 +98,25 @@ class Backend:
     # ------------------------------------------------------------- writes
 
     def put(
-        self, subscription: str, resource_group: str, name: str, body: Any
+        self, subscription: str, resource_group: str, name: str, body: Any, *, only_if_absent: bool = False
     ) -> tuple[dict[str, Any], bool, Operation]:
-        """Create or update a group: (its body, created, the operation to poll)."""
+        """Create or update a group: (its body, created, the operation to poll).
+
+        ``only_if_absent`` is ARM's ``If-None-Match: *``: a group of that name already there is
+        left untouched and the PUT answers 412 ``PreconditionFailed``.
+        """
         check_group_name(name)
         spec = specs.parse(body)
         with self.lock:
             key = _key(subscription, resource_group, name)
             group = self._groups.get(key)
             created = group is None
+            if group is not None and only_if_absent:
+                raise ArmError(
+                    412,
+                    "PreconditionFailed",
+                    "The condition specified using HTTP conditional header(s) is not met.",
+                )
             if group is None:
                 group = Group(subscription, resource_group, name, spec)
                 self._groups[key] = group

@@ -245,6 +245,23 @@ def test_put_on_an_existing_name_updates_tags_in_place_and_restarts_on_a_new_com
     aci_client.container_groups.begin_delete(rg, "upd").result()
 
 
+def test_if_none_match_star_refuses_a_put_on_an_existing_group_and_leaves_it_running(
+    aci_client: Any, busybox_image: str, rg: str
+) -> None:
+    running = group(busybox_image, ["sh", "-c", "echo one; sleep 300"], tags={"v": "1"})
+    aci_client.container_groups.begin_create_or_update(rg, "once", running).result()
+    wait_for("the first run's output", lambda: aci_client.containers.list_logs(rg, "once", "main").content == "one\n")
+    again = group(busybox_image, ["sh", "-c", "echo two"], tags={"v": "2"})
+    with pytest.raises(HttpResponseError) as refused:
+        aci_client.container_groups.begin_create_or_update(rg, "once", again, headers={"If-None-Match": "*"})
+    assert (refused.value.status_code, refused.value.error.code) == (412, "PreconditionFailed")
+    kept = aci_client.container_groups.get(rg, "once")
+    assert kept.tags == {"v": "1"}
+    assert kept.containers[0].instance_view.current_state.state == "Running"
+    assert aci_client.containers.list_logs(rg, "once", "main").content == "one\n"  # not restarted
+    aci_client.container_groups.begin_delete(rg, "once").result()
+
+
 def test_on_failure_restarts_until_the_container_succeeds(aci_client: Any, busybox_image: str, rg: str) -> None:
     # Fails on its first run, succeeds on the second (the marker survives a restart of the same container).
     script = "if [ -e /tmp/ran ]; then exit 0; fi; touch /tmp/ran; exit 1"
