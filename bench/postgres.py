@@ -7,7 +7,8 @@ processes run a control plane each (as ``mayfly server`` does), claiming their w
 the database. Baselines, measured in the same run: a raw psycopg ``executemany`` of
 rows as wide as a task (bulk queue), and the fewest statements a task's life needs —
 dispatch update, queue insert/delete for the task and its two events, final update —
-batched (end to end).
+batched (end to end). Latency: ``task list`` (first page, status filter) and ``task show``
+p99 with 100,000 tasks in the store, beside the same queries in raw psycopg.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import Row, fresh_home, open_mayfly, print_table
+from bench.common import Row, fresh_home, open_mayfly, percentile, print_table
 from mayfly.core.codes import CodeOptions
 from mayfly.core.serving import Serving
 from mayfly.core.store import Store
-from mayfly.core.tasks import TaskOptions
+from mayfly.core.tasks import TaskFilter, TaskOptions
 from mayfly.testing.postgres import TempCluster, find_bin
 
 
@@ -129,7 +130,56 @@ def _end_to_end(cluster: TempCluster, db: str, n: int, servers: int, capacity: i
     return elapsed
 
 
-def run(n: int = 20_000, n_e2e: int = 5_000, capacity: int = 256) -> list[Row]:
+_Latencies = tuple[list[float], list[float], list[float], list[float]]
+
+
+def _list_show(cluster: TempCluster, n: int, samples: int = 200) -> _Latencies:
+    """``task list`` / ``task show`` latencies with ``n`` tasks (as bench.scale on SQLite), and raw psycopg's."""
+    url = cluster.create_database("scale")
+    store = Store(url, migrate=False)
+    store.migrate()
+    store.close()
+    home, pid = _setup(url, 256)
+    mf = open_mayfly(home)
+    for start in range(0, n, 10_000):
+        payloads = [json.dumps({"i": i}) for i in range(start, min(n, start + 10_000))]
+        mf.tasks.queue_many(pid, "noop", payloads, TaskOptions(label="bulk"))
+    from mayfly.core.store import schema as s
+
+    # A realistic mix: most tasks finished, a few queued.
+    with mf.store.write() as conn:
+        newest = mf.tasks.list(pid, TaskFilter(limit=1))[0].id
+        conn.execute(s.tasks.update().where(s.tasks.c.id < newest).values(status="complete"))
+    with _raw(cluster, "scale") as raw:
+        raw.execute("ANALYZE")
+        raw.commit()
+    ids = [t.id for t in mf.tasks.list(pid, TaskFilter(limit=1000, status=["complete"]))]
+    lat_list, lat_show = [], []
+    for i in range(samples):
+        t0 = time.perf_counter()
+        mf.tasks.list(pid, TaskFilter(status=["complete"], limit=30))
+        lat_list.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        mf.tasks.get(pid, ids[i % len(ids)])
+        lat_show.append(time.perf_counter() - t0)
+    mf.close()
+    base_list, base_show = [], []
+    with _raw(cluster, "scale") as raw:
+        for i in range(samples):
+            t0 = time.perf_counter()
+            raw.execute(
+                "SELECT * FROM tasks WHERE project_id=%s AND status IN ('complete') ORDER BY id DESC LIMIT 30", (pid,)
+            ).fetchall()
+            raw.commit()
+            base_list.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            raw.execute("SELECT * FROM tasks WHERE id=%s", (ids[i % len(ids)],)).fetchall()
+            raw.commit()
+            base_show.append(time.perf_counter() - t0)
+    return lat_list, lat_show, base_list, base_show
+
+
+def run(n: int = 20_000, n_e2e: int = 5_000, capacity: int = 256, n_scale: int = 100_000) -> list[Row]:
     """The measurements on a fresh cluster; returns the table rows."""
     bin_dir = find_bin()
     if bin_dir is None:
@@ -152,6 +202,7 @@ def run(n: int = 20_000, n_e2e: int = 5_000, capacity: int = 256) -> list[Row]:
         one = _end_to_end(cluster, "e2e1", n_e2e, 1, capacity)
         three = _end_to_end(cluster, "e2e3", n_e2e, 3, capacity)
         base_life = _baseline_life(cluster, n_e2e)
+        lat_list, lat_show, base_list, base_show = _list_show(cluster, n_scale)
     finally:
         if saved is None:
             os.environ.pop("MAYFLY_DATABASE_URL", None)
@@ -162,10 +213,18 @@ def run(n: int = 20_000, n_e2e: int = 5_000, capacity: int = 256) -> list[Row]:
         Row(f"bulk queue {n:,} tasks", n / bulk, n / base_bulk, "tasks/s", "≥ 5,000 tasks/s"),
         Row(f"end to end, {n_e2e:,} tasks, 1 server", n_e2e / one, n_e2e / base_life, "tasks/s", "≥ 1,500 tasks/s"),
         Row(f"end to end, {n_e2e:,} tasks, 3 servers", n_e2e / three, n_e2e / base_life, "tasks/s", "more than 1"),
+        Row(
+            f"task list, status filter, first page ({n_scale:,} tasks), p99",
+            percentile(lat_list, 99) * 1000,
+            percentile(base_list, 99) * 1000,
+            "ms",
+            "< 50 ms",
+        ),
+        Row("task show, p99", percentile(lat_show, 99) * 1000, percentile(base_show, 99) * 1000, "ms", "< 50 ms"),
     ]
 
 
 def main(small: bool = False) -> list[Row]:
-    rows = run(n=1_000, n_e2e=300) if small else run()
+    rows = run(n=1_000, n_e2e=300, n_scale=2_000) if small else run()
     print_table("Core throughput on PostgreSQL (no containers; null provider; queues and blobs in the store)", rows)
     return rows

@@ -5,22 +5,43 @@ what one runner writes (a ``launched`` record, a log chunk, a result) must be re
 another runner, a control plane and the API elsewhere, so the target's blobs live in the
 ``blobs`` table instead of one home's folder. Each blob is one row (``bytea``): code
 packages are capped by ``MAYFLY_MAX_UPLOAD_BYTES`` (100 MiB), log chunks are 256 KiB.
+
+A runner writes and reads small run records (``launched``, ``exited``, ``cancel``...)
+from hundreds of threads at once, one per attempt. Each in its own transaction cost a
+pool checkout, BEGIN, a statement and COMMIT, and the runner spent its time there (see
+docs/scale.md, "Profile"). Small puts, ``exists`` and ``list`` therefore go through a
+group commit (:mod:`mayfly.core.queues.batching`): the calls that arrive while one batch
+is written share the next statement and transaction, and each caller still returns only
+once its own write is committed (or its read done).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from mayfly.core.blobs import BlobStore, check_key
+from mayfly.core.queues.batching import GroupCommit
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
 
 _B = s.blobs
+#: Puts up to this size share a statement with others; larger ones (log chunks, code packages) go alone.
+SMALL_PUT = 64 * 1024
+#: The most calls one batched statement carries.
+MAX_BATCH = 200
+
+#: ``IN (...)`` expanded at execution (compiled once); ``= ANY(array)`` lost the index to the array's collation.
+_EXISTING = select(_B.c.key).where(_B.c.key.in_(bindparam("keys", expanding=True)))
+_INSERT = insert(_B)
+_UPSERT = _INSERT.on_conflict_do_update(
+    index_elements=[_B.c.key],
+    set_={"data": _INSERT.excluded.data, "size": _INSERT.excluded.size, "created_at": _INSERT.excluded.created_at},
+)
 
 
 class StoreBlobStore(BlobStore):
@@ -28,16 +49,26 @@ class StoreBlobStore(BlobStore):
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._puts: GroupCommit[tuple[str, bytes], None] = GroupCommit(self._put_many, MAX_BATCH)
+        self._exists: GroupCommit[str, bool] = GroupCommit(self._exists_many, MAX_BATCH)
+        self._lists: GroupCommit[str, Sequence[str]] = GroupCommit(self._list_many, MAX_BATCH)
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
-        stmt = insert(_B).values(key=key, data=data, size=len(data), created_at=now())
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_B.c.key],
-            set_={"data": stmt.excluded.data, "size": stmt.excluded.size, "created_at": stmt.excluded.created_at},
-        )
+        if len(data) <= SMALL_PUT:
+            self._puts.submit((key, data))
+        else:
+            self._put_many([(key, data)])
+
+    def _put_many(self, items: Sequence[tuple[str, bytes]]) -> list[None]:
+        # One row per key (the last put of a key in the batch wins, as it would one after the other):
+        # ON CONFLICT may not touch a row twice in one statement. One statement text for any batch
+        # size (an executemany, pipelined by psycopg), so it is compiled once.
+        latest = dict(items)
+        at = now()
         with self.store.write() as conn:
-            conn.execute(stmt)
+            conn.execute(_UPSERT, [{"key": k, "data": d, "size": len(d), "created_at": at} for k, d in latest.items()])
+        return [None] * len(items)
 
     def put_file(self, key: str, fileobj: BinaryIO) -> None:
         self.put(key, fileobj.read())
@@ -55,17 +86,30 @@ class StoreBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         check_key(key)
+        return self._exists.submit(key)
+
+    def _exists_many(self, keys: Sequence[str]) -> list[bool]:
         with self.store.read() as conn:
-            return conn.execute(select(_B.c.key).where(_B.c.key == key)).first() is not None
+            found = set(conn.execute(_EXISTING, {"keys": sorted(set(keys))}).scalars().all())
+        return [key in found for key in keys]
 
     def list(self, prefix: str) -> Iterator[str]:
+        yield from self._lists.submit(prefix)
+
+    def _list_many(self, prefixes: Sequence[str]) -> Sequence[Sequence[str]]:
+        # One statement: an index range per prefix (the key column sorts bytewise, collation "C").
+        wanted = sorted(set(prefixes))
         with self.store.read() as conn:
             keys = (
-                conn.execute(select(_B.c.key).where(_B.c.key.startswith(prefix, autoescape=True)).order_by(_B.c.key))
+                conn.execute(
+                    select(_B.c.key)
+                    .where(or_(*(_B.c.key.startswith(p, autoescape=True) for p in wanted)))
+                    .order_by(_B.c.key)
+                )
                 .scalars()
                 .all()
             )
-        yield from keys
+        return [[k for k in keys if k.startswith(p)] for p in prefixes]
 
     def delete(self, key: str) -> None:
         check_key(key)
