@@ -86,6 +86,25 @@ def _epoch(text: object) -> float | None:
     return datetime.fromisoformat(stamp).timestamp()
 
 
+#: How long the engine may take to report a container's ``oom`` event after its exit (see
+#: :meth:`DockerProvider._late_oom`).
+OOM_EVENT_GRACE = 0.5
+
+
+def may_be_unflagged_oom(info: dict[str, Any]) -> bool:
+    """Exited by SIGKILL, with a memory limit, yet ``OOMKilled`` false: the engine's flag may be late.
+
+    containerd reports a task's exit and its OOM kill as two events that race; when the exit is
+    handled first, Docker 20.10 records ``OOMKilled: false`` for good, although it still emits
+    the container's ``oom`` event a moment later.
+    """
+    st: dict[str, Any] = info.get("State") or {}
+    memory = int((info.get("HostConfig") or {}).get("Memory") or 0)
+    return (
+        st.get("Status") == "exited" and int(st.get("ExitCode", -1)) == 137 and not st.get("OOMKilled") and memory > 0
+    )
+
+
 def container_state(info: dict[str, Any]) -> ContainerState:
     """A ContainerState from ``docker inspect`` output."""
     st: dict[str, Any] = info.get("State") or {}
@@ -170,6 +189,8 @@ class DockerProvider(Provider[DockerSettings]):
         super().__init__(settings, context)
         self._url = engine_url(settings.base_url)
         self._client: Any = None
+        self._oom_lock = threading.Lock()
+        self._oom_verdicts: dict[str, bool] = {}
         self._client_lock = threading.Lock()
         self._engine = EngineWatch(self._url)
 
@@ -386,7 +407,37 @@ class DockerProvider(Provider[DockerSettings]):
         if info is None:
             return ContainerState(ContainerStatus.MISSING)
         name = str(info.get("Name", "")).lstrip("/")
+        if may_be_unflagged_oom(info) and self._late_oom(info):
+            info = {**info, "State": {**info["State"], "OOMKilled": True}}
         return self._engine.classify(str(info.get("Id", ref)), name, container_state(info))
+
+    def _late_oom(self, info: dict[str, Any]) -> bool:
+        """Whether the engine emitted an ``oom`` event for the container (see :func:`may_be_unflagged_oom`).
+
+        Asked once per container (the answer is kept); waits at most :data:`OOM_EVENT_GRACE`
+        seconds for an event still on its way.
+        """
+        container_id = str(info.get("Id", ""))
+        with self._oom_lock:
+            if container_id in self._oom_verdicts:
+                return self._oom_verdicts[container_id]
+        started = _epoch((info.get("State") or {}).get("StartedAt")) or (time.time() - 3600)
+        with self._translate(f"reading the engine's events of container {container_id[:12]}"):
+            events = self._api().events(
+                since=f"{started - 1:.9f}",
+                until=f"{time.time() + OOM_EVENT_GRACE:.9f}",
+                filters={"container": container_id, "event": "oom"},
+                decode=True,
+            )
+            try:
+                oom = any(True for _ in events)
+            finally:
+                events.close()
+        with self._oom_lock:
+            if len(self._oom_verdicts) > 1024:
+                self._oom_verdicts.clear()
+            self._oom_verdicts[container_id] = oom
+        return oom
 
     def wait(self, handle: str, timeout: float) -> ContainerState:
         """Block on the engine's wait API until the container stops or ``timeout`` seconds pass."""

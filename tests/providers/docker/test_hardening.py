@@ -167,6 +167,30 @@ def test_a_big_allocation_is_oom_killed_inside_the_container(
     assert "32 MiB" in st.detail
 
 
+def test_the_engines_oom_event_is_found_when_its_flag_is_late(
+    make_provider: ProviderFactory, busybox_image: str
+) -> None:
+    # Docker 20.10 can record an OOM-killed container's exit before the kill (OOMKilled stays false,
+    # exit 137; seen once in CI); the provider then asks the engine's event stream, which keeps the
+    # container's `oom` event. The race itself cannot be forced, so this asks the event stream the
+    # way the provider does, about a container the kernel really killed.
+    provider = make_provider()
+    spec = spec_for(busybox_image, "dd if=/dev/zero of=/dev/null bs=2000M count=1", task_id="lateoom", memory_mb=32)
+    handle, st, _ = run_to_exit(provider, spec)
+    assert st.exit_code == 137
+    ref, _ = parse_handle(handle)
+    info = provider._api().inspect_container(ref)
+    assert provider._late_oom(info) is True
+
+
+def test_a_sigkill_exit_code_without_an_oom_is_not_called_one(
+    make_provider: ProviderFactory, busybox_image: str
+) -> None:
+    _, st, log = run_to_exit(make_provider(), spec_for(busybox_image, "echo bye; exit 137", task_id="exit137"))
+    assert (st.exit_code, st.oom_killed, log) == (137, False, b"bye\n")
+    assert "out of memory" not in st.detail
+
+
 def test_a_dead_socket_is_reported_in_one_line(make_provider: ProviderFactory) -> None:
     provider = make_provider(base_url="unix:///tmp/nope.sock")
     expected = (
