@@ -75,7 +75,12 @@ def _runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
     mf = open_mayfly(Path(home))
     runner = mf.runner("null")
     flag = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), flag.set()), daemon=True).start()
+
+    def relay() -> None:  # the runner takes a threading.Event; the parent sets a multiprocessing one
+        stop.wait()
+        flag.set()
+
+    threading.Thread(target=relay, daemon=True).start()
     runner.run(flag)
 
 
