@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing.synchronize
 import os
 import platform
 import statistics
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,19 @@ def open_mayfly(home: Path, images: dict[str, str] | None = None) -> Mayfly:
         return RuntimeInfo(name, known.get(name, name), None)
 
     return Mayfly(Home(home), resolve, plugins=build_plugins((NullPlugin(),)))
+
+
+def runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
+    """A runner for the null target in its own process (as `mayfly runner` runs beside `mayfly server`)."""
+    runner = open_mayfly(Path(home)).runner("null")
+    flag = threading.Event()
+
+    def relay() -> None:  # the runner takes a threading.Event; the parent sets a multiprocessing one
+        stop.wait()
+        flag.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    runner.run(flag)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

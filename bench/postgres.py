@@ -17,11 +17,10 @@ import json
 import multiprocessing
 import multiprocessing.synchronize
 import os
-import threading
 import time
 from pathlib import Path
 
-from bench.common import Row, fresh_home, open_mayfly, percentile, print_table
+from bench.common import Row, fresh_home, open_mayfly, percentile, print_table, runner_process
 from mayfly.core.codes import CodeOptions
 from mayfly.core.serving import Serving
 from mayfly.core.store import Store
@@ -71,19 +70,6 @@ def _baseline_life(cluster: TempCluster, n: int, batch: int = 200) -> float:
         return time.perf_counter() - t0
 
 
-def _runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
-    mf = open_mayfly(Path(home))
-    runner = mf.runner("null")
-    flag = threading.Event()
-
-    def relay() -> None:  # the runner takes a threading.Event; the parent sets a multiprocessing one
-        stop.wait()
-        flag.set()
-
-    threading.Thread(target=relay, daemon=True).start()
-    runner.run(flag)
-
-
 def _control_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
     mf = open_mayfly(Path(home))
     serving = Serving(mf, ["null"], runners=False)
@@ -113,7 +99,7 @@ def _end_to_end(cluster: TempCluster, db: str, n: int, servers: int, capacity: i
     mf.tasks.queue_many(pid, "noop", [json.dumps({"i": i}) for i in range(n)], TaskOptions())
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
-    procs = [ctx.Process(target=_runner_process, args=(str(home), stop), daemon=True)]
+    procs = [ctx.Process(target=runner_process, args=(str(home), stop), daemon=True)]
     procs += [ctx.Process(target=_control_process, args=(str(home), stop), daemon=True) for _ in range(servers)]
     t0 = time.perf_counter()
     for proc in procs:

@@ -32,7 +32,11 @@ def _steady_rss(args: list[str], env: dict[str, str], settle: float = 4.0) -> fl
         time.sleep(settle)
         if proc.poll() is not None:
             raise RuntimeError(f"{args} exited early with {proc.returncode}")
-        return max(_rss_mb(proc.pid) for _ in range(5) if not time.sleep(0.2))
+        samples = []
+        for _ in range(5):
+            time.sleep(0.2)
+            samples.append(_rss_mb(proc.pid))
+        return max(samples)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import Row, fresh_home, open_mayfly, print_table
+from bench.common import Row, fresh_home, open_mayfly, print_table, runner_process
 from mayfly.core.codes import CodeOptions
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
@@ -68,15 +68,6 @@ def _baseline_life(path: Path, n: int, batch: int = 200) -> float:
     return elapsed
 
 
-def _runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
-    """A runner for the null target in its own process (as `mayfly runner` runs beside `mayfly server`)."""
-    mf = open_mayfly(Path(home))
-    runner = mf.runner("null")
-    flag = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), flag.set()), daemon=True).start()
-    runner.run(flag)
-
-
 def run(n: int = 100_000, n_e2e: int = 20_000, capacity: int = 256, split: bool = True) -> list[Row]:
     """Both measurements; returns the table rows."""
     home = fresh_home()
@@ -102,7 +93,7 @@ def run(n: int = 100_000, n_e2e: int = 20_000, capacity: int = 256, split: bool 
     # The runner runs in a second process, as `mayfly runner` does: the two loops do not share one GIL.
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
-    proc = ctx.Process(target=_runner_process, args=(str(home2), stop), daemon=True) if split else None
+    proc = ctx.Process(target=runner_process, args=(str(home2), stop), daemon=True) if split else None
     serving = Serving(mf, ["null"], runners=not split)
     t0 = time.perf_counter()
     if proc is not None:
