@@ -524,10 +524,12 @@ class Runner:
                 self._drop(watch)
                 return
             retryable = exc.retryable if isinstance(exc, LaunchFailed) else True
+            # The kind (no capacity, quota, ...) tells the control plane another target could avoid it.
+            kind = {"kind": exc.kind} if isinstance(exc, LaunchFailed) and exc.kind else {}
             self._finish(
                 watch,
                 remove=False,
-                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=retryable),
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=retryable, **kind),
             )
             return
         watch.handle = result.handle
@@ -663,6 +665,8 @@ class Runner:
             # The platform ended it: an infrastructure failure, retried on its own budget (or not at all).
             kind = EventKind.LOST if st.infra == "retry" else EventKind.LAUNCH_FAILED
             extra: dict[str, object] = {"reason": st.reason} if st.reason else {}
+            if st.kind:
+                extra["kind"] = st.kind
             self._finish(
                 watch,
                 remove=True,

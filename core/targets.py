@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mayfly.core import breaker
 from mayfly.core.admission import Requirements, admit
 from mayfly.core.config import LOCAL_TARGET
 from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
@@ -166,6 +167,13 @@ class TargetService:
             conn.execute(delete(s.targets).where(s.targets.c.name == name))
         self._cache.pop(name, None)
         self._admission.pop(name, None)
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker as JSON (``state``: closed, open or half-open; see :mod:`.breaker`)."""
+        ts = now()
+        with self.store.read() as conn:
+            found = breaker.load(conn)
+        return {t.name: found.get(t.name, breaker.Breaker(t.name)).to_json(ts) for t in self.list()}
 
     def settings(self, name: str) -> dict[str, object]:
         value: dict[str, object] = json.loads(self.get(name).settings)
