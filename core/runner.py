@@ -755,17 +755,17 @@ class Runner:
 
     # ------------------------------------------------------------ reporting
 
-    def _event(self, watch: Watch, kind: EventKind, data: dict[str, object]) -> Event:
-        return Event(watch.task_id, watch.attempt, kind, self.clock(), dict(data))
+    def _event(self, watch: Watch, event: EventKind, data: dict[str, object]) -> Event:
+        return Event(watch.task_id, watch.attempt, event, self.clock(), dict(data))
 
-    def _report(self, watch: Watch, kind: EventKind, **data: object) -> None:
-        body = self._body(watch, kind, **data)
+    def _report(self, watch: Watch, event: EventKind, /, **data: object) -> None:
+        body = self._body(watch, event, **data)
         if body is not None:
             self._outbox.submit((body, None))
 
-    def _body(self, watch: Watch, kind: EventKind, **data: object) -> str | None:
-        """The event to send, or None once the attempt was abandoned (its new owner reports)."""
-        return None if watch.abandoned else self._event(watch, kind, data).dumps()
+    def _body(self, watch: Watch, event: EventKind, /, **data: object) -> str | None:
+        """The event to send (``data`` may name a failure ``kind``), or None once the attempt was abandoned."""
+        return None if watch.abandoned else self._event(watch, event, data).dumps()
 
     def _send_and_ack(self, items: Sequence[tuple[str | None, Message | None]]) -> list[bool]:
         """One group commit of events and acks: every event is durable before any message is acked."""
