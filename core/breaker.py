@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mayfly.core.config import Limits
 from mayfly.core.records import iso
@@ -79,12 +81,15 @@ def open_targets(conn: Connection, now: float) -> set[str]:
 
 def failed(conn: Connection, target: str, kind: str, message: str, now: float, limits: Limits) -> Breaker:
     """Count one movable launch failure on ``target``; open the breaker at the threshold or when half-open."""
+    # The row exists first (two servers failing on one target at once both find it), then is locked.
+    ensure = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    conn.execute(ensure(s.target_breakers).values(target=target, updated_at=now).on_conflict_do_nothing())
     row = (
         conn.execute(select(s.target_breakers).where(s.target_breakers.c.target == target).with_for_update())
         .mappings()
-        .first()
+        .one()
     )
-    old = Breaker(**dict(row)) if row else Breaker(target)
+    old = Breaker(**dict(row))
     failures = old.failures + 1
     state = old.state(now)
     values: dict[str, Any] = {
@@ -98,10 +103,7 @@ def failed(conn: Connection, target: str, kind: str, message: str, now: float, l
     if state is BreakerState.HALF_OPEN or (state is BreakerState.CLOSED and failures >= limits.breaker_failures):
         values["opened_at"] = now
         values["open_until"] = now + limits.breaker_cooldown
-    if row is None:
-        conn.execute(insert(s.target_breakers).values(target=target, **values))
-    else:
-        conn.execute(update(s.target_breakers).where(s.target_breakers.c.target == target).values(**values))
+    conn.execute(update(s.target_breakers).where(s.target_breakers.c.target == target).values(**values))
     return Breaker(target, **values)
 
 
