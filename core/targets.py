@@ -168,9 +168,9 @@ class TargetService:
         self._cache.pop(name, None)
         self._admission.pop(name, None)
 
-    def breakers(self) -> dict[str, dict[str, Any]]:
-        """Every target's circuit breaker as JSON (``state``: closed, open or half-open; see :mod:`.breaker`)."""
-        ts = now()
+    def breakers(self, at: float | None = None) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker as JSON at ``at`` (default now): ``state`` closed, open or half-open."""
+        ts = now() if at is None else at
         with self.store.read() as conn:
             found = breaker.load(conn)
         return {t.name: found.get(t.name, breaker.Breaker(t.name)).to_json(ts) for t in self.list()}
