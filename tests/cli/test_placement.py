@@ -72,6 +72,14 @@ def test_code_push_keeps_the_targets_that_can_run_it_and_says_why_it_skipped_the
     )
     _, out, _ = _run("task", "show", task_id)
     assert "aws-dev, aws-two, local" in out
+    # Every target has a breaker; none failed yet.
+    _, out, _ = _run("target", "list")
+    assert "BREAKER" in out.splitlines()[0]
+    assert {t["name"]: t["breaker"]["state"] for t in _json("target", "list")["targets"]} == {
+        "aws-dev": "closed",
+        "aws-two": "closed",
+        "local": "closed",
+    }
 
 
 def test_when_no_target_can_run_it_nothing_is_stored(hello: Path) -> None:
