@@ -263,9 +263,9 @@ def run_task_failure(failures: Sequence[Mapping[str, Any]]) -> LaunchFailed:
         parts.append(f"{reason} ({detail})" if detail else reason)
     text = "; ".join(parts)
     kind = failure_kind(text)
-    if kind is FailureKind.CAPACITY:
+    if _has(text, "RESOURCE:", "capacity"):
         human = f"no Fargate capacity for the task right now: {text}"
-    elif kind is FailureKind.QUOTA or _has(text, "limit"):
+    elif _has(text, "limit"):
         human = f"the account's Fargate task or vCPU quota is reached: {text}"
     else:
         human = f"ECS could not start the task: {text}"
