@@ -193,7 +193,8 @@ def test_three_servers_and_a_runner_pool_run_500_tasks_once_through_kills(
     mf.codes.register(
         pid, "job", busybox_image, CodeOptions(command="true", max_concurrency=MAX_CONCURRENCY, target="pool")
     )
-    mf.codes.register(pid, "side", busybox_image, CodeOptions(command="sleep 3"))
+    # Long enough for all of them to run at once when the kill comes, however slow the launches.
+    mf.codes.register(pid, "side", busybox_image, CodeOptions(command="sleep 10"))
     # The schedules' code is paused: its fired tasks wait queued, so the slots are counted without containers.
     mf.codes.register(pid, "tick", busybox_image, CodeOptions(command="true"))
     mf.codes.set_paused(pid, "tick", True)
@@ -402,8 +403,8 @@ def test_a_database_restart_under_two_servers_and_a_runner_loses_nothing(
     mf = Mayfly(Home(server_home), resolve_runtime)
     pid = mf.project_id()
     mf.targets.add("pool", "docker", {}, capacity=4, embedded_runner=False)
-    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 4"))
-    mf.codes.register(pid, "pooljob", busybox_image, CodeOptions(command="sleep 4", target="pool"))
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="sleep 5"))
+    mf.codes.register(pid, "pooljob", busybox_image, CodeOptions(command="sleep 5", target="pool"))
     engines = [EngineEvents(Home(h).id, tmp_path / f"events-{i}.jsonl") for i, h in enumerate([server_home, machine])]
     logs = [tmp_path / "server0.log", tmp_path / "server1.log", tmp_path / "runner.log"]
     procs = [_start(["server", "--port", "0"], {**base, "MAYFLY_HOME": str(server_home)}, log) for log in logs[:2]]
