@@ -9,6 +9,7 @@ store, the providers or the API. ``tests/cli/test_lazy_imports.py`` guards it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import typer
@@ -54,6 +55,40 @@ def load_command(name: str, module: str, attribute: str) -> Any:
     return typer.main.get_command(holder)
 
 
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name, where a command named in ``lazy`` is built on first access.
+
+    Listing names (iteration, ``in``, ``len``) imports nothing; reading a command (``[name]``,
+    ``get``, ``items``) imports its module once.
+    """
+
+    def __init__(self, loaded: dict[str, Any], lazy: dict[str, tuple[str, str]]) -> None:
+        self._loaded = loaded
+        self._lazy = {name: where for name, where in lazy.items() if name not in loaded}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded and name in self._lazy:
+            self._loaded[name] = load_command(name, *self._lazy.pop(name))
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._lazy.pop(name, None)
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if self._lazy.pop(name, None) is None:
+            del self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lazy or name in self._loaded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._lazy, *self._loaded])
+
+    def __len__(self) -> int:
+        return len(self._lazy) + len(self._loaded)
+
+
 class MayflyGroup(TyperGroup):
     """The root group: any :class:`MayflyError` a command raises becomes one line and its exit code.
 
@@ -61,6 +96,11 @@ class MayflyGroup(TyperGroup):
     """
 
     lazy: dict[str, tuple[str, str]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.lazy:
+            self.commands = LazyCommands(dict(self.commands), self.lazy)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -71,13 +111,8 @@ class MayflyGroup(TyperGroup):
             exit_with_error(err)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
-        eager = super().list_commands(ctx)
-        return [*(n for n in self.lazy if n not in self.commands), *eager]
-
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
-        if cmd_name not in self.commands and cmd_name in self.lazy:
-            self.add_command(load_command(cmd_name, *self.lazy[cmd_name]), cmd_name)
-        return super().get_command(ctx, cmd_name)
+        """Every command's name, in help order, without loading any."""
+        return list(self.commands)
 
 
 class RootGroup(MayflyGroup):
