@@ -178,6 +178,7 @@ def run(n: int = 100_000, running: int = 1_000, timeout: float = 300.0) -> list[
         server_rss, runner_rss = _peak(server.pid), _peak(runner.pid)
         server_threads, runner_threads = threads(server.pid), threads(runner.pid)
         runner_stacks = stacks_mb(runner.pid)
+        runner_files = len(os.listdir(f"/proc/{runner.pid}/fd"))
         idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], text=True)
         procs.append(idle)
         time.sleep(1.0)
@@ -197,6 +198,7 @@ def run(n: int = 100_000, running: int = 1_000, timeout: float = 300.0) -> list[
         Row("server threads", server_threads, None, "threads"),
         Row("runner threads", runner_threads, None, "threads"),
         Row("runner: resident memory of its thread stacks", runner_stacks, None, "MB"),
+        Row("runner: open file descriptors", runner_files, None, "files"),
     ]
 
 
