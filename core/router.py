@@ -33,7 +33,7 @@ from mayfly.core.store import DISPATCH_CLAIM, Store
 from mayfly.core.store import schema as s
 from mayfly.core.validate import PRIORITIES
 
-#: How many queued rows one dispatch pass looks at per target.
+#: How many queued rows one page of a dispatch pass's scan reads (per target and priority).
 SCAN_LIMIT = 1000
 
 
@@ -67,36 +67,47 @@ def dispatch(
         on_fault("router.counted")
         limits: dict[str, int | None] = {}
         paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}
+        #: Revisions whose code is at its max concurrency in this pass: their queued tasks are left out of the scan.
+        full: set[str] = set()
         for target, capacity in targets.items():
             room = capacity - per_target[target]
-            if room <= 0:
-                continue
             # One scan per priority, highest first: each walks ix_tasks_queued (target, priority, id) in
-            # order and stops at the limit. A single ORDER BY priority DESC, id sorts every queued row of
-            # the target in a temporary B-tree on each pass (id ascends where priority descends).
-            rows: list[Any] = []
+            # order, a page of SCAN_LIMIT rows at a time. A single ORDER BY priority DESC, id sorts every
+            # queued row of the target in a temporary B-tree on each pass (id ascends where priority descends).
+            # Paused codes and full revisions are left out in SQL, and the scan pages on while there is room,
+            # so a backlog that cannot start (any number of a paused code's tasks) never hides the tasks
+            # behind it.
             for priority in PRIORITIES:
-                left = SCAN_LIMIT - len(rows)
-                if left <= 0:
-                    break
-                rows += conn.execute(_SCAN, {"target": target, "priority": priority, "now": now, "n": left}).all()
-            for task_id, code_id, revision_id, wait_for in rows:
-                if room <= 0:
-                    break
-                if code_id in paused:
-                    continue
-                if wait_for is not None and not _ended(conn, wait_for):
-                    continue
-                if revision_id not in limits:
-                    limits[revision_id] = conn.execute(
-                        select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
-                    ).scalar_one()
-                cap = limits[revision_id]
-                if cap is not None and per_code[code_id] >= cap:
-                    continue
-                per_code[code_id] += 1
-                room -= 1
-                chosen.append(Dispatched(task_id, target))
+                after = ""
+                while room > 0:
+                    rows = conn.execute(
+                        _SCAN,
+                        {
+                            **{"target": target, "priority": priority, "now": now, "after": after},
+                            **{"paused": sorted(paused), "full": sorted(full), "n": SCAN_LIMIT},
+                        },
+                    ).all()
+                    for task_id, code_id, revision_id, wait_for in rows:
+                        if room <= 0:
+                            break
+                        if revision_id in full:
+                            continue
+                        if wait_for is not None and not _ended(conn, wait_for):
+                            continue
+                        if revision_id not in limits:
+                            limits[revision_id] = conn.execute(
+                                select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
+                            ).scalar_one()
+                        cap = limits[revision_id]
+                        if cap is not None and per_code[code_id] >= cap:
+                            full.add(revision_id)
+                            continue
+                        per_code[code_id] += 1
+                        room -= 1
+                        chosen.append(Dispatched(task_id, target))
+                    if len(rows) < SCAN_LIMIT:
+                        break
+                    after = rows[-1][0]
         if chosen:
             # One executemany; the status guard keeps it a compare-and-set per row.
             res = conn.execute(
@@ -115,6 +126,9 @@ _SCAN = (
             s.tasks.c.target == bindparam("target"),
             s.tasks.c.priority == bindparam("priority"),
             s.tasks.c.run_at <= bindparam("now"),
+            s.tasks.c.id > bindparam("after"),
+            s.tasks.c.code_id.not_in(bindparam("paused", expanding=True)),
+            s.tasks.c.revision_id.not_in(bindparam("full", expanding=True)),
         )
     )
     .order_by(s.tasks.c.id)
