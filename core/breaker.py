@@ -23,8 +23,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mayfly.core.config import Limits
 from mayfly.core.records import iso
@@ -82,7 +80,11 @@ def open_targets(conn: Connection, now: float) -> set[str]:
 def failed(conn: Connection, target: str, kind: str, message: str, now: float, limits: Limits) -> Breaker:
     """Count one movable launch failure on ``target``; open the breaker at the threshold or when half-open."""
     # The row exists first (two servers failing on one target at once both find it), then is locked.
-    ensure = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    # The dialect's insert is imported here: importing the PostgreSQL dialect costs every CLI start-up.
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as ensure
+    else:
+        from sqlalchemy.dialects.postgresql import insert as ensure  # type: ignore[assignment]
     conn.execute(ensure(s.target_breakers).values(target=target, updated_at=now).on_conflict_do_nothing())
     row = (
         conn.execute(select(s.target_breakers).where(s.target_breakers.c.target == target).with_for_update())
