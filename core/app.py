@@ -14,9 +14,11 @@ from typing import Any
 from mayfly.core.blobs import BlobStore
 from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.blobs.store import StoreBlobStore
+from mayfly.core.budgets import BudgetService
 from mayfly.core.codes import CodeService, RuntimeResolver
 from mayfly.core.config import DEFAULT_PROJECT, Home, lease_seconds
 from mayfly.core.control import ROUTER_BELL, ControlPlane, TargetWiring
+from mayfly.core.costs import CostService
 from mayfly.core.delivery import Deliverer
 from mayfly.core.errors import TaskAlreadyFinished, TaskNotFound
 from mayfly.core.messages import CancelMessage
@@ -123,6 +125,16 @@ class Mayfly:
     @cached_property
     def tokens(self) -> TokenService:
         return TokenService(self.store)
+
+    @cached_property
+    def costs(self) -> CostService:
+        """Prices, recorded attempts and their cost (issue 18 part 2)."""
+        return CostService(self.store)
+
+    @cached_property
+    def budgets(self) -> BudgetService:
+        """Projects' daily and monthly budgets (issue 18 part 3)."""
+        return BudgetService(self.store)
 
     @cached_property
     def webhooks(self) -> WebhookService:

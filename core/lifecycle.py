@@ -25,9 +25,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
+from mayfly.core import budgets, costs
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
-from mayfly.core.messages import Event, EventKind
+from mayfly.core.messages import END_KINDS, Event, EventKind
 from mayfly.core.models import ACTIVE_STATUSES, Reason, TaskStatus
 from mayfly.core.records import Task
 from mayfly.core.store import schema as s
@@ -146,6 +147,9 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         if task is None and event.task_id not in cache:
             task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
         outcome = _decide(conn, task, event, now, limits)
+        # The attempt ran (and was billed) whatever the event did to the task's status.
+        if task is not None and event.kind in END_KINDS and costs.record_attempt(conn, task, event, now) > 0:
+            budgets.alert(conn, task.project_id, task.id, now)
         if outcome.applied:
             cache.pop(event.task_id, None)
         outcomes.append(outcome)

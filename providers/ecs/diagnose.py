@@ -176,6 +176,9 @@ def container_state(task: Mapping[str, Any]) -> ContainerState:
             detail=detail,
             started_at=started,
             finished_at=finished,
+            # Fargate bills from the start of the image pull to the task's stop (one-minute minimum).
+            billed_from=_epoch(task.get("pullStartedAt")) or started,
+            billed_to=_epoch(task.get("stoppedAt")) or finished,
             infra=infra_failure(task, exit_code, detail),
         )
     if status in PENDING_STATUSES or not status:
