@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from mayfly.cli import (
     codes,
+    costs,
     db,
     deploy,
     emulator,
@@ -56,6 +57,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(secretkeys.app, name="secret-key")
 app.add_typer(db.app, name="db")
 app.command("run")(serve.run)
+app.command("cost")(costs.cost)
 app.command("server")(serve.server)
 app.command("runner")(serve.runner)
 app.command("plugins")(plugins)

@@ -122,13 +122,13 @@ def check(conn: Connection, project_id: str, rows: Sequence[Mapping[str, Any]], 
         if used + queued + new > limit:
             what = "this task" if len(rows) == 1 else f"these {len(rows)} tasks"
             raise BudgetExceeded(
-                f"over the {period} budget of {limit:.2f} {CURRENCY}: spent {used:.4f}, unfinished tasks "
-                f"{queued:.4f}, {what} {new:.4f} (mayfly project budget)",
+                f"over the {period} budget of {limit:g} {CURRENCY}: spent {used:.6g}, unfinished tasks "
+                f"{queued:.6g}, {what} {new:.6g} (see mayfly project budget)",
                 period=key,
                 limit=limit,
-                spent=round(used, 9),
-                pending=round(queued, 9),
-                requested=round(new, 9),
+                spent=round(used, 12),
+                pending=round(queued, 12),
+                requested=round(new, 12),
             )
 
 
@@ -193,7 +193,7 @@ def alert_body(conn: Connection, delivery_id: str) -> dict[str, Any] | None:
         "period_start": day,
         "level": row["level"],
         "limit": row["limit"],
-        "spent": round(float(row["spent"]), 9),
+        "spent": round(float(row["spent"]), 12),
         "currency": CURRENCY,
     }
 
@@ -234,8 +234,8 @@ class BudgetService:
         with self.store.read() as conn:
             budget = load(conn, project_id)
             queued = pending(conn, project_id)
-            body: dict[str, Any] = {"budget": budget.to_json() if budget else None, "pending": round(queued, 9)}
+            body: dict[str, Any] = {"budget": budget.to_json() if budget else None, "pending": round(queued, 12)}
             for period in ("daily", "monthly"):
                 since, key = period_start(period, at)
-                body[period] = {"period": key, "spent": round(spent(conn, project_id, since), 9)}
+                body[period] = {"period": key, "spent": round(spent(conn, project_id, since), 12)}
             return body

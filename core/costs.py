@@ -11,6 +11,7 @@ Recording twice (a redelivered event) keeps the first row.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from mayfly.core.errors import InvalidInput
 from mayfly.core.messages import END_KINDS, Event, EventKind
 from mayfly.core.pricing import Price, check_override, estimate_seconds, price_for
 from mayfly.core.records import Task
@@ -77,8 +79,23 @@ class Attempt:
             "cpu": self.cpu,
             "memory_mb": self.memory_mb,
             "price": self.price,
-            "cost": round(self.cost, 9),
+            "cost": round(self.cost, 12),
         }
+
+
+_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_since(text: str, at: float) -> float:
+    """``7d``, ``24h``, ``30m``, ``2w`` before ``at``, or a date ``2026-12-01`` (UTC): the epoch it names."""
+    raw = text.strip().lower()
+    if raw[-1:] in _UNITS and raw[:-1].isdigit():
+        return at - int(raw[:-1]) * _UNITS[raw[-1]]
+    try:
+        when = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"invalid --since {text!r}: give 7d, 24h, 30m, 2w or a date like 2026-12-01") from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def target_price(conn: Connection, target: str) -> Price:
@@ -144,16 +161,15 @@ def attempts_of(conn: Connection, task_id: str) -> list[Attempt]:
     return [Attempt.from_row(r) for r in rows]
 
 
-def cost_of(conn: Connection, task_ids: Sequence[str]) -> dict[str, float]:
+def cost_of(conn: Connection, task_ids: Sequence[str], project_id: str | None = None) -> dict[str, float]:
     """The cost of each task (all its attempts); tasks with no recorded attempt are left out."""
     out: dict[str, float] = {}
     for start in range(0, len(task_ids), 500):
         part = list(task_ids[start : start + 500])
-        rows = conn.execute(
-            select(s.attempts.c.task_id, func.sum(s.attempts.c.cost))
-            .where(s.attempts.c.task_id.in_(part))
-            .group_by(s.attempts.c.task_id)
-        )
+        query = select(s.attempts.c.task_id, func.sum(s.attempts.c.cost)).where(s.attempts.c.task_id.in_(part))
+        if project_id is not None:
+            query = query.where(s.attempts.c.project_id == project_id)
+        rows = conn.execute(query.group_by(s.attempts.c.task_id))
         out.update((r[0], float(r[1] or 0.0)) for r in rows)
     return out
 
@@ -199,8 +215,8 @@ class Estimate:
     def to_json(self) -> dict[str, Any]:
         return {
             "billed_seconds": self.seconds,
-            "cost": round(self.cost, 9),
-            "worst_cost": round(self.worst, 9),
+            "cost": round(self.cost, 12),
+            "worst_cost": round(self.worst, 12),
             "price": self.price.to_json(),
         }
 
@@ -236,17 +252,18 @@ def summary(conn: Connection, project_id: str, since: float) -> list[dict[str, A
     ]
 
 
-def totals(conn: Connection) -> Iterable[tuple[str, str, str, float]]:
-    """(project name, code, target, cost) of every attempt ever recorded, summed (``mayfly_task_cost_total``)."""
+def totals(conn: Connection, project_id: str | None = None) -> Iterable[tuple[str, str, str, float]]:
+    """(project name, code, target, cost) of every recorded attempt, summed (``mayfly_task_cost_total``)."""
     a = s.attempts
-    return [
-        (str(r[0]), str(r[1]), str(r[2]), float(r[3] or 0.0))
-        for r in conn.execute(
-            select(s.projects.c.name, a.c.code_name, a.c.target, func.sum(a.c.cost))
-            .join(s.projects, s.projects.c.id == a.c.project_id)
-            .group_by(s.projects.c.name, a.c.code_name, a.c.target)
-        )
-    ]
+    query = (
+        select(s.projects.c.name, a.c.code_name, a.c.target, func.sum(a.c.cost))
+        .join(s.projects, s.projects.c.id == a.c.project_id)
+        .group_by(s.projects.c.name, a.c.code_name, a.c.target)
+        .order_by(s.projects.c.name, a.c.code_name, a.c.target)
+    )
+    if project_id is not None:
+        query = query.where(a.c.project_id == project_id)
+    return [(str(r[0]), str(r[1]), str(r[2]), float(r[3] or 0.0)) for r in conn.execute(query)]
 
 
 class CostService:
@@ -259,17 +276,17 @@ class CostService:
         with self.store.read() as conn:
             return attempts_of(conn, task_id)
 
-    def cost_of(self, task_ids: Sequence[str]) -> dict[str, float]:
+    def cost_of(self, task_ids: Sequence[str], project_id: str | None = None) -> dict[str, float]:
         with self.store.read() as conn:
-            return cost_of(conn, task_ids)
+            return cost_of(conn, task_ids, project_id)
 
     def summary(self, project_id: str, since: float) -> list[dict[str, Any]]:
         with self.store.read() as conn:
             return summary(conn, project_id, since)
 
-    def totals(self) -> Iterable[tuple[str, str, str, float]]:
+    def totals(self, project_id: str | None = None) -> Iterable[tuple[str, str, str, float]]:
         with self.store.read() as conn:
-            return totals(conn)
+            return totals(conn, project_id)
 
     def estimate(
         self, project_id: str, code_name: str, target: str, cpu: float, memory_mb: int, timeout: int

@@ -255,6 +255,16 @@ class TaskService:
             rows.append(values)
         return self._insert(rows)
 
+    def plan(
+        self, project_id: str, code_name: str, payload: str, opts: TaskOptions
+    ) -> tuple[Revision, dict[str, object]]:
+        """What :meth:`queue` would store, validated (and checked against the budget), storing nothing."""
+        code, rev = self.code_of(project_id, code_name)
+        values = self.row(project_id, code, rev, payload, opts, now())
+        with self.store.read() as conn:
+            budgets.check(conn, project_id, [values], now())
+        return rev, values
+
     def queue_batch(
         self,
         project_id: str,
