@@ -92,7 +92,7 @@ def parse_since(text: str, at: float) -> float:
     if raw[-1:] in _UNITS and raw[:-1].isdigit():
         return at - int(raw[:-1]) * _UNITS[raw[-1]]
     try:
-        when = dt.datetime.fromisoformat(raw)
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"invalid --since {text!r}: give 7d, 24h, 30m, 2w or a date like 2026-12-01") from None
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()

@@ -32,7 +32,14 @@ def price(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
 def cost(
     caller: CallerDep,
     mf: MayflyDep,
-    since: Annotated[str, Query(description="Since when: 7d, 24h, 30m, 2w or a date (UTC).")] = "7d",
+    since: Annotated[
+        str,
+        Query(
+            description="Since when: 7d, 24h, 30m, 2w or a date (UTC).",
+            max_length=40,
+            pattern=r"^([0-9]{1,6}[mhdw]|[0-9]{4}-[0-9]{2}-[0-9]{2}[0-9T:.+Z-]*)$",
+        ),
+    ] = "7d",
 ) -> dict[str, Any]:
     """The project's cost, attempts and billed seconds since ``since``, by code and target."""
     start = parse_since(since, time.time())
