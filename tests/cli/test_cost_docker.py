@@ -82,7 +82,8 @@ def test_a_priced_local_task_records_its_attempt_and_cost_and_a_budget_refuses_m
     assert doc["cost"] == pytest.approx(expected)
     assert listed["cost"] == pytest.approx(expected)
     text = mayfly(home, "task", "show", str(listed["id"])).stdout
-    assert "local" in text and "BILLED S" in text
+    assert "local" in text
+    assert "BILLED S" in text
 
     summary = json.loads(mayfly(home, "cost", "--since", "1d", "--json").stdout)
     assert summary["total"] == pytest.approx(expected)
