@@ -110,8 +110,11 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def record_attempt(conn: Connection, task: Task, event: Event, at: float) -> float:
-    """Store the attempt ``event`` ended, with its billed seconds and cost; return the cost (0 if stored already)."""
+def record_attempt(conn: Connection, task: Task, event: Event, at: float, seen: dict[str, Any] | None = None) -> float:
+    """Store the attempt ``event`` ended, with its billed seconds and cost; return the cost (0 if stored already).
+
+    ``seen``: prices and revisions already read in this transaction (a batch of events reads each once).
+    """
     if event.kind not in END_KINDS:
         return 0.0
     exists = conn.execute(
@@ -121,10 +124,17 @@ def record_attempt(conn: Connection, task: Task, event: Event, at: float) -> flo
         return 0.0
     data = event.data
     target = str(data.get("target") or task.target)
-    price = target_price(conn, target)
-    rev = conn.execute(
-        select(s.code_revisions.c.cpu, s.code_revisions.c.memory_mb).where(s.code_revisions.c.id == task.revision_id)
-    ).first()
+    seen = {} if seen is None else seen
+    price = seen.get(f"price:{target}")
+    if price is None:
+        price = seen[f"price:{target}"] = target_price(conn, target)
+    rev = seen.get(f"rev:{task.revision_id}")
+    if rev is None:
+        rev = seen[f"rev:{task.revision_id}"] = conn.execute(
+            select(s.code_revisions.c.cpu, s.code_revisions.c.memory_mb).where(
+                s.code_revisions.c.id == task.revision_id
+            )
+        ).first()
     cpu, memory_mb = (float(rev[0]), int(rev[1])) if rev else (0.0, 0)
     start = _float(data.get("billed_from")) or _float(data.get("started_at"))
     stop = _float(data.get("billed_to")) or _float(data.get("finished_at"))

@@ -142,13 +142,14 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         cache.update((r["id"], Task.from_row(r)) for r in rows)
     outcomes = []
     records = []
+    seen: dict[str, Any] = {}
     for event in events:
         task = cache.get(event.task_id)
         if task is None and event.task_id not in cache:
             task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
         outcome = _decide(conn, task, event, now, limits)
         # The attempt ran (and was billed) whatever the event did to the task's status.
-        if task is not None and event.kind in END_KINDS and costs.record_attempt(conn, task, event, now) > 0:
+        if task is not None and event.kind in END_KINDS and costs.record_attempt(conn, task, event, now, seen) > 0:
             budgets.alert(conn, task.project_id, task.id, now)
         if outcome.applied:
             cache.pop(event.task_id, None)
