@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 
 from mayfly.core.errors import InvalidInput
-from mayfly.core.messages import END_KINDS, Event, EventKind
+from mayfly.core.messages import Event, EventKind
 from mayfly.core.pricing import Price, check_override, estimate_seconds, price_for
 from mayfly.core.records import Task
 from mayfly.core.store import Store, now
@@ -110,21 +110,13 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def record_attempt(conn: Connection, task: Task, event: Event, at: float, seen: dict[str, Any] | None = None) -> float:
-    """Store the attempt ``event`` ended, with its billed seconds and cost; return the cost (0 if stored already).
+def attempt_row(conn: Connection, task: Task, event: Event, at: float, seen: dict[str, Any]) -> dict[str, Any]:
+    """The ``attempts`` row of the attempt ``event`` ended: where it ran, its billed seconds, the price and cost.
 
     ``seen``: prices and revisions already read in this transaction (a batch of events reads each once).
     """
-    if event.kind not in END_KINDS:
-        return 0.0
-    exists = conn.execute(
-        select(s.attempts.c.task_id).where(s.attempts.c.task_id == task.id, s.attempts.c.attempt == event.attempt)
-    ).first()
-    if exists:
-        return 0.0
     data = event.data
     target = str(data.get("target") or task.target)
-    seen = {} if seen is None else seen
     price = seen.get(f"price:{target}")
     if price is None:
         price = seen[f"price:{target}"] = target_price(conn, target)
@@ -139,28 +131,45 @@ def record_attempt(conn: Connection, task: Task, event: Event, at: float, seen: 
     start = _float(data.get("billed_from")) or _float(data.get("started_at"))
     stop = _float(data.get("billed_to")) or _float(data.get("finished_at"))
     seconds = price.billed_seconds(start, stop) if event.kind is EventKind.EXITED else 0.0
-    cost = price.cost(seconds, cpu, memory_mb)
-    conn.execute(
-        insert(s.attempts).values(
-            task_id=task.id,
-            attempt=event.attempt,
-            project_id=task.project_id,
-            code_name=task.code_name,
-            target=target,
-            provider=str(data.get("provider") or price.provider),
-            region=price.region,
-            outcome=event.kind.value,
-            started_at=start,
-            stopped_at=stop,
-            billed_seconds=seconds,
-            cpu=cpu,
-            memory_mb=memory_mb,
-            price=json.dumps(price.to_json(), sort_keys=True),
-            cost=cost,
-            created_at=at,
-        )
-    )
-    return cost
+    return {
+        "task_id": task.id,
+        "attempt": event.attempt,
+        "project_id": task.project_id,
+        "code_name": task.code_name,
+        "target": target,
+        "provider": str(data.get("provider") or price.provider),
+        "region": price.region,
+        "outcome": event.kind.value,
+        "started_at": start,
+        "stopped_at": stop,
+        "billed_seconds": seconds,
+        "cpu": cpu,
+        "memory_mb": memory_mb,
+        "price": json.dumps(price.to_json(), sort_keys=True),
+        "cost": price.cost(seconds, cpu, memory_mb),
+        "created_at": at,
+    }
+
+
+def store_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert the rows of attempts not stored yet (a redelivered end event records nothing twice); return them."""
+    if not rows:
+        return []
+    a = s.attempts
+    ids = sorted({r["task_id"] for r in rows})
+    have: set[tuple[str, int]] = set()
+    for start in range(0, len(ids), 500):
+        found = conn.execute(select(a.c.task_id, a.c.attempt).where(a.c.task_id.in_(ids[start : start + 500])))
+        have.update((str(r[0]), int(r[1])) for r in found)
+    new = []
+    for row in rows:
+        key = (row["task_id"], row["attempt"])
+        if key not in have:
+            have.add(key)
+            new.append(row)
+    if new:
+        conn.execute(insert(a), new)
+    return new
 
 
 def attempts_of(conn: Connection, task_id: str) -> list[Attempt]:

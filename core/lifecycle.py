@@ -143,14 +143,15 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
     outcomes = []
     records = []
     seen: dict[str, Any] = {}
+    attempts: list[dict[str, Any]] = []
     for event in events:
         task = cache.get(event.task_id)
         if task is None and event.task_id not in cache:
             task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
         outcome = _decide(conn, task, event, now, limits)
         # The attempt ran (and was billed) whatever the event did to the task's status.
-        if task is not None and event.kind in END_KINDS and costs.record_attempt(conn, task, event, now, seen) > 0:
-            budgets.alert(conn, task.project_id, task.id, now)
+        if task is not None and event.kind in END_KINDS:
+            attempts.append(costs.attempt_row(conn, task, event, now, seen))
         if outcome.applied:
             cache.pop(event.task_id, None)
         outcomes.append(outcome)
@@ -168,6 +169,10 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         )
     if records:
         conn.execute(insert(s.events), records)
+    # Each project whose spending grew is checked once against its budget's alert levels.
+    spent = {r["project_id"]: r["task_id"] for r in costs.store_attempts(conn, attempts) if r["cost"] > 0}
+    for project_id, task_id in spent.items():
+        budgets.alert(conn, project_id, task_id, now)
     return outcomes
 
 
