@@ -45,10 +45,11 @@ def alerts() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.server_close()
 
 
-def _cli(home: Path, *args: str) -> str:
+def _cli(home: Path, *args: str, remote: dict[str, str] | None = None) -> str:
     env = {**os.environ, "MAYFLY_HOME": str(home), "MAYFLY_WEBHOOK_ALLOW_PRIVATE": "1"}
     env.pop("MAYFLY_URL", None)
     env.pop("MAYFLY_DATABASE_URL", None)
+    env.update(remote or {})
     done = subprocess.run([sys.executable, "-m", "mayfly.cli", *args], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -99,6 +100,12 @@ def test_cost_on_v1_and_metrics_then_the_alert_and_refusals(
                 "cost": pytest.approx(billed * RATE),
             }
         ]
+        # The CLI against the server shows the same attempt and sum.
+        remote = {"MAYFLY_URL": srv.url, "MAYFLY_TOKEN": srv.token}
+        shown = json.loads(_cli(tmp_path, "task", "show", task_id, "--json", remote=remote))
+        assert shown["attempts"] == task["attempts"]
+        assert json.loads(_cli(tmp_path, "cost", "--json", remote=remote))["total"] == pytest.approx(billed * RATE)
+        assert json.loads(_cli(tmp_path, "task", "list", "--json", remote=remote))["tasks"][0]["cost"] == task["cost"]
         metrics = api.get("/metrics").text
         line = f'mayfly_task_cost_total{{project="shop",code="nap",target="local"}} {billed * RATE!r}'
         assert line in metrics.splitlines()
