@@ -58,7 +58,7 @@ def test_a_priced_local_task_records_its_attempt_and_cost_and_a_budget_refuses_m
 
     # A dry run validates and estimates, and stores nothing.
     dry = mayfly(home, "run", "nap", "--dry-run")
-    assert "would run  nap rev 1 on local" in dry.stdout
+    assert "nap rev 1 on local" in dry.stdout
     assert "estimate" in dry.stdout
     assert _tasks(home) == []
 

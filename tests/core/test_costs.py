@@ -139,3 +139,23 @@ def test_a_target_price_overrides_the_shipped_table(mf: Mayfly, project: str) ->
     assert attempt["billed_seconds"] == 10.0
     assert attempt["cost"] == pytest.approx(0.002012, rel=1e-9)
     assert mf.costs.clear("azure-x").origin == "shipped"
+
+
+def test_each_attempt_is_recorded_where_it_ran_and_a_redelivered_end_records_nothing(mf: Mayfly, project: str) -> None:
+    """Attempt 1 fails to launch on one target and attempt 2 runs on another: ``task show`` lists both."""
+    mf.targets.add("aws-x", "ecs", ECS)
+    mf.costs.set("local", {"vcpu_second": 0.001, "gb_second": 0})
+    mf.codes.register(project, "job", "mayfly-test/busybox:latest", CodeOptions(command="true", cpu=1.0))
+    task = mf.tasks.queue(project, "job", "{}", TaskOptions())
+    assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [task.id]
+    failed = Event(task.id, 1, EventKind.LAUNCH_FAILED, now(), {"message": "no capacity", "target": "aws-x"})
+    with mf.store.write() as conn:
+        apply_event(conn, failed, now(), mf.limits)
+    assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now() + 120)] == [task.id]
+    ran = {"exit_code": 0, "started_at": 100.0, "finished_at": 102.5, "target": "local", "provider": "docker"}
+    for _ in range(2):  # the runner's event delivered twice
+        with mf.store.write() as conn:
+            apply_event(conn, Event(task.id, 2, EventKind.EXITED, now(), ran), now(), mf.limits)
+    rows = [(a.attempt, a.target, a.provider, a.outcome, a.billed_seconds, a.cost) for a in mf.costs.attempts(task.id)]
+    assert rows == [(1, "aws-x", "ecs", "launch_failed", 0.0, 0.0), (2, "local", "docker", "exited", 3.0, 0.003)]
+    assert mf.costs.cost_of([task.id]) == {task.id: 0.003}
