@@ -401,6 +401,11 @@ class RemoteTargets:
     def get(self, name: str) -> Target:
         return rebuild.target(self.http.json("GET", f"/v1/targets/{quote(name, safe='')}"))
 
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker, as ``/v1/targets`` shows it."""
+        docs = self.http.json("GET", "/v1/targets")["targets"]
+        return {doc["name"]: doc.get("breaker") or {"state": "closed", "failures": 0} for doc in docs}
+
 
 class RemoteWebhooks:
     """A task's completion webhook deliveries."""

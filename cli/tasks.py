@@ -20,7 +20,7 @@ from mayfly.core.codes import parse_env_pairs
 from mayfly.core.errors import InvalidInput
 from mayfly.core.options import BY_NAME, TASK
 from mayfly.core.pricing import usd
-from mayfly.core.records import Task, iso
+from mayfly.core.records import Task, iso, placement_of
 from mayfly.core.secrets import names_of
 from mayfly.core.tasks import TaskFilter, TaskOptions
 
@@ -90,6 +90,8 @@ def show_task(task: Task) -> None:
             ("exit code", task.exit_code),
             ("attempt", task.attempt),
             ("target", task.target),
+            ("targets", ", ".join(task.targets) if len(task.targets) > 1 else None),
+            *((f"skipped {name}", why) for name, why in placement_of(task.placement, task.target)[1].items()),
             ("priority", task.priority),
             ("label", task.label),
             ("timeout", task.timeout),

@@ -244,13 +244,18 @@ class SecretKeyError(Unavailable):
 
 
 class LaunchFailed(Unavailable):
-    """The provider could not start the container. ``retryable`` says if another attempt may work."""
+    """The provider could not start the container. ``retryable`` says if another attempt may work.
+
+    ``kind`` (a :class:`~mayfly.core.models.FailureKind` value: ``capacity``, ``quota``, ``throttled``,
+    ``region``, ``image``) says another target could avoid the failure: a task with fallback targets moves on.
+    """
 
     code = "launch_failed"
 
-    def __init__(self, message: str, *, retryable: bool = True, **details: Any) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, kind: str | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.retryable = retryable
+        self.kind = kind
 
 
 class RuntimeBuildFailed(Unavailable):

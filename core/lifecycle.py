@@ -11,6 +11,10 @@ Rules:
   ``retry_of`` after ``retries_delay``; infrastructure failures (launch failed,
   container lost, engine restarted) relaunch the *same* task as a new attempt, for as long as
   the task's outage lasts less than ``Limits.infra_retry_window`` seconds;
+* an infrastructure failure of a kind another target could avoid (``data.kind``: no
+  capacity, quota, throttled, region, image missing) moves a task with fallback targets
+  to the next one whose circuit breaker is not open, at once (a ``moved`` event records
+  it); it also counts against the failing target's breaker (:mod:`mayfly.core.breaker`);
 * every status write goes through :func:`move` or :func:`cancel_queued_of_code`,
   and both hand the tasks that became terminal to :func:`_ended`, which queues
   their completion webhooks in the same transaction.
@@ -25,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
-from mayfly.core import budgets, costs
+from mayfly.core import breaker, budgets, costs, placement
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
 from mayfly.core.messages import END_KINDS, Event, EventKind
@@ -66,6 +70,8 @@ class Outcome:
     note: str | None = None
     #: The id of a retry task created by this event, if any.
     retry_task_id: str | None = None
+    #: A move to another target this event caused: the ``moved`` event's data (from, to, kind, message).
+    moved: dict[str, str] | None = None
 
 
 def infra_backoff(failures: int) -> float:
@@ -142,6 +148,7 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         cache.update((r["id"], Task.from_row(r)) for r in rows)
     outcomes = []
     records = []
+    started: set[str] = set()
     seen: dict[str, Any] = {}
     attempts: list[dict[str, Any]] = []
     for event in events:
@@ -154,6 +161,8 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
             attempts.append(costs.attempt_row(conn, task, event, now, seen))
         if outcome.applied:
             cache.pop(event.task_id, None)
+            if event.kind is EventKind.STARTED and task is not None:
+                started.add(task.target)
         outcomes.append(outcome)
         records.append(
             {
@@ -167,6 +176,11 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
                 "created_at": now,
             }
         )
+        if outcome.moved is not None:
+            records.append(moved_record(event.task_id, event.attempt, outcome.moved, now))
+    if started:
+        # A launch that worked closes its target's breaker (one read of the small breakers table per batch).
+        breaker.succeeded(conn, started, breaker.load(conn), now)
     if records:
         conn.execute(insert(s.events), records)
     # Each project whose spending grew is checked once against its budget's alert levels.
@@ -176,6 +190,20 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
     return outcomes
 
 
+def moved_record(task_id: str, attempt: int, data: dict[str, str], now: float) -> dict[str, Any]:
+    """The ``moved`` event row: the control plane's record that a task's next attempt runs on another target."""
+    return {
+        "task_id": task_id,
+        "attempt": attempt,
+        "kind": EventKind.MOVED.value,
+        "data": json.dumps(data),
+        "at": now,
+        "applied": True,
+        "note": f"moved from {data['from']} to {data['to']} ({data['kind']})",
+        "created_at": now,
+    }
+
+
 def _decide(conn: Connection, task: Task | None, event: Event, now: float, limits: Limits) -> Outcome:
     if task is None:
         outcome = Outcome(False, "unknown task")
@@ -183,6 +211,8 @@ def _decide(conn: Connection, task: Task | None, event: Event, now: float, limit
         outcome = Outcome(False, f"task already {task.status}")
     elif task.task_status is TaskStatus.QUEUED:
         outcome = Outcome(False, f"attempt {event.attempt} already ended; the task is queued again")
+    elif event.kind is EventKind.MOVED:
+        outcome = Outcome(False, "moved events are the control plane's own")
     elif event.attempt != task.attempt:
         outcome = Outcome(False, f"stale attempt {event.attempt} (task is on attempt {task.attempt})")
     else:
@@ -203,8 +233,46 @@ def _apply(conn: Connection, task: Task, event: Event, now: float, limits: Limit
     reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
     if data.get("reason") in _INFRA_REASONS:
         reason = Reason(str(data["reason"]))  # a more precise cause the provider found (engine_restarted)
-    return _infra_failure(
-        conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
+    message = str(data.get("message") or reason.value)
+    kind = data.get("kind")
+    if kind in placement.MOVABLE_KINDS and not task.cancel_requested:
+        moved = _move_elsewhere(conn, task, str(kind), message, now, limits)
+        if moved is not None:
+            return moved
+    return _infra_failure(conn, task, reason, message, bool(data.get("retryable", True)), now, limits)
+
+
+def _move_elsewhere(
+    conn: Connection, task: Task, kind: str, message: str, now: float, limits: Limits
+) -> Outcome | None:
+    """Count the failure against the target's breaker; queue the task on its next target if it has one.
+
+    The next attempt goes at once (no backoff: it is another cloud), to the first target after the current one
+    whose breaker is not open. None when there is none: the failure is handled as any infrastructure failure.
+    """
+    breaker.failed(conn, task.target, kind, message, now, limits)
+    if not task.placement:
+        return None
+    where = placement.loads(task.placement, task.target)
+    nxt = placement.next_target(where, task.target, breaker.open_targets(conn, now))
+    if nxt is None:
+        return None
+    ok = move(
+        conn,
+        task,
+        TaskStatus.QUEUED,
+        now,
+        target=nxt,
+        infra_failures=task.infra_failures + 1,
+        run_at=now,
+        msg=f"attempt {task.attempt} on {task.target} failed ({kind}): {message}; moved to {nxt}",
+        handle=None,
+        start_time=None,
+    )
+    if not ok:
+        return Outcome(False, "status changed concurrently")
+    return Outcome(
+        True, f"moved to {nxt} ({kind})", moved={"from": task.target, "to": nxt, "kind": kind, "message": message}
     )
 
 
@@ -311,6 +379,8 @@ def create_retry(conn: Connection, task: Task, now: float, *, delay: float) -> s
     new = new_id()
     row = conn.execute(select(s.tasks).where(s.tasks.c.id == task.id)).mappings().one()
     values = {c: row[c] for c in _COPIED}
+    if row["placement"]:
+        values["target"] = placement.loads(row["placement"], row["target"]).first  # a retry starts at the top again
     values.update(
         id=new,
         status=TaskStatus.QUEUED.value,
@@ -343,6 +413,7 @@ _COPIED = (
     "retries_delay",
     "schedule_id",
     "webhook",
+    "placement",
 )
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mayfly.core import breaker
 from mayfly.core.admission import Requirements, admit
 from mayfly.core.config import LOCAL_TARGET
 from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
@@ -167,6 +168,13 @@ class TargetService:
             conn.execute(delete(s.target_prices).where(s.target_prices.c.target == name))
         self._cache.pop(name, None)
         self._admission.pop(name, None)
+
+    def breakers(self, at: float | None = None) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker as JSON at ``at`` (default now): ``state`` closed, open or half-open."""
+        ts = now() if at is None else at
+        with self.store.read() as conn:
+            found = breaker.load(conn)
+        return {t.name: found.get(t.name, breaker.Breaker(t.name)).to_json(ts) for t in self.list()}
 
     def settings(self, name: str) -> dict[str, object]:
         value: dict[str, object] = json.loads(self.get(name).settings)

@@ -353,7 +353,7 @@ async function taskView(id) {
       ["Status", task.reason ? `${task.status} (${task.reason})` : task.status],
       ["Message", task.msg],
       ["Exit code", task.exit_code === null ? null : String(task.exit_code)],
-      ["Target", task.target],
+      ["Target", task.targets && task.targets.length > 1 ? `${task.target} (of ${task.targets.join(", ")})` : task.target],
       ["Attempt", String(task.attempt)],
       ["Cost", `${usd(task.cost || 0)}`],
       ["Priority", String(task.priority)],
@@ -523,6 +523,13 @@ async function schedulesView() {
 
 // ------------------------------------------------------------------ targets
 
+// A target's circuit breaker: "closed", "open until … (capacity)" or "half-open" (docs/placement.md).
+function breakerText(b) {
+  if (!b || b.state === "closed") return "closed";
+  if (b.state === "open") return `open until ${b.open_until} (${b.last_kind || "failures"})`;
+  return b.state;
+}
+
 async function targetsView() {
   const life = startView();
   const holder = el("div", { id: "targets" });
@@ -541,9 +548,11 @@ async function targetsView() {
         el("td", {}, el("div", { class: "meter" }, el("span", { class: "track" }, used),
           el("span", { class: "running-count" }, `${active} / ${t.capacity} running`))),
         el("td", { class: "num queued-count" }, String(t.queued || 0)),
-        el("td", {}, t.embedded_runner ? "embedded" : "external"));
+        el("td", {}, t.embedded_runner ? "embedded" : "external"),
+        el("td", { class: `breaker breaker-${(t.breaker && t.breaker.state) || "closed"}` }, breakerText(t.breaker)));
     });
-    holder.replaceChildren(table(["Target", "Provider", "Running / limit", "Queued#", "Runner"], rows, "No targets."));
+    holder.replaceChildren(
+      table(["Target", "Provider", "Running / limit", "Queued#", "Runner", "Breaker"], rows, "No targets."));
   }, 2000);
 }
 

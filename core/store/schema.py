@@ -108,6 +108,8 @@ code_revisions = Table(
     Column("created_at", Float, nullable=False),
     # Secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
     Column("secrets", Text),
+    # Fallback targets (core/placement.py): {"targets": [...], "skipped": {name: reason}}; NULL: ``target`` alone.
+    Column("placement", Text),
     UniqueConstraint("code_id", "rev", name="uq_code_revisions_code_rev"),
 )
 
@@ -159,6 +161,9 @@ tasks = Table(
     Column("progress_msg", Text),
     # The task's own secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
     Column("secrets", Text),
+    # Fallback targets (core/placement.py): {"targets": [...], "skipped": {name: reason}}; NULL: ``target`` alone.
+    # ``target`` is where the current (or next) attempt runs; a move rewrites it.
+    Column("placement", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),
@@ -340,6 +345,20 @@ blobs = Table(
     Column("data", LargeBinary, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# A target's circuit breaker (core/breaker.py): movable launch failures in a row; open until ``open_until``.
+target_breakers = Table(
+    "target_breakers",
+    metadata,
+    Column("target", String(63), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    # When it opened (NULL: closed); it stays half-open after ``open_until`` until a launch works or fails.
+    Column("opened_at", Float),
+    Column("open_until", Float),
+    Column("last_kind", String(32)),
+    Column("last_message", Text),
+    Column("updated_at", Float, nullable=False),
 )
 
 attempts = Table(
