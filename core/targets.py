@@ -12,9 +12,8 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -22,10 +21,12 @@ from mayfly.core import breaker
 from mayfly.core.admission import Requirements, admit
 from mayfly.core.config import LOCAL_TARGET
 from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
-from mayfly.core.provider import Provider, ProviderLimits
 from mayfly.core.records import Target
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
+
+if TYPE_CHECKING:  # a provider class arrives loaded; reading targets loads no provider (docs/decisions.md)
+    from mayfly.core.provider import Provider, ProviderLimits
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
@@ -40,6 +41,8 @@ def default_local_capacity() -> int:
 
 def validate_settings(provider: type[Provider[Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
     """Check settings against the provider's model; one line naming every bad field."""
+    from pydantic import ValidationError
+
     try:
         model = provider.Settings.model_validate(dict(settings))
     except ValidationError as exc:

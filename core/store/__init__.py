@@ -115,6 +115,9 @@ class Store:
                 with contextlib.suppress(OSError):
                     self._lock_fd = os.open(f"{database}.wlock", os.O_RDWR | os.O_CREAT, 0o644)
         elif self.is_postgres:
+            from mayfly.core.store import schema
+
+            schema.use_postgresql()
             try:
                 self.engine = _postgres_engine(url)
             except ImportError:

@@ -32,6 +32,18 @@ from sqlalchemy import (
 QUEUED = "status = 'queued'"
 ACTIVE = "status IN ('preparing', 'running')"
 
+#: The same predicates on PostgreSQL, by index name. Naming them in each ``Index`` as
+#: ``postgresql_where=`` made SQLAlchemy load its PostgreSQL dialect (about a third of
+#: SQLAlchemy's import time) in every process, the CLI on SQLite included; a store on
+#: PostgreSQL attaches them when it opens (:func:`use_postgresql`).
+POSTGRESQL_WHERE = {
+    "ix_tasks_queued": QUEUED,
+    "ix_tasks_active_code": ACTIVE,
+    "ix_tasks_active_target": ACTIVE,
+    "ix_tasks_outbox": "dispatch_pending",
+    "ix_webhook_deliveries_due": "attempted_at IS NULL",
+}
+
 metadata = MetaData()
 
 ID = String(24)
@@ -176,26 +188,22 @@ tasks = Table(
         "priority",
         "id",
         sqlite_where=text(QUEUED),
-        postgresql_where=text(QUEUED),
     ),
     # Slot counting per code and per target.
     Index(
         "ix_tasks_active_code",
         "code_id",
         sqlite_where=text(ACTIVE),
-        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_active_target",
         "target",
         sqlite_where=text(ACTIVE),
-        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_outbox",
         "id",
         sqlite_where=text("dispatch_pending = 1"),
-        postgresql_where=text("dispatch_pending"),
     ),
     Index("ix_tasks_project_status", "project_id", "status", "id"),
     Index("ix_tasks_project_code", "project_id", "code_name", "id"),
@@ -313,7 +321,6 @@ webhook_deliveries = Table(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
         sqlite_where=text("attempted_at IS NULL"),
-        postgresql_where=text("attempted_at IS NULL"),
     ),
     Index("ix_webhook_deliveries_task", "task_id", "id"),
 )
@@ -420,3 +427,12 @@ budget_alerts = Table(
     Column("delivery_id", ID),
     Column("created_at", Float, nullable=False),
 )
+
+
+def use_postgresql() -> None:
+    """Give the partial indexes their PostgreSQL predicates (:data:`POSTGRESQL_WHERE`); idempotent."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            where = POSTGRESQL_WHERE.get(str(index.name))
+            if where is not None and index.dialect_options["postgresql"]["where"] is None:
+                index.dialect_options["postgresql"]["where"] = text(where)
