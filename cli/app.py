@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secret-key": ("mayfly.cli.secretkeys", "app"),
     "db": ("mayfly.cli.db", "app"),
     "run": ("mayfly.cli.serve", "run"),
+    "cost": ("mayfly.cli.costs", "cost"),
     "server": ("mayfly.cli.serve", "server"),
     "runner": ("mayfly.cli.serve", "runner"),
     "plugins": ("mayfly.cli.plugins", "plugins"),

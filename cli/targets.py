@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mayfly.cli import costs
 from mayfly.cli.context import open_app, open_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import err_console, fields, plain, print_json, say, table
@@ -150,3 +151,6 @@ def remove(name: Name) -> None:
     mf = open_local("target remove")
     mf.targets.remove(name)
     say(f"removed target {name}")
+
+
+costs.register_price(app)

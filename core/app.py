@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     # control plane, nor the runner, nor the queues, nor the providers' plugins (docs/decisions.md,
     # "CLI start-up").
     from mayfly.core.blobs import BlobStore
+    from mayfly.core.budgets import BudgetService
     from mayfly.core.codes import CodeService, RuntimeResolver
     from mayfly.core.control import ControlPlane
+    from mayfly.core.costs import CostService
     from mayfly.core.delivery import Deliverer
     from mayfly.core.messages import CancelMessage
     from mayfly.core.metrics import Metrics
@@ -152,6 +154,20 @@ class Mayfly:
         from mayfly.core.tokens import TokenService
 
         return TokenService(self.store)
+
+    @cached_property
+    def costs(self) -> CostService:
+        """Prices, recorded attempts and their cost (issue 18 part 2)."""
+        from mayfly.core.costs import CostService
+
+        return CostService(self.store)
+
+    @cached_property
+    def budgets(self) -> BudgetService:
+        """Projects' daily and monthly budgets (issue 18 part 3)."""
+        from mayfly.core.budgets import BudgetService
+
+        return BudgetService(self.store)
 
     @cached_property
     def webhooks(self) -> WebhookService:

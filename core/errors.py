@@ -160,6 +160,13 @@ class TaskNotFinished(Conflict):
     code = "task_not_finished"
 
 
+class BudgetExceeded(Conflict):
+    """Queueing more would take a project past its daily or monthly budget; nothing was queued."""
+
+    code = "budget_exceeded"
+    http_status = 402
+
+
 class AlreadyRunning(Conflict):
     """A second ``mayfly server`` (or a second runner for one target) on a home that already has one."""
 

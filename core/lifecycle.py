@@ -29,10 +29,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
-from mayfly.core import breaker, placement
+from mayfly.core import breaker, budgets, costs, placement
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
-from mayfly.core.messages import Event, EventKind
+from mayfly.core.messages import END_KINDS, Event, EventKind
 from mayfly.core.models import ACTIVE_STATUSES, Reason, TaskStatus
 from mayfly.core.records import Task
 from mayfly.core.store import schema as s
@@ -149,11 +149,16 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
     outcomes = []
     records = []
     started: set[str] = set()
+    seen: dict[str, Any] = {}
+    attempts: list[dict[str, Any]] = []
     for event in events:
         task = cache.get(event.task_id)
         if task is None and event.task_id not in cache:
             task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
         outcome = _decide(conn, task, event, now, limits)
+        # The attempt ran (and was billed) whatever the event did to the task's status.
+        if task is not None and event.kind in END_KINDS:
+            attempts.append(costs.attempt_row(conn, task, event, now, seen))
         if outcome.applied:
             cache.pop(event.task_id, None)
             if event.kind is EventKind.STARTED and task is not None:
@@ -178,6 +183,10 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         breaker.succeeded(conn, started, breaker.load(conn), now)
     if records:
         conn.execute(insert(s.events), records)
+    # Each project whose spending grew is checked once against its budget's alert levels.
+    spent = {r["project_id"]: r["task_id"] for r in costs.store_attempts(conn, attempts) if r["cost"] > 0}
+    for project_id, task_id in spent.items():
+        budgets.alert(conn, project_id, task_id, now)
     return outcomes
 
 

@@ -34,6 +34,10 @@ class EventKind(StrEnum):
     MOVED = "moved"
 
 
+#: The events that end an attempt; the runner names its target and provider in them (core.costs records them).
+END_KINDS = frozenset({EventKind.EXITED, EventKind.LOST, EventKind.LAUNCH_FAILED})
+
+
 @dataclass(frozen=True)
 class TaskMessage:
     """One (task, attempt) that may start now."""

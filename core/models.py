@@ -162,6 +162,10 @@ class ContainerState:
     #: Epoch seconds, when known.
     started_at: float | None = None
     finished_at: float | None = None
+    #: The interval the platform bills (its own clock), when it differs from started_at → finished_at
+    #: (ECS: image pull start → task stopped). None: the billed interval is started_at → finished_at.
+    billed_from: float | None = None
+    billed_to: float | None = None
     #: The platform, not the task's code, ended it: "retry" (spot capacity reclaimed, maintenance, no
     #: capacity: another attempt may work) or "fail" (it never ran and never will: image missing, ...).
     infra: str | None = None

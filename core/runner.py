@@ -52,6 +52,7 @@ from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsuppor
 from mayfly.core.faults import fault_point
 from mayfly.core.logstore import LogWriter
 from mayfly.core.messages import (
+    END_KINDS,
     CancelMessage,
     Event,
     EventKind,
@@ -689,6 +690,9 @@ class Runner:
             "handle": handle,
             "started_at": st.started_at or started,
             "finished_at": st.finished_at or self.clock(),
+            # The interval the provider bills, from its own clock (ECS: pull start → stopped), when it differs.
+            "billed_from": st.billed_from,
+            "billed_to": st.billed_to,
             "log_size": writer.size,
             "log_truncated": writer.dropped > 0,
         }
@@ -756,7 +760,12 @@ class Runner:
     # ------------------------------------------------------------ reporting
 
     def _event(self, watch: Watch, event: EventKind, data: dict[str, object]) -> Event:
-        return Event(watch.task_id, watch.attempt, event, self.clock(), dict(data))
+        data = dict(data)
+        if event in END_KINDS:
+            # Which target and provider ran the attempt: its cost is recorded against them (core.costs).
+            data.setdefault("target", self.target)
+            data.setdefault("provider", self.provider.name)
+        return Event(watch.task_id, watch.attempt, event, self.clock(), data)
 
     def _report(self, watch: Watch, event: EventKind, /, **data: object) -> None:
         body = self._body(watch, event, **data)

@@ -168,6 +168,7 @@ class TargetService:
             if busy:
                 raise Conflict(f"target {name!r} still has {busy} unfinished tasks")
             conn.execute(delete(s.targets).where(s.targets.c.name == name))
+            conn.execute(delete(s.target_prices).where(s.target_prices.c.target == name))
         self._cache.pop(name, None)
         self._admission.pop(name, None)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from mayfly.core import placement, validate
+from mayfly.core import budgets, placement, validate
 from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore
 from mayfly.core.codes import validate_env
@@ -272,6 +272,16 @@ class TaskService:
             rows.append(values)
         return self._insert(rows)
 
+    def plan(
+        self, project_id: str, code_name: str, payload: str, opts: TaskOptions
+    ) -> tuple[Revision, dict[str, object]]:
+        """What :meth:`queue` would store, validated (and checked against the budget), storing nothing."""
+        code, rev = self.code_of(project_id, code_name)
+        values = self.row(project_id, code, rev, payload, opts, now())
+        with self.store.read() as conn:
+            budgets.check(conn, project_id, [values], now())
+        return rev, values
+
     def queue_batch(
         self,
         project_id: str,
@@ -313,6 +323,8 @@ class TaskService:
         """Insert prepared task rows in one transaction and ring the router's bell."""
         if rows:
             with self.store.write() as conn:
+                # Inside the write transaction: two requests cannot both fit under the budget's last dollar.
+                budgets.check(conn, str(rows[0]["project_id"]), rows, now())
                 conn.execute(_INSERT, rows)
             self.on_queued()
         return [Task.from_row({**_UNSET, **r}) for r in rows]
@@ -494,6 +506,8 @@ class TaskService:
             deleted = conn.execute(select(s.codes.c.deleted_at).where(s.codes.c.id == task.code_id)).scalar()
             if deleted is not None:
                 raise CodeNotFound(f"code {task.code_name!r} of task {task_id} was deleted; push it again first")
+            again = {"code_name": task.code_name, "target": task.target, "revision_id": task.revision_id}
+            budgets.check(conn, project_id, [{**again, "timeout": task.timeout}], now())
             new = create_retry(conn, task, now(), delay=float(delay))
             retried = self._get(conn, project_id, new)
         self.on_queued()

@@ -61,6 +61,11 @@ function table(headers, rows, empty) {
   return el("table", {}, el("thead", {}, head), body);
 }
 
+// A cost in US dollars with enough decimals for a one-second task.
+function usd(amount) {
+  return `${Number(amount).toFixed(6)} USD`;
+}
+
 function fields(pairs) {
   return el("dl", { class: "fields" }, pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
 }
@@ -301,6 +306,7 @@ async function taskView(id) {
   const info = el("div", { id: "task-fields" });
   const result = el("pre", { class: "box", id: "task-result" }, "—");
   const events = el("div", { id: "task-events" });
+  const attempts = el("div", { id: "task-attempts" });
   const log = el("pre", { class: "log", id: "log" });
   const logState = el("span", { class: "live", id: "log-state" }, "following");
   $("view").append(
@@ -309,7 +315,7 @@ async function taskView(id) {
     el("div", { class: "grid" },
       el("div", {}, el("div", { class: "card" }, info), el("h2", {}, "Result"), result),
       el("div", {}, el("div", { class: "bar" }, el("h2", {}, "Log"), el("span", { class: "grow" }), logState), log,
-        el("h2", {}, "Events"), events)));
+        el("h2", {}, "Attempts"), attempts, el("h2", {}, "Events"), events)));
 
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -349,6 +355,7 @@ async function taskView(id) {
       ["Exit code", task.exit_code === null ? null : String(task.exit_code)],
       ["Target", task.targets && task.targets.length > 1 ? `${task.target} (of ${task.targets.join(", ")})` : task.target],
       ["Attempt", String(task.attempt)],
+      ["Cost", `${usd(task.cost || 0)}`],
       ["Priority", String(task.priority)],
       ["Label", task.label],
       ["Created", when(task.created_at)],
@@ -363,6 +370,11 @@ async function taskView(id) {
       ["Payload", el("code", {}, task.payload)],
     ]));
     result.textContent = task.result === null || task.result === undefined ? "—" : JSON.stringify(task.result, null, 2);
+    attempts.replaceChildren(table(["Attempt#", "Target", "Provider", "Outcome", "Billed s#", "Cost#"],
+      (task.attempts || []).map((a) => el("tr", {},
+        el("td", { class: "num" }, String(a.attempt)), el("td", {}, a.target), el("td", {}, a.provider),
+        el("td", {}, a.outcome), el("td", { class: "num" }, String(a.billed_seconds)),
+        el("td", { class: "num" }, usd(a.cost)))), "No attempt has ended yet."));
     events.replaceChildren(table(["At", "Attempt#", "Event", "Data"],
       ev.events.map((e) => el("tr", {},
         el("td", {}, when(e.at)), el("td", { class: "num" }, String(e.attempt)), el("td", {}, e.kind),

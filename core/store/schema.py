@@ -368,6 +368,66 @@ target_breakers = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+attempts = Table(
+    "attempts",
+    metadata,
+    # One row per (task, attempt) that reached its end: where it ran, for how long it was billed, what it cost.
+    Column("task_id", ID, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("project_id", ID, nullable=False),
+    Column("code_name", String(255), nullable=False),
+    Column("target", String(63), nullable=False),
+    Column("provider", String(63), nullable=False),
+    Column("region", String(63)),
+    # The event that ended the attempt: exited, lost, launch_failed.
+    Column("outcome", String(32), nullable=False),
+    # The provider's own clock (epoch seconds): the billed interval, when the provider reported one.
+    Column("started_at", Float),
+    Column("stopped_at", Float),
+    Column("billed_seconds", Float, nullable=False, server_default=text("0")),
+    Column("cpu", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    # The price used (JSON: rates per second, currency, source, date), so a later price change rewrites nothing.
+    Column("price", Text, nullable=False, server_default="{}"),
+    Column("cost", Float, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Index("ix_attempts_project_created", "project_id", "created_at"),
+)
+
+target_prices = Table(
+    "target_prices",
+    metadata,
+    # A target's own price (`mayfly target price NAME --set ...`), over the shipped table.
+    Column("target", String(63), primary_key=True),
+    Column("price", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    # A project's spending limits in USD (`mayfly project budget`); None: no limit for that period.
+    Column("project_id", ID, ForeignKey("projects.id"), primary_key=True),
+    Column("daily", Float),
+    Column("monthly", Float),
+    # Where the 80 % and 100 % alerts are posted (signed like completion webhooks).
+    Column("alert_url", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    # One row per alert sent: a project's period ("daily:2026-12-07") crossed a level (80, 100) once.
+    Column("project_id", ID, primary_key=True),
+    Column("period", String(32), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("spent", Float, nullable=False),
+    Column("limit", Float, nullable=False),
+    Column("delivery_id", ID),
+    Column("created_at", Float, nullable=False),
+)
+
 
 def use_postgresql() -> None:
     """Give the partial indexes their PostgreSQL predicates (:data:`POSTGRESQL_WHERE`); idempotent."""

@@ -177,6 +177,10 @@ def container_state(task: Mapping[str, Any]) -> ContainerState:
             detail=detail,
             started_at=started,
             finished_at=finished,
+            # Fargate bills from the start of the image pull to the task's stop (one-minute minimum); a task
+            # seen while it deprovisions has no stoppedAt yet: its execution's stop stands in (seconds early).
+            billed_from=_epoch(task.get("pullStartedAt")) or started,
+            billed_to=_epoch(task.get("stoppedAt")) or finished,
             infra=infra,
             kind=stopped_kind(detail) if infra else None,
         )

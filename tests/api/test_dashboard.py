@@ -208,6 +208,8 @@ def test_the_log_follows_live_and_the_detail_shows_the_end(site: Site, page: Pag
     expect(page.locator("#log-state")).to_have_text("ended")
     expect(page.locator("#task-status .badge")).to_have_text("complete")
     expect(page.locator("#task-fields")).to_contain_text("Exit code")
+    expect(page.locator("#task-fields")).to_contain_text("0.000000 USD")  # local Docker without a price
+    expect(page.locator("#task-attempts")).to_contain_text("local")
     expect(page.locator("#task-events")).not_to_contain_text("No events yet")
     expect(page.locator("#retry")).to_be_visible()
     expect(page.locator("#cancel")).to_be_hidden()
