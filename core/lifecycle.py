@@ -161,9 +161,22 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
                 "created_at": now,
             }
         )
-    if records:
+    if records and conn.dialect.name == "postgresql":
+        # One statement of arrays: a multi-row VALUES is a new, long statement text for every batch size,
+        # which psycopg parses again each time (it was a tenth of a control plane's time).
+        conn.exec_driver_sql(_EVENTS_PG, {k: [r[k] for r in records] for k in _EVENT_COLUMNS} | {"created_at": now})
+    elif records:
         conn.execute(insert(s.events), records)
     return outcomes
+
+
+_EVENT_COLUMNS = ("task_id", "attempt", "kind", "data", "at", "applied", "note")
+_EVENTS_PG = (
+    "INSERT INTO events (task_id, attempt, kind, data, at, applied, note, created_at) "
+    "SELECT t, n, k, d, a, ap, nt, %(created_at)s FROM unnest(%(task_id)s::text[], %(attempt)s::int[], "
+    "%(kind)s::text[], %(data)s::text[], %(at)s::float8[], %(applied)s::bool[], %(note)s::text[]) "
+    "WITH ORDINALITY AS u(t, n, k, d, a, ap, nt, i) ORDER BY i"
+)
 
 
 def _decide(conn: Connection, task: Task | None, event: Event, now: float, limits: Limits) -> Outcome:
