@@ -173,8 +173,8 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
 _EVENT_COLUMNS = ("task_id", "attempt", "kind", "data", "at", "applied", "note")
 _EVENTS_PG = (
     "INSERT INTO events (task_id, attempt, kind, data, at, applied, note, created_at) "
-    "SELECT t, n, k, d, a, ap, nt, %(created_at)s FROM unnest(%(task_id)s::text[], %(attempt)s::int[], "
-    "%(kind)s::text[], %(data)s::text[], %(at)s::float8[], %(applied)s::bool[], %(note)s::text[]) "
+    "SELECT t, n, k, d, a, ap, nt, %(created_at)s FROM unnest(%(task_id)b::text[], %(attempt)b::int[], "
+    "%(kind)b::text[], %(data)b::text[], %(at)b::float8[], %(applied)b::bool[], %(note)b::text[]) "
     "WITH ORDINALITY AS u(t, n, k, d, a, ap, nt, i) ORDER BY i"
 )
 

@@ -134,12 +134,12 @@ _TO_PREPARING = (
 
 _TO_PREPARING_PG = (
     "UPDATE tasks SET status = 'preparing', attempt = attempt + 1, dispatch_pending = true, "
-    "dispatched_at = %(now)s, updated_at = %(now)s WHERE id = ANY(%(ids)s::text[]) AND status = 'queued'"
+    "dispatched_at = %(now)s, updated_at = %(now)s WHERE id = ANY(%(ids)b::text[]) AND status = 'queued'"
 )
 #: Clears the flag of the tasks whose messages were sent, in one statement. No attempt guard is needed:
 #: the rows are locked (``FOR UPDATE``) by the same transaction since they were read, so their attempt
 #: cannot have changed. (A join against ``unnest`` of the pairs was planned as a scan of every task.)
-_SENT_PG = "UPDATE tasks SET dispatch_pending = false WHERE id = ANY(%(ids)s::text[])"
+_SENT_PG = "UPDATE tasks SET dispatch_pending = false WHERE id = ANY(%(ids)b::text[])"
 
 
 def _ended(conn: Connection, task_id: str) -> bool:

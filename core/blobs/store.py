@@ -40,16 +40,16 @@ SMALL_PUT = 64 * 1024
 MAX_BATCH = 200
 
 # The arrays are compared in the key column's collation ("C"), so every lookup stays on the primary key.
-_EXISTING = 'SELECT key FROM blobs WHERE key = ANY(%(keys)s::text[] COLLATE "C")'
+_EXISTING = 'SELECT key FROM blobs WHERE key = ANY(%(keys)b::text[] COLLATE "C")'
 _UPSERT = (
     "INSERT INTO blobs (key, data, size, created_at) "
-    "SELECT k, d, length(d), %(at)s FROM unnest(%(keys)s::text[], %(data)s::bytea[]) AS u(k, d) "
+    "SELECT k, d, length(d), %(at)s FROM unnest(%(keys)b::text[], %(data)b::bytea[]) AS u(k, d) "
     "ON CONFLICT (key) DO UPDATE SET data = excluded.data, size = excluded.size, created_at = excluded.created_at"
 )
 #: Each prefix as a key range [lo, hi): one index range scan per prefix, in one statement.
 #: (LATERAL: a plain join let the planner merge-join the whole primary key against the ranges.)
 _LISTED = (
-    "SELECT k.key FROM unnest(%(lo)s::text[], %(hi)s::text[]) AS r(lo, hi) CROSS JOIN LATERAL "
+    "SELECT k.key FROM unnest(%(lo)b::text[], %(hi)b::text[]) AS r(lo, hi) CROSS JOIN LATERAL "
     '(SELECT key FROM blobs WHERE key >= r.lo COLLATE "C" AND key < r.hi COLLATE "C") AS k'
 )
 

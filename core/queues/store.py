@@ -36,7 +36,7 @@ _INSERT = (
     "INSERT INTO queue_messages (queue, body, visible_at, created_at, deliveries) "
     "SELECT %(queue)s, b, EXTRACT(EPOCH FROM clock_timestamp())::float8 + %(delay)s, "
     "EXTRACT(EPOCH FROM clock_timestamp())::float8, 0 "
-    "FROM unnest(%(bodies)s::text[]) WITH ORDINALITY AS u(b, i) ORDER BY i RETURNING id"
+    "FROM unnest(%(bodies)b::text[]) WITH ORDINALITY AS u(b, i) ORDER BY i RETURNING id"
 )
 #: The longest a waiting receiver sleeps before it looks again (a send from another machine rings no bell).
 POLL = 0.2
@@ -87,7 +87,8 @@ class StoreQueue(Queue):
     def _insert(self, conn: Connection, bodies: Sequence[str], delay: float = 0.0) -> list[str]:
         # One statement for any number of bodies (an array): its text never changes, so psycopg and the
         # server parse it once, where a multi-row VALUES was a new, long statement for every batch size.
-        # The ids are drawn in the array's order, so sorted they match the bodies.
+        # The ids are drawn in the array's order, so sorted they match the bodies. Arrays go in binary
+        # (``%(x)b``): psycopg's text format escapes every element with a regex, 10x slower.
         rows = conn.exec_driver_sql(_INSERT, {"queue": self.name, "delay": delay, "bodies": list(bodies)})
         return [str(i) for i in sorted(rows.scalars().all())]
 
