@@ -5,6 +5,7 @@ Families:
 * ``mayfly_tasks{project,target,code,status}`` (gauge, from the store);
 * ``mayfly_queue_depth{target}`` and ``mayfly_target_capacity{target}`` (gauges);
 * ``mayfly_webhook_deliveries_pending`` (gauge, from the store);
+* ``mayfly_task_cost_total{project,code,target}`` (counter, USD, from the recorded attempts in the store);
 * ``mayfly_task_launch_latency_seconds{target}``, ``mayfly_task_queue_wait_seconds{target}`` and
   ``mayfly_task_run_duration_seconds{target,status}`` (histograms, observed by this process's control plane);
 * ``mayfly_webhook_deliveries_total{outcome}`` (counter, counted by this process's deliverer).
@@ -68,7 +69,11 @@ def store_families(mf: Mayfly, project_id: str | None) -> list[Family]:
             log.warning("no queue depth for target %s: %s", target.name, exc.message)
             continue
         depth.samples.append(Sample(depth.name, {"target": target.name}, n))
-    return [tasks, depth, capacity, pending]
+    cost = Family("mayfly_task_cost_total", "counter", "Cost of ended attempts in USD by project, code and target.")
+    for project, code, target_name, amount in mf.costs.totals(project_id):
+        labels = {"project": project, "code": code, "target": target_name}
+        cost.samples.append(Sample(cost.name, labels, amount))
+    return [tasks, depth, capacity, pending, cost]
 
 
 def render(families: list[Family]) -> str:

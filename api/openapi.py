@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 #: What each error status means on ``/v1``; the body is always an :class:`ErrorBody`.
 _MEANING = {
     400: "Invalid input (code `invalid_input` or a more precise one); nothing was changed.",
+    402: "Queueing would pass the project's daily or monthly budget (`budget_exceeded`); nothing was queued.",
     401: "Missing, unknown, expired or revoked token (`unauthorized`).",
     404: "No such object in the caller's project (`*_not_found`).",
     409: "The object's state does not allow this (`conflict`, `task_already_finished`, ...).",

@@ -1,4 +1,4 @@
-"""``python -m bench [NAME ...] [--small] [--write FILE]``: run the benchmarks and print their tables."""
+"""``python -m bench [NAME ...] [--small] [--write FILE] [--profile]``: run the benchmarks and print their tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import importlib
 import io
 import sys
 from contextlib import redirect_stdout
+from pathlib import Path
 from typing import TextIO
 
 from bench.common import machine
+from bench.profile import run_profiled
 
 BENCHES = {
     "throughput": "bench.throughput",
@@ -18,6 +20,8 @@ BENCHES = {
     "scale": "bench.scale",
     "api": "bench.api",
     "postgres": "bench.postgres",
+    "cli": "bench.cli",
+    "memory": "bench.memory",
 }
 
 
@@ -40,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
     parser.add_argument("--small", action="store_true", help="tiny sizes: checks that each still runs (CI)")
     parser.add_argument("--write", metavar="FILE", help="also write the tables to FILE (markdown)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each benchmark under py-spy and write a flame graph, bench-NAME.svg, next to the tables "
+        "(the folder of --write FILE, else the current one)",
+    )
     args = parser.parse_args(argv)
     names = args.names or list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
@@ -49,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     out = _Tee(sys.stdout)
     with redirect_stdout(out):
         print(f"# Benchmarks\n\nRun on {datetime.date.today().isoformat()}: `{command}`\n\nMachine: {machine()}\n")
+        folder = Path(args.write).resolve().parent if args.write else Path.cwd()
         for name in names:
+            if args.profile and run_profiled(name, args.small, folder):
+                continue
             importlib.import_module(BENCHES[name]).main(small=args.small)
     if args.write:
         with open(args.write, "w") as fh:

@@ -1,10 +1,12 @@
-"""A provider that starts nothing: each "container" exits 0 at once (core throughput without Docker).
+"""Providers that start nothing: ``null``, whose "containers" exit 0 at once (core throughput without
+Docker), and ``hold``, whose "containers" run until cancelled (a runner watching many containers).
 
 Registered only by the benchmarks (and their CI smoke test), never by Mayfly itself.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -56,6 +58,53 @@ class NullProvider(Provider[ProviderSettings]):
         return []
 
 
+class HoldProvider(NullProvider):
+    """Every launch "runs" until cancelled: its runner keeps watching it, as it watches a real container.
+
+    A watch blocks in :meth:`wait` and its log follower in :meth:`logs`, as they would on an engine.
+    """
+
+    name = "hold"
+
+    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
+        super().__init__(settings, context)
+        self._ended: dict[str, threading.Event] = {}
+
+    def launch(self, spec: LaunchSpec) -> LaunchResult:
+        result = super().launch(spec)
+        self._ended.setdefault(spec.name, threading.Event())
+        return result
+
+    def state(self, handle: str) -> ContainerState:
+        started = self._started.get(handle)
+        if started is None:
+            return ContainerState(ContainerStatus.MISSING)
+        if self._ended[handle].is_set():
+            return ContainerState(ContainerStatus.EXITED, exit_code=143, started_at=started, finished_at=time.time())
+        return ContainerState(ContainerStatus.RUNNING, started_at=started)
+
+    def wait(self, handle: str, timeout: float) -> ContainerState:
+        ended = self._ended.get(handle)
+        if ended is not None:
+            ended.wait(timeout)
+        return self.state(handle)
+
+    def logs(self, handle: str, *, follow: bool = False) -> Iterator[bytes]:
+        ended = self._ended.get(handle)
+        if follow and ended is not None:
+            ended.wait()
+        return iter(())
+
+    def cancel(self, handle: str, grace_seconds: float) -> None:
+        ended = self._ended.get(handle)
+        if ended is not None:
+            ended.set()
+
+    def remove(self, handle: str) -> None:
+        super().remove(handle)
+        self._ended.pop(handle, None)
+
+
 class NullPlugin:
     """The plugin object the benchmarks register."""
 
@@ -64,3 +113,4 @@ class NullPlugin:
     @hookimpl
     def mayfly_register_providers(self, registry: ProviderRegistry) -> None:
         registry.add(NullProvider)
+        registry.add(HoldProvider)

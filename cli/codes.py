@@ -94,7 +94,7 @@ def _show(code: Code, rev: Revision, as_json: bool) -> None:
             ("retries delay", rev.retries_delay),
             ("timeout", rev.timeout),
             ("priority", rev.default_priority),
-            ("target", rev.target),
+            ("target", ", ".join(rev.targets)),
             ("network", rev.network),
             ("cpu", rev.cpu),
             ("memory MiB", rev.memory_mb),

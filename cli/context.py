@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from mayfly.core.app import Mayfly
-from mayfly.core.codes import RuntimeInfo
 from mayfly.core.config import Home
 from mayfly.core.errors import Unsupported
-from mayfly.core.tokens import Unauthorized
 
 if TYPE_CHECKING:
     from mayfly.cli.remote import RemoteMayfly
+    from mayfly.core.app import Mayfly
+    from mayfly.core.codes import RuntimeInfo
 
 
 class LocalOnly(Unsupported):
@@ -31,6 +30,7 @@ class LocalOnly(Unsupported):
 
 def resolve_runtime(name: str) -> RuntimeInfo:
     """Look a runtime up in the catalog shipped with Mayfly."""
+    from mayfly.core.codes import RuntimeInfo
     from mayfly.runtimes import get_runtime
 
     rt = get_runtime(name)
@@ -46,9 +46,13 @@ def open_app() -> Mayfly | RemoteMayfly:
     """The server at ``$MAYFLY_URL`` if set, else the Mayfly of ``$MAYFLY_HOME`` (``~/.mayfly`` by default)."""
     url = remote_url()
     if url is None:
+        from mayfly.core.app import Mayfly
+
         return Mayfly(Home.from_env(), resolve_runtime)
     token = os.environ.get("MAYFLY_TOKEN", "").strip()
     if not token:
+        from mayfly.core.tokens import Unauthorized
+
         raise Unauthorized(
             "MAYFLY_URL is set but MAYFLY_TOKEN is not: create a token on the server with "
             "'mayfly token create --project NAME'"
@@ -70,4 +74,6 @@ def require_local(command: str) -> None:
 def open_local(command: str) -> Mayfly:
     """The Mayfly of ``$MAYFLY_HOME`` for a command that cannot run remotely (see :func:`require_local`)."""
     require_local(command)
+    from mayfly.core.app import Mayfly
+
     return Mayfly(Home.from_env(), resolve_runtime)

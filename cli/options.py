@@ -12,6 +12,11 @@ ProjectOpt = Annotated[
     typer.Option("--project", envvar="MAYFLY_PROJECT", help="Project to work in (default: 'default')."),
 ]
 TargetOpt = Annotated[
-    str | None, typer.Option("--target", help="Where the task runs (a target name; default: the code's target).")
+    str | None,
+    typer.Option(
+        "--target",
+        help="Where the task runs: a target, or an ordered list of fallback targets ('aws-dev,local'); "
+        "default: the code's.",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only ids.")]

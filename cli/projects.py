@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mayfly.cli import webhooks
+from mayfly.cli import costs, webhooks
 from mayfly.cli.context import open_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import print_json, say, table
@@ -45,3 +45,4 @@ def list_projects(as_json: JsonOpt = False) -> None:
 
 
 webhooks.register(app)
+costs.register_budget(app)

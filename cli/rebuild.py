@@ -61,13 +61,23 @@ def task(doc: Mapping[str, Any]) -> Task:
     values["result"] = None if doc.get("result") is None else json.dumps(doc["result"])
     values["payload"] = doc.get("payload", "")
     values["secrets"] = _names_only(doc)
+    values["placement"] = _placement(doc)
     values.update(_times(doc, "created_at", "updated_at", "run_at", "start_time", "end_time"))
     return build(Task, values)
+
+
+def _placement(doc: Mapping[str, Any]) -> str | None:
+    """The ``placement`` column of a task or revision from its ``targets`` and ``skipped_targets``."""
+    targets, skipped = doc.get("targets") or [], doc.get("skipped_targets") or {}
+    if len(targets) <= 1 and not skipped:
+        return None
+    return json.dumps({"targets": targets, "skipped": skipped})
 
 
 def revision(doc: Mapping[str, Any], code_id: str) -> Revision:
     """A revision from ``Revision.to_json()``."""
     values = dict(doc, code_id=code_id, env=json.dumps(doc.get("env") or {}), secrets=_names_only(doc))
+    values["placement"] = _placement(doc)
     values.update(_times(doc, "created_at"))
     return build(Revision, values)
 

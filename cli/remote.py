@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime as dt
 import io
 import json
 import tempfile
@@ -35,6 +36,7 @@ from mayfly.cli import rebuild
 from mayfly.cli.terminal import Writable
 from mayfly.core import archive
 from mayfly.core.codes import CodeOptions
+from mayfly.core.costs import Attempt
 from mayfly.core.errors import (
     Conflict,
     InvalidArchive,
@@ -44,6 +46,7 @@ from mayfly.core.errors import (
     Unavailable,
     Unsupported,
 )
+from mayfly.core.pricing import Price
 from mayfly.core.records import Code, Delivery, EventRecord, Revision, Target, Task
 from mayfly.core.schedules import Schedule, ScheduleNotFound, ScheduleSpec
 from mayfly.core.tasks import TaskFilter, TaskOptions
@@ -398,6 +401,11 @@ class RemoteTargets:
     def get(self, name: str) -> Target:
         return rebuild.target(self.http.json("GET", f"/v1/targets/{quote(name, safe='')}"))
 
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker, as ``/v1/targets`` shows it."""
+        docs = self.http.json("GET", "/v1/targets")["targets"]
+        return {doc["name"]: doc.get("breaker") or {"state": "closed", "failures": 0} for doc in docs}
+
 
 class RemoteWebhooks:
     """A task's completion webhook deliveries."""
@@ -410,6 +418,35 @@ class RemoteWebhooks:
         return [rebuild.delivery(d, task_id, str(doc.get("url") or "")) for d in doc["deliveries"]]
 
 
+class RemoteCosts:
+    """``mf.costs`` over ``/v1``: a task's attempts, task costs, the project's cost summary, a target's price."""
+
+    def __init__(self, http: Http) -> None:
+        self.http = http
+
+    def attempts(self, task_id: str) -> builtins.list[Attempt]:
+        doc = self.http.json("GET", _task_path(task_id))
+        return [Attempt(task_id=task_id, **a) for a in doc.get("attempts") or []]
+
+    def cost_of(self, task_ids: builtins.list[str], project_id: str | None = None) -> dict[str, float]:
+        if not task_ids:
+            return {}
+        doc = self.http.json("GET", "/v1/cost/tasks", params={"id": task_ids})
+        return {k: float(v) for k, v in doc["costs"].items()}
+
+    def summary(self, project_id: str, since: float) -> builtins.list[dict[str, Any]]:
+        doc = self.http.json("GET", "/v1/cost", params={"since": dt.datetime.fromtimestamp(since, dt.UTC).isoformat()})
+        rows: builtins.list[dict[str, Any]] = doc["rows"]
+        return rows
+
+    def get(self, target: str) -> Price:
+        doc = dict(self.http.json("GET", f"/v1/targets/{quote(target, safe='')}/price"))
+        doc.pop("target", None)
+        doc.pop("vcpu_hour", None)
+        doc.pop("gb_hour", None)
+        return Price(**doc)
+
+
 class RemoteMayfly:
     """What commands use of :class:`~mayfly.core.app.Mayfly`, served by a remote server."""
 
@@ -420,6 +457,7 @@ class RemoteMayfly:
         self.schedules = RemoteSchedules(self.http)
         self.targets = RemoteTargets(self.http)
         self.webhooks = RemoteWebhooks(self.http)
+        self.costs = RemoteCosts(self.http)
         self._project: dict[str, Any] | None = None
 
     @property

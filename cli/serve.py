@@ -13,9 +13,10 @@ import typer
 
 from mayfly.cli.context import open_app, open_local
 from mayfly.cli.coreoptions import OptionValues, with_options
+from mayfly.cli.costs import show_estimate
 from mayfly.cli.follow import Follower, summary, task_exit_code
 from mayfly.cli.options import ProjectOpt
-from mayfly.cli.output import say
+from mayfly.cli.output import fields, say
 from mayfly.cli.tasks import TASK_EXTRAS, Payload, PayloadFile, read_payload, task_options
 from mayfly.core.app import Mayfly
 from mayfly.core.config import Home
@@ -23,6 +24,7 @@ from mayfly.core.errors import InvalidInput
 from mayfly.core.homelock import server_lock
 from mayfly.core.options import TASK
 from mayfly.core.serving import Serving, remote_runner, server_running
+from mayfly.core.tasks import TaskOptions
 
 
 def _logging(verbose: bool) -> None:
@@ -148,6 +150,10 @@ def run(
     *,
     options: OptionValues,
     project: ProjectOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Validate and print what would run and its estimated cost; store nothing."),
+    ] = False,
 ) -> None:
     """Queue a task, run it, stream its log; exit with the task's exit code.
 
@@ -155,6 +161,9 @@ def run(
     runs a control plane and a runner itself until the task ends. With MAYFLY_URL
     set, the server runs it and its log is streamed from there.
     """
+    if dry_run:
+        _dry_run(code, read_payload(payload, payload_file), task_options(options), project)
+        return
     mf = open_app()
     pid = mf.project_id(project)
     opts = task_options(options)
@@ -182,6 +191,27 @@ def run(
             _drain(serving)
     say(summary(task), err=True)
     raise typer.Exit(task_exit_code(task))
+
+
+def _dry_run(code: str, text: str, opts: TaskOptions, project: str | None) -> None:
+    """``run --dry-run``: everything ``run`` checks before it queues, then the task and its estimated cost."""
+    mf = open_local("run --dry-run")
+    pid = mf.project_id(project)
+    rev, row = mf.tasks.plan(pid, code, text, opts)
+    target, timeout = str(row["target"]), int(str(row["timeout"]))
+    est = mf.costs.estimate(pid, code, target, rev.cpu, rev.memory_mb, timeout)
+    fields(
+        [
+            ("would run", f"{code} rev {rev.rev} on {target}"),
+            ("image", rev.image),
+            ("cpu", rev.cpu),
+            ("memory mb", rev.memory_mb),
+            ("timeout", timeout),
+            ("priority", row["priority"]),
+        ]
+    )
+    show_estimate(est)
+    say("dry run: nothing was queued", style="dim", err=True)
 
 
 def _drain(serving: Serving, grace: float = 5.0) -> None:

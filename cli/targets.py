@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mayfly.cli import costs
 from mayfly.cli.context import open_app, open_local
 from mayfly.cli.options import JsonOpt
 from mayfly.cli.output import err_console, fields, plain, print_json, say, table
@@ -38,11 +39,18 @@ def list_targets(as_json: JsonOpt = False) -> None:
     mf = open_app()
     targets = mf.targets.list()
     counts = mf.tasks.count_by_target()
+    breakers = mf.targets.breakers()
     if as_json:
-        print_json({"targets": [{**t.to_json(), **counts.get(t.name, {})} for t in targets]})
+        print_json(
+            {
+                "targets": [
+                    {**t.to_json(), **counts.get(t.name, {}), "breaker": breakers.get(t.name, _CLOSED)} for t in targets
+                ]
+            }
+        )
         return
     table(
-        ("NAME", "PROVIDER", "CAPACITY", "QUEUED", "RUNNING", "RUNNER"),
+        ("NAME", "PROVIDER", "CAPACITY", "QUEUED", "RUNNING", "RUNNER", "BREAKER"),
         (
             (
                 t.name,
@@ -51,10 +59,21 @@ def list_targets(as_json: JsonOpt = False) -> None:
                 counts.get(t.name, {}).get("queued", 0),
                 counts.get(t.name, {}).get("running", 0) + counts.get(t.name, {}).get("preparing", 0),
                 "in this server" if t.embedded_runner else "remote",
+                _breaker_text(breakers.get(t.name, _CLOSED)),
             )
             for t in targets
         ),
     )
+
+
+_CLOSED: dict[str, Any] = {"state": "closed", "failures": 0}
+
+
+def _breaker_text(b: dict[str, Any]) -> str:
+    """``closed``, ``open until 2026-...Z (capacity)`` or ``half-open``."""
+    if b.get("state") == "open":
+        return f"open until {b.get('open_until')} ({b.get('last_kind')})"
+    return str(b.get("state", "closed"))
 
 
 @app.command("show")
@@ -132,3 +151,6 @@ def remove(name: Name) -> None:
     mf = open_local("target remove")
     mf.targets.remove(name)
     say(f"removed target {name}")
+
+
+costs.register_price(app)

@@ -11,6 +11,7 @@ import typer
 from mayfly.cli.codes import secret_options
 from mayfly.cli.context import open_app
 from mayfly.cli.coreoptions import OptionValues, extra, with_options
+from mayfly.cli.costs import show_attempts
 from mayfly.cli.follow import follow, summary
 from mayfly.cli.options import JsonOpt, ProjectOpt, QuietOpt
 from mayfly.cli.output import fields, print_json, say, table
@@ -18,7 +19,8 @@ from mayfly.cli.terminal import LogSink
 from mayfly.core.codes import parse_env_pairs
 from mayfly.core.errors import InvalidInput
 from mayfly.core.options import BY_NAME, TASK
-from mayfly.core.records import Task, iso
+from mayfly.core.pricing import usd
+from mayfly.core.records import Task, iso, placement_of
 from mayfly.core.secrets import names_of
 from mayfly.core.tasks import TaskFilter, TaskOptions
 
@@ -88,6 +90,8 @@ def show_task(task: Task) -> None:
             ("exit code", task.exit_code),
             ("attempt", task.attempt),
             ("target", task.target),
+            ("targets", ", ".join(task.targets) if len(task.targets) > 1 else None),
+            *((f"skipped {name}", why) for name, why in placement_of(task.placement, task.target)[1].items()),
             ("priority", task.priority),
             ("label", task.label),
             ("timeout", task.timeout),
@@ -143,8 +147,11 @@ def show(
     pid = mf.project_id(project)
     task = mf.tasks.get(pid, task_id)
     deliveries = mf.webhooks.deliveries(pid, task_id) if task.webhook else []
+    attempts = mf.costs.attempts(task.id)
     if as_json:
         doc = task.to_json()
+        doc["cost"] = round(sum(a.cost for a in attempts), 12)
+        doc["attempts"] = [a.to_json() for a in attempts]
         doc["webhook"] = (
             {"url": task.webhook, "deliveries": [d.to_json() for d in deliveries]} if task.webhook else None
         )
@@ -153,6 +160,7 @@ def show(
         print_json(doc)
         return
     show_task(task)
+    show_attempts(attempts)
     if task.webhook:
         fields([("webhook", task.webhook)])
         table(
@@ -192,10 +200,11 @@ def list_tasks(
     tasks = mf.tasks.list(
         mf.project_id(project), TaskFilter(status=status or (), code_name=code, label=label, before=before, limit=limit)
     )
+    costs = mf.costs.cost_of([t.id for t in tasks])
     if as_json:
         print_json(
             {
-                "tasks": [t.to_json(with_payload=False) for t in tasks],
+                "tasks": [{**t.to_json(with_payload=False), "cost": round(costs.get(t.id, 0.0), 12)} for t in tasks],
                 "next": tasks[-1].id if len(tasks) == limit else None,
             }
         )
@@ -205,7 +214,7 @@ def list_tasks(
             say(t.id)
         return
     table(
-        ("ID", "CODE", "STATUS", "REASON", "EXIT", "ATTEMPT", "CREATED", "DURATION MS", "LABEL"),
+        ("ID", "CODE", "STATUS", "REASON", "EXIT", "ATTEMPT", "CREATED", "DURATION MS", "COST", "LABEL"),
         (
             (
                 t.id,
@@ -216,6 +225,7 @@ def list_tasks(
                 t.attempt,
                 iso(t.created_at),
                 t.duration_ms,
+                usd(costs[t.id]) if t.id in costs else None,
                 t.label,
             )
             for t in tasks

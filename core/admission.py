@@ -14,10 +14,12 @@ the provider keep their own checks as a second line.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mayfly.core.errors import TargetUnsupported
-from mayfly.core.provider import Capability, Provider, ProviderLimits
+
+if TYPE_CHECKING:  # the provider class is loaded by whoever admits; importing this module loads no provider
+    from mayfly.core.provider import Capability, Provider, ProviderLimits
 
 #: The default network: egress through the engine's or cloud's usual path. Every provider accepts it.
 BRIDGE = "bridge"
@@ -59,6 +61,8 @@ def _admit_network(where: str, provider: type[Provider[Any]], network: str) -> N
     if network == BRIDGE:
         return
     if network == NONE:
+        from mayfly.core.provider import Capability
+
         if Capability.NETWORK_NONE not in provider.capabilities:
             why = provider.unsupported.get(Capability.NETWORK_NONE, "not implemented")
             raise TargetUnsupported(f"{where} does not support network none: {why}")

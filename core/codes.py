@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from mayfly.core import archive, options
+from mayfly.core import archive, options, placement
 from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore, code_key, sha256_file
 from mayfly.core.config import LOCAL_TARGET, Limits
@@ -216,7 +216,7 @@ def _options_of(rev: Revision) -> CodeOptions:
         retries_delay=rev.retries_delay,
         timeout=rev.timeout,
         default_priority=rev.default_priority,
-        target=rev.target,
+        target=",".join(rev.targets),
         network=rev.network,
         cpu=rev.cpu,
         memory_mb=rev.memory_mb,
@@ -283,14 +283,23 @@ class CodeService:
                 raise InvalidInput(f"no command given and runtime {runtime!r} has no default command")
             merged = replace(merged, command=command)
             _validate_options(options, self.limits)
-            self.admit(merged.target or LOCAL_TARGET, requirements(merged, self.limits))
+            where = self._place(merged)
             check_entry_point(command, {e.name for e in entries if not e.is_dir})
             key = code_key(sha)
             if not self.blobs.exists(key):
                 zf.seek(0)
                 self.blobs.put_file(key, zf)
         return self._add_revision(
-            project_id, name, "zip", merged, sha256=sha, size=size, blob_key=key, runtime=runtime, image=info.image
+            project_id,
+            name,
+            "zip",
+            merged,
+            sha256=sha,
+            size=size,
+            blob_key=key,
+            runtime=runtime,
+            image=info.image,
+            where=where,
         )
 
     def register(self, project_id: str, name: str, image: str, options: CodeOptions) -> tuple[Code, Revision]:
@@ -302,7 +311,7 @@ class CodeService:
         with self.store.read() as conn:
             latest = self._latest_options(conn, project_id, name)
         merged = _merge(_merge(DEFAULTS, latest or CodeOptions()), options)
-        self.admit(merged.target or LOCAL_TARGET, requirements(merged, self.limits))
+        where = self._place(merged)
         return self._add_revision(
             project_id,
             name,
@@ -313,7 +322,13 @@ class CodeService:
             blob_key=None,
             runtime=None,
             image=image,
+            where=where,
         )
+
+    def _place(self, merged: CodeOptions) -> placement.Placement:
+        """Admission of the code's targets (one, or an ordered list: fallback targets) for its options."""
+        names = placement.parse(merged.target) or (LOCAL_TARGET,)
+        return placement.place(names, self.admit, requirements(merged, self.limits))
 
     def _zip_of(self, source: Path | BinaryIO) -> _ZipSource:
         return _ZipSource(source, self.limits)
@@ -350,6 +365,7 @@ class CodeService:
         blob_key: str | None,
         runtime: str | None,
         image: str,
+        where: placement.Placement,
     ) -> tuple[Code, Revision]:
         ts = now()
         sealed_new = self._seal(opts.secrets)
@@ -404,7 +420,8 @@ class CodeService:
                     retries_delay=opts.retries_delay or 0,
                     timeout=opts.timeout or self.limits.default_timeout,
                     default_priority=opts.default_priority or 0,
-                    target=opts.target or LOCAL_TARGET,
+                    target=where.first,
+                    placement=where.dumps(),
                     network=opts.network or "bridge",
                     cpu=opts.cpu or 1.0,
                     memory_mb=opts.memory_mb or 512,

@@ -23,6 +23,10 @@ SECRET_KEY_ENV = "MAYFLY_SECRET_KEY"
 
 #: Seconds an infrastructure outage may last for one task before it ends ``error`` (see :class:`Limits`).
 INFRA_RETRY_WINDOW_ENV = "MAYFLY_INFRA_RETRY_WINDOW"
+#: Movable launch failures in a row that open a target's circuit breaker (see docs/placement.md).
+BREAKER_FAILURES_ENV = "MAYFLY_BREAKER_FAILURES"
+#: Seconds an open breaker keeps fallback tasks off its target before it lets one through (half-open).
+BREAKER_COOLDOWN_ENV = "MAYFLY_BREAKER_COOLDOWN"
 #: Seconds between a runner's sweeps of leftover containers and task directories.
 SWEEP_INTERVAL_ENV = "MAYFLY_SWEEP_INTERVAL"
 #: Folder Azurite (the Azure Storage emulator, from npm) is installed in; default: the source
@@ -45,6 +49,16 @@ def env_seconds(name: str, default: float, *, minimum: float = 0.0) -> float:
 def infra_retry_window_from_env() -> float:
     """``MAYFLY_INFRA_RETRY_WINDOW`` (default 900 s): how long infrastructure failures of a task are retried."""
     return env_seconds(INFRA_RETRY_WINDOW_ENV, 900.0)
+
+
+def breaker_failures_from_env() -> int:
+    """``MAYFLY_BREAKER_FAILURES`` (default 3, at least 1): movable launch failures in a row that open a breaker."""
+    return max(1, int(env_seconds(BREAKER_FAILURES_ENV, 3.0, minimum=1.0)))
+
+
+def breaker_cooldown_from_env() -> float:
+    """``MAYFLY_BREAKER_COOLDOWN`` (default 60 s): how long an open breaker keeps fallback tasks off its target."""
+    return env_seconds(BREAKER_COOLDOWN_ENV, 60.0)
 
 
 def sweep_interval_from_env() -> float:
@@ -75,6 +89,11 @@ class Limits:
     #: restarted) are relaunched as new attempts, counted from the first such failure since the task last
     #: started running; backoff 1, 2, 4 ... 60 s between attempts. ``MAYFLY_INFRA_RETRY_WINDOW``.
     infra_retry_window: float = field(default_factory=infra_retry_window_from_env)
+    #: A target whose launches fail this many times in a row with a kind another target could avoid (no
+    #: capacity, quota, throttled, region, image missing) opens its circuit breaker. ``MAYFLY_BREAKER_FAILURES``.
+    breaker_failures: int = field(default_factory=breaker_failures_from_env)
+    #: Seconds an open breaker keeps tasks that have another target off its target. ``MAYFLY_BREAKER_COOLDOWN``.
+    breaker_cooldown: float = field(default_factory=breaker_cooldown_from_env)
     #: Seconds between SIGTERM and SIGKILL when a task is stopped.
     stop_grace_seconds: float = 10.0
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 
 from mayfly.core import __version__
+from mayfly.core.budgets import alert_body
 from mayfly.core.errors import InvalidInput
 from mayfly.core.lifecycle import load_task
 from mayfly.core.metrics import Metrics
@@ -162,16 +163,21 @@ class Deliverer:
             return Result(error=exc.message, refused=True)
         except OSError as exc:
             return Result(error=f"cannot resolve the webhook host: {_describe(exc, self.timeout)}")
+        alert = d.status.startswith("budget.")
         with self.store.read() as conn:
             task = load_task(conn, d.task_id)
+            content = alert_body(conn, d.delivery_id) if alert else None
         if task is None:  # pragma: no cover - deliveries reference their task
             return Result(error="task not found")
-        body = json.dumps({**task.to_json(with_payload=False), "event": event_name(d.status)}).encode()
+        # A budget alert (core.budgets) rides the same outbox; its body is the budget's, not the task's.
+        name = d.status if alert else event_name(d.status)
+        content = content or {**task.to_json(with_payload=False), "event": name}
+        body = json.dumps(content).encode()
         timestamp = int(self.clock())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"mayfly/{__version__}",
-            "X-Mayfly-Event": event_name(d.status),
+            "X-Mayfly-Event": name,
             "X-Mayfly-Delivery": d.delivery_id,
             "X-Mayfly-Attempt": str(d.attempt),
             "X-Mayfly-Timestamp": str(timestamp),

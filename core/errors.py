@@ -160,6 +160,13 @@ class TaskNotFinished(Conflict):
     code = "task_not_finished"
 
 
+class BudgetExceeded(Conflict):
+    """Queueing more would take a project past its daily or monthly budget; nothing was queued."""
+
+    code = "budget_exceeded"
+    http_status = 402
+
+
 class AlreadyRunning(Conflict):
     """A second ``mayfly server`` (or a second runner for one target) on a home that already has one."""
 
@@ -237,13 +244,18 @@ class SecretKeyError(Unavailable):
 
 
 class LaunchFailed(Unavailable):
-    """The provider could not start the container. ``retryable`` says if another attempt may work."""
+    """The provider could not start the container. ``retryable`` says if another attempt may work.
+
+    ``kind`` (a :class:`~mayfly.core.models.FailureKind` value: ``capacity``, ``quota``, ``throttled``,
+    ``region``, ``image``) says another target could avoid the failure: a task with fallback targets moves on.
+    """
 
     code = "launch_failed"
 
-    def __init__(self, message: str, *, retryable: bool = True, **details: Any) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, kind: str | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.retryable = retryable
+        self.kind = kind
 
 
 class RuntimeBuildFailed(Unavailable):

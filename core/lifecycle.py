@@ -11,6 +11,10 @@ Rules:
   ``retry_of`` after ``retries_delay``; infrastructure failures (launch failed,
   container lost, engine restarted) relaunch the *same* task as a new attempt, for as long as
   the task's outage lasts less than ``Limits.infra_retry_window`` seconds;
+* an infrastructure failure of a kind another target could avoid (``data.kind``: no
+  capacity, quota, throttled, region, image missing) moves a task with fallback targets
+  to the next one whose circuit breaker is not open, at once (a ``moved`` event records
+  it); it also counts against the failing target's breaker (:mod:`mayfly.core.breaker`);
 * every status write goes through :func:`move` or :func:`cancel_queued_of_code`,
   and both hand the tasks that became terminal to :func:`_ended`, which queues
   their completion webhooks in the same transaction.
@@ -25,9 +29,10 @@ from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Update, bindparam, func, insert, select, update
 
+from mayfly.core import breaker, budgets, costs, placement
 from mayfly.core.config import Limits
 from mayfly.core.ids import new_id
-from mayfly.core.messages import Event, EventKind
+from mayfly.core.messages import END_KINDS, Event, EventKind
 from mayfly.core.models import ACTIVE_STATUSES, Reason, TaskStatus
 from mayfly.core.records import Task
 from mayfly.core.store import schema as s
@@ -65,6 +70,8 @@ class Outcome:
     note: str | None = None
     #: The id of a retry task created by this event, if any.
     retry_task_id: str | None = None
+    #: A move to another target this event caused: the ``moved`` event's data (from, to, kind, message).
+    moved: dict[str, str] | None = None
 
 
 def infra_backoff(failures: int) -> float:
@@ -156,13 +163,21 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
         cache.update((r["id"], Task.from_row(r)) for r in rows)
     outcomes = []
     records = []
+    started: set[str] = set()
+    seen: dict[str, Any] = {}
+    attempts: list[dict[str, Any]] = []
     for event in events:
         task = cache.get(event.task_id)
         if task is None and event.task_id not in cache:
             task = load_task(conn, event.task_id)  # changed earlier in this batch: read it again
         outcome = _decide(conn, task, event, now, limits)
+        # The attempt ran (and was billed) whatever the event did to the task's status.
+        if task is not None and event.kind in END_KINDS:
+            attempts.append(costs.attempt_row(conn, task, event, now, seen))
         if outcome.applied:
             cache.pop(event.task_id, None)
+            if event.kind is EventKind.STARTED and task is not None:
+                started.add(task.target)
         outcomes.append(outcome)
         records.append(
             {
@@ -176,12 +191,21 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
                 "created_at": now,
             }
         )
+        if outcome.moved is not None:
+            records.append(moved_record(event.task_id, event.attempt, outcome.moved, now))
+    if started:
+        # A launch that worked closes its target's breaker (one read of the small breakers table per batch).
+        breaker.succeeded(conn, started, breaker.load(conn), now)
     if records and conn.dialect.name == "postgresql":
         # One statement of arrays: a multi-row VALUES is a new, long statement text for every batch size,
         # which psycopg parses again each time (it was a tenth of a control plane's time).
         conn.exec_driver_sql(_EVENTS_PG, {k: [r[k] for r in records] for k in _EVENT_COLUMNS} | {"created_at": now})
     elif records:
         conn.execute(insert(s.events), records)
+    # Each project whose spending grew is checked once against its budget's alert levels.
+    spent = {r["project_id"]: r["task_id"] for r in costs.store_attempts(conn, attempts) if r["cost"] > 0}
+    for project_id, task_id in spent.items():
+        budgets.alert(conn, project_id, task_id, now)
     return outcomes
 
 
@@ -194,6 +218,20 @@ _EVENTS_PG = (
 )
 
 
+def moved_record(task_id: str, attempt: int, data: dict[str, str], now: float) -> dict[str, Any]:
+    """The ``moved`` event row: the control plane's record that a task's next attempt runs on another target."""
+    return {
+        "task_id": task_id,
+        "attempt": attempt,
+        "kind": EventKind.MOVED.value,
+        "data": json.dumps(data),
+        "at": now,
+        "applied": True,
+        "note": f"moved from {data['from']} to {data['to']} ({data['kind']})",
+        "created_at": now,
+    }
+
+
 def _decide(conn: Connection, task: Task | None, event: Event, now: float, limits: Limits) -> Outcome:
     if task is None:
         outcome = Outcome(False, "unknown task")
@@ -201,6 +239,8 @@ def _decide(conn: Connection, task: Task | None, event: Event, now: float, limit
         outcome = Outcome(False, f"task already {task.status}")
     elif task.task_status is TaskStatus.QUEUED:
         outcome = Outcome(False, f"attempt {event.attempt} already ended; the task is queued again")
+    elif event.kind is EventKind.MOVED:
+        outcome = Outcome(False, "moved events are the control plane's own")
     elif event.attempt != task.attempt:
         outcome = Outcome(False, f"stale attempt {event.attempt} (task is on attempt {task.attempt})")
     else:
@@ -221,8 +261,46 @@ def _apply(conn: Connection, task: Task, event: Event, now: float, limits: Limit
     reason = Reason.LAUNCH_FAILED if event.kind is EventKind.LAUNCH_FAILED else Reason.LOST
     if data.get("reason") in _INFRA_REASONS:
         reason = Reason(str(data["reason"]))  # a more precise cause the provider found (engine_restarted)
-    return _infra_failure(
-        conn, task, reason, str(data.get("message") or reason.value), bool(data.get("retryable", True)), now, limits
+    message = str(data.get("message") or reason.value)
+    kind = data.get("kind")
+    if kind in placement.MOVABLE_KINDS and not task.cancel_requested:
+        moved = _move_elsewhere(conn, task, str(kind), message, now, limits)
+        if moved is not None:
+            return moved
+    return _infra_failure(conn, task, reason, message, bool(data.get("retryable", True)), now, limits)
+
+
+def _move_elsewhere(
+    conn: Connection, task: Task, kind: str, message: str, now: float, limits: Limits
+) -> Outcome | None:
+    """Count the failure against the target's breaker; queue the task on its next target if it has one.
+
+    The next attempt goes at once (no backoff: it is another cloud), to the first target after the current one
+    whose breaker is not open. None when there is none: the failure is handled as any infrastructure failure.
+    """
+    breaker.failed(conn, task.target, kind, message, now, limits)
+    if not task.placement:
+        return None
+    where = placement.loads(task.placement, task.target)
+    nxt = placement.next_target(where, task.target, breaker.open_targets(conn, now))
+    if nxt is None:
+        return None
+    ok = move(
+        conn,
+        task,
+        TaskStatus.QUEUED,
+        now,
+        target=nxt,
+        infra_failures=task.infra_failures + 1,
+        run_at=now,
+        msg=f"attempt {task.attempt} on {task.target} failed ({kind}): {message}; moved to {nxt}",
+        handle=None,
+        start_time=None,
+    )
+    if not ok:
+        return Outcome(False, "status changed concurrently")
+    return Outcome(
+        True, f"moved to {nxt} ({kind})", moved={"from": task.target, "to": nxt, "kind": kind, "message": message}
     )
 
 
@@ -329,6 +407,8 @@ def create_retry(conn: Connection, task: Task, now: float, *, delay: float) -> s
     new = new_id()
     row = conn.execute(select(s.tasks).where(s.tasks.c.id == task.id)).mappings().one()
     values = {c: row[c] for c in _COPIED}
+    if row["placement"]:
+        values["target"] = placement.loads(row["placement"], row["target"]).first  # a retry starts at the top again
     values.update(
         id=new,
         status=TaskStatus.QUEUED.value,
@@ -361,6 +441,7 @@ _COPIED = (
     "retries_delay",
     "schedule_id",
     "webhook",
+    "placement",
 )
 
 

@@ -29,6 +29,13 @@ class EventKind(StrEnum):
     LAUNCH_FAILED = "launch_failed"
     #: The container is gone without an exit record (``data.message``).
     LOST = "lost"
+    #: Recorded by the control plane, never sent by a runner: the task's next attempt runs on another
+    #: target (``data.from``, ``data.to``, ``data.kind``, ``data.message``).
+    MOVED = "moved"
+
+
+#: The events that end an attempt; the runner names its target and provider in them (core.costs records them).
+END_KINDS = frozenset({EventKind.EXITED, EventKind.LOST, EventKind.LAUNCH_FAILED})
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,25 @@ class Reason(StrEnum):
     ENGINE_RESTARTED = "engine_restarted"
 
 
+class FailureKind(StrEnum):
+    """Why a launch failed, when another target could avoid it: the failures that move a task to its next target.
+
+    Providers classify their launch failures into these kinds as data (their ``diagnose`` tables); a failure
+    with no kind (a bad request, access denied, the task's own exit, OOM, timeout) never moves a task.
+    """
+
+    #: The region or zone has no capacity for the task's size right now.
+    CAPACITY = "capacity"
+    #: The account's quota (tasks, vCPUs, container groups) is reached.
+    QUOTA = "quota"
+    #: The cloud's API throttled the launch past the provider's own retries.
+    THROTTLED = "throttled"
+    #: The region or the service in it is unavailable.
+    REGION = "region"
+    #: The task's image is not in the registry this target pulls from.
+    IMAGE = "image"
+
+
 class ContainerStatus(StrEnum):
     """What a provider reports about one container."""
 
@@ -143,11 +162,17 @@ class ContainerState:
     #: Epoch seconds, when known.
     started_at: float | None = None
     finished_at: float | None = None
+    #: The interval the platform bills (its own clock), when it differs from started_at → finished_at
+    #: (ECS: image pull start → task stopped). None: the billed interval is started_at → finished_at.
+    billed_from: float | None = None
+    billed_to: float | None = None
     #: The platform, not the task's code, ended it: "retry" (spot capacity reclaimed, maintenance, no
     #: capacity: another attempt may work) or "fail" (it never ran and never will: image missing, ...).
     infra: str | None = None
     #: With ``infra``: a :class:`Reason` value more precise than ``lost``, e.g. ``engine_restarted``.
     reason: str | None = None
+    #: With ``infra``: a :class:`FailureKind` value when another target could avoid the failure.
+    kind: str | None = None
 
 
 @dataclass(frozen=True)

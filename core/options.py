@@ -62,6 +62,8 @@ class Option:
     rule: str | None = None
     #: The Python parameter name of the CLI flag when it is not ``name`` (``--memory`` → ``memory``).
     param: str = ""
+    #: A string option that ``/v1`` also takes as a JSON list of strings (joined with commas for core).
+    listable: bool = False
 
     @property
     def cli_flags(self) -> tuple[str, ...]:
@@ -169,10 +171,13 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         str,
         {
-            CODE: "Default target of its tasks.",
-            TASK: "Where the task runs (a target name; default: the code's target).",
-            SCHEDULE: "Where the task runs (a target name; default: the code's target).",
+            CODE: "Default target of its tasks, or an ordered list of fallback targets ('aws-dev,local').",
+            TASK: "Where the task runs: a target, or an ordered list of fallback targets ('aws-dev,local'); "
+            "default: the code's.",
+            SCHEDULE: "Where the task runs: a target, or an ordered list of fallback targets ('aws-dev,local'); "
+            "default: the code's.",
         },
+        listable=True,
     ),
     Option(
         "network",

@@ -19,6 +19,14 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def placement_of(text: str | None, target: str) -> tuple[list[str], dict[str, str]]:
+    """A ``placement`` column as (ordered targets, skipped target -> reason); ``[target]`` when there is none."""
+    if not text:
+        return [target], {}
+    body: dict[str, Any] = json.loads(text)
+    return list(body.get("targets") or [target]), dict(body.get("skipped") or {})
+
+
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
@@ -97,10 +105,17 @@ class Revision(_Row):
     created_at: float
     #: Secret values, sealed (name -> token); never part of ``to_json``, only their names.
     secrets: str | None = field(default=None, repr=False)
+    #: Fallback targets as stored (core/placement.py); None: ``target`` alone.
+    placement: str | None = None
 
     @property
     def secret_names(self) -> list[str]:
         return names_of(self.secrets)
+
+    @property
+    def targets(self) -> list[str]:
+        """The ordered targets of its tasks (``target`` first)."""
+        return placement_of(self.placement, self.target)[0]
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -125,6 +140,8 @@ class Revision(_Row):
             "timeout": self.timeout,
             "default_priority": self.default_priority,
             "target": self.target,
+            "targets": self.targets,
+            "skipped_targets": placement_of(self.placement, self.target)[1],
             "network": self.network,
             "cpu": self.cpu,
             "memory_mb": self.memory_mb,
@@ -206,6 +223,13 @@ class Task(_Row):
     progress_msg: str | None = None
     #: The task's own secret values, sealed; ``to_json`` shows their names only.
     secrets: str | None = field(default=None, repr=False)
+    #: Fallback targets as stored (core/placement.py); None: ``target`` alone.
+    placement: str | None = None
+
+    @property
+    def targets(self) -> list[str]:
+        """The ordered targets the task may run on; ``target`` is the current (or next) attempt's."""
+        return placement_of(self.placement, self.target)[0]
 
     @property
     def task_status(self) -> TaskStatus:
@@ -235,6 +259,8 @@ class Task(_Row):
             "timeout": self.timeout,
             "delay": self.delay,
             "target": self.target,
+            "targets": self.targets,
+            "skipped_targets": placement_of(self.placement, self.target)[1],
             "label": self.label,
             "retries": self.retries,
             "retries_delay": self.retries_delay,

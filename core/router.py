@@ -3,6 +3,10 @@
 A task may start when it is due (its delay or retry delay has passed), its code
 is not paused, its code is under ``max_concurrency`` and its target is under
 ``capacity``. Among startable tasks the order is priority (2 first), then FIFO.
+Capacity is counted per target: a task that moved to a fallback target counts
+against that one (its ``target`` column is rewritten by the move). A due task whose
+target's circuit breaker is open moves to its next target first (:func:`skip_open`);
+a half-open target takes one task at a time (:mod:`mayfly.core.breaker`).
 
 Dispatch is an outbox: one write transaction moves the chosen tasks to
 ``preparing``, increments their attempt and flags them ``dispatch_pending``;
@@ -19,21 +23,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, bindparam, func, select, text, true, update
+from sqlalchemy import Column, Connection, and_, bindparam, func, insert, select, text, true, update
 
+from mayfly.core import breaker, placement
+from mayfly.core.breaker import Breaker, BreakerState
 from mayfly.core.config import Limits
 from mayfly.core.errors import StoreUnavailable
 from mayfly.core.faults import fault_point
+from mayfly.core.lifecycle import moved_record
 from mayfly.core.messages import TaskMessage
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.queues import Queue
-from mayfly.core.records import Revision, Task
+from mayfly.core.records import Revision, Task, iso
 from mayfly.core.secrets import load_sealed
 from mayfly.core.store import DISPATCH_CLAIM, Store
 from mayfly.core.store import schema as s
 from mayfly.core.validate import PRIORITIES
 
-#: How many queued rows one dispatch pass looks at per target.
+#: How many queued rows one page of a dispatch pass's scan reads (per target and priority).
 SCAN_LIMIT = 1000
 
 
@@ -62,41 +69,59 @@ def dispatch(
     with store.write() as conn:
         if not store.try_claim(conn, DISPATCH_CLAIM):
             return chosen  # another control plane is dispatching right now; its pass covers these tasks
+        breakers = breaker.load(conn)
+        open_now = {n for n, b in breakers.items() if b.state(now) is BreakerState.OPEN}
+        half_open = {n for n, b in breakers.items() if b.state(now) is BreakerState.HALF_OPEN}
+        if open_now:
+            skip_open(conn, [t for t in targets if t in open_now], open_now, breakers, now)
         per_target = _active_counts(conn, s.tasks.c.target)
         per_code = _active_counts(conn, s.tasks.c.code_id)
         on_fault("router.counted")
         limits: dict[str, int | None] = {}
         paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}
+        #: Revisions whose code is at its max concurrency in this pass: their queued tasks are left out of the scan.
+        full: set[str] = set()
         for target, capacity in targets.items():
             room = capacity - per_target[target]
-            if room <= 0:
-                continue
+            if target in half_open:
+                room = min(room, 1 - per_target[target])  # one trial launch at a time until it works or fails
             # One scan per priority, highest first: each walks ix_tasks_queued (target, priority, id) in
-            # order and stops at the limit. A single ORDER BY priority DESC, id sorts every queued row of
-            # the target in a temporary B-tree on each pass (id ascends where priority descends).
-            rows: list[Any] = []
+            # order, a page of SCAN_LIMIT rows at a time. A single ORDER BY priority DESC, id sorts every
+            # queued row of the target in a temporary B-tree on each pass (id ascends where priority descends).
+            # Paused codes and full revisions are left out in SQL, and the scan pages on while there is room,
+            # so a backlog that cannot start (any number of a paused code's tasks) never hides the tasks
+            # behind it.
             for priority in PRIORITIES:
-                left = SCAN_LIMIT - len(rows)
-                if left <= 0:
-                    break
-                rows += conn.execute(_SCAN, {"target": target, "priority": priority, "now": now, "n": left}).all()
-            for task_id, code_id, revision_id, wait_for in rows:
-                if room <= 0:
-                    break
-                if code_id in paused:
-                    continue
-                if wait_for is not None and not _ended(conn, wait_for):
-                    continue
-                if revision_id not in limits:
-                    limits[revision_id] = conn.execute(
-                        select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
-                    ).scalar_one()
-                cap = limits[revision_id]
-                if cap is not None and per_code[code_id] >= cap:
-                    continue
-                per_code[code_id] += 1
-                room -= 1
-                chosen.append(Dispatched(task_id, target))
+                after = ""
+                while room > 0:
+                    rows = conn.execute(
+                        _SCAN,
+                        {
+                            **{"target": target, "priority": priority, "now": now, "after": after},
+                            **{"paused": sorted(paused), "full": sorted(full), "n": SCAN_LIMIT},
+                        },
+                    ).all()
+                    for task_id, code_id, revision_id, wait_for in rows:
+                        if room <= 0:
+                            break
+                        if revision_id in full:
+                            continue
+                        if wait_for is not None and not _ended(conn, wait_for):
+                            continue
+                        if revision_id not in limits:
+                            limits[revision_id] = conn.execute(
+                                select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
+                            ).scalar_one()
+                        cap = limits[revision_id]
+                        if cap is not None and per_code[code_id] >= cap:
+                            full.add(revision_id)
+                            continue
+                        per_code[code_id] += 1
+                        room -= 1
+                        chosen.append(Dispatched(task_id, target))
+                    if len(rows) < SCAN_LIMIT:
+                        break
+                    after = rows[-1][0]
         if chosen:
             # One statement (PostgreSQL: the ids as an array) or one executemany (SQLite); the status
             # guard keeps it a compare-and-set per row.
@@ -119,6 +144,9 @@ _SCAN = (
             s.tasks.c.target == bindparam("target"),
             s.tasks.c.priority == bindparam("priority"),
             s.tasks.c.run_at <= bindparam("now"),
+            s.tasks.c.id > bindparam("after"),
+            s.tasks.c.code_id.not_in(bindparam("paused", expanding=True)),
+            s.tasks.c.revision_id.not_in(bindparam("full", expanding=True)),
         )
     )
     .order_by(s.tasks.c.id)
@@ -140,6 +168,57 @@ _TO_PREPARING_PG = (
 #: the rows are locked (``FOR UPDATE``) by the same transaction since they were read, so their attempt
 #: cannot have changed. (A join against ``unnest`` of the pairs was planned as a scan of every task.)
 _SENT_PG = "UPDATE tasks SET dispatch_pending = false WHERE id = ANY(%(ids)b::text[])"
+
+
+def skip_open(
+    conn: Connection, targets: Sequence[str], open_now: set[str], breakers: dict[str, Breaker], now: float
+) -> int:
+    """Move the due queued tasks of open-breaker ``targets`` that have another target to it; return how many.
+
+    Each move is a compare-and-set on (status, target) and is recorded as a ``moved`` event of kind
+    ``breaker``. Tasks with no other target (or whose others are open too) stay where they are.
+    """
+    moved = 0
+    for target in targets:
+        rows = conn.execute(_OPEN_SCAN, {"target": target, "now": now, "n": SCAN_LIMIT}).all()
+        until = iso(breakers[target].open_until)
+        events = []
+        for task_id, attempt, stored in rows:
+            nxt = placement.next_target(placement.loads(stored, target), target, open_now)
+            if nxt is None:
+                continue
+            res = conn.execute(
+                update(s.tasks)
+                .where(s.tasks.c.id == task_id, s.tasks.c.status == TaskStatus.QUEUED.value, s.tasks.c.target == target)
+                .values(target=nxt, updated_at=now)
+            )
+            if res.rowcount == 1:
+                data = {
+                    "from": target,
+                    "to": nxt,
+                    "kind": "breaker",
+                    "message": f"{target}'s breaker is open until {until}",
+                }
+                events.append(moved_record(task_id, attempt, data, now))
+        if events:
+            conn.execute(insert(s.events), events)
+            moved += len(events)
+    return moved
+
+
+_OPEN_SCAN = (
+    select(s.tasks.c.id, s.tasks.c.attempt, s.tasks.c.placement)
+    .where(
+        and_(
+            s.tasks.c.status == TaskStatus.QUEUED.value,
+            s.tasks.c.target == bindparam("target"),
+            s.tasks.c.run_at <= bindparam("now"),
+            s.tasks.c.placement.is_not(None),
+        )
+    )
+    .order_by(s.tasks.c.id)
+    .limit(bindparam("n"))
+)
 
 
 def _ended(conn: Connection, task_id: str) -> bool:

@@ -52,6 +52,7 @@ from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsuppor
 from mayfly.core.faults import fault_point
 from mayfly.core.logstore import LogWriter
 from mayfly.core.messages import (
+    END_KINDS,
     CancelMessage,
     Event,
     EventKind,
@@ -524,10 +525,12 @@ class Runner:
                 self._drop(watch)
                 return
             retryable = exc.retryable if isinstance(exc, LaunchFailed) else True
+            # The kind (no capacity, quota, ...) tells the control plane another target could avoid it.
+            kind = {"kind": exc.kind} if isinstance(exc, LaunchFailed) and exc.kind else {}
             self._finish(
                 watch,
                 remove=False,
-                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=retryable),
+                event=self._body(watch, EventKind.LAUNCH_FAILED, message=exc.message, retryable=retryable, **kind),
             )
             return
         watch.handle = result.handle
@@ -666,6 +669,8 @@ class Runner:
             # The platform ended it: an infrastructure failure, retried on its own budget (or not at all).
             kind = EventKind.LOST if st.infra == "retry" else EventKind.LAUNCH_FAILED
             extra: dict[str, object] = {"reason": st.reason} if st.reason else {}
+            if st.kind:
+                extra["kind"] = st.kind
             self._finish(
                 watch,
                 remove=True,
@@ -688,6 +693,9 @@ class Runner:
             "handle": handle,
             "started_at": st.started_at or started,
             "finished_at": st.finished_at or self.clock(),
+            # The interval the provider bills, from its own clock (ECS: pull start → stopped), when it differs.
+            "billed_from": st.billed_from,
+            "billed_to": st.billed_to,
             "log_size": writer.size,
             "log_truncated": writer.dropped > 0,
         }
@@ -754,17 +762,22 @@ class Runner:
 
     # ------------------------------------------------------------ reporting
 
-    def _event(self, watch: Watch, kind: EventKind, data: dict[str, object]) -> Event:
-        return Event(watch.task_id, watch.attempt, kind, self.clock(), dict(data))
+    def _event(self, watch: Watch, event: EventKind, data: dict[str, object]) -> Event:
+        data = dict(data)
+        if event in END_KINDS:
+            # Which target and provider ran the attempt: its cost is recorded against them (core.costs).
+            data.setdefault("target", self.target)
+            data.setdefault("provider", self.provider.name)
+        return Event(watch.task_id, watch.attempt, event, self.clock(), data)
 
-    def _report(self, watch: Watch, kind: EventKind, **data: object) -> None:
-        body = self._body(watch, kind, **data)
+    def _report(self, watch: Watch, event: EventKind, /, **data: object) -> None:
+        body = self._body(watch, event, **data)
         if body is not None:
             self._outbox.submit((body, None))
 
-    def _body(self, watch: Watch, kind: EventKind, **data: object) -> str | None:
-        """The event to send, or None once the attempt was abandoned (its new owner reports)."""
-        return None if watch.abandoned else self._event(watch, kind, data).dumps()
+    def _body(self, watch: Watch, event: EventKind, /, **data: object) -> str | None:
+        """The event to send (``data`` may name a failure ``kind``), or None once the attempt was abandoned."""
+        return None if watch.abandoned else self._event(watch, event, data).dumps()
 
     def _send_and_ack(self, items: Sequence[tuple[str | None, Message | None]]) -> list[bool]:
         """One group commit of events and acks: every event is durable before any message is acked."""

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mayfly.core.errors import MayflyError
+from mayfly.core import budgets
+from mayfly.core.errors import BudgetExceeded, MayflyError
 from mayfly.core.faults import fault_point
 from mayfly.core.ids import new_id
 from mayfly.core.models import TERMINAL_STATUSES
@@ -196,6 +197,9 @@ def _fire_one(
                 # The payload was checked when the schedule was created (JSON, or any text on /2); a text
                 # payload has no flag of its own in the row, so firing takes it as text, byte for byte.
                 row = tasks.row(sched.project_id, code, rev, sched.payload, opts, now, text_payload=True)
+                budgets.check(conn, sched.project_id, [row], now)
+            except BudgetExceeded as exc:
+                reason = f"budget: {exc.message}"
             except MayflyError as exc:
                 reason = f"error: {exc.message}"
         if reason is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from mayfly.core import options, slots, validate
+from mayfly.core import options, placement, slots, validate
 from mayfly.core.admission import Requirements
 from mayfly.core.config import Limits
 from mayfly.core.errors import Conflict, InvalidInput, NotFound
@@ -174,7 +174,9 @@ class ScheduleService:
         if spec.timeout is not None:
             validate.timeout(spec.timeout, self.limits)
         timeout = rev.timeout if spec.timeout is None else spec.timeout
-        self.admit(spec.target or rev.target, task_requirements(rev, timeout))
+        if spec.target is not None and len(spec.target) > 63:
+            raise InvalidInput("a schedule's target list is at most 63 characters")
+        placement.place(placement.parse(spec.target) or tuple(rev.targets), self.admit, task_requirements(rev, timeout))
         if spec.label is not None:
             validate.label(spec.label)
         rule = slots.Rule(kind, start_at, cron=cron, every=every, tz=zone.key)

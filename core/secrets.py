@@ -20,11 +20,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING
 
 from mayfly.core.config import SECRET_KEY_ENV
 from mayfly.core.errors import InvalidInput, SecretKeyError
+
+if TYPE_CHECKING:  # cryptography loads when a key is used: reading a task's secret names needs none
+    from cryptography.fernet import MultiFernet
 
 #: Secret names are file names in the container and shell-safe: the same rule as env names.
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
@@ -134,6 +136,8 @@ class SecretBox:
                 text = _create_key_file(self.key_file)
             except OSError as exc:
                 raise SecretKeyError(f"cannot read the secret key {self.key_file}: {exc.strerror}") from None
+        from cryptography.fernet import Fernet
+
         keys = [k.strip().encode() for k in re.split(r"[,\s]+", text) if k.strip()]
         for k in keys:
             try:
@@ -147,6 +151,8 @@ class SecretBox:
         return keys
 
     def _multi(self, *, create: bool) -> MultiFernet:
+        from cryptography.fernet import Fernet, MultiFernet
+
         seen = None if self.from_env else _identity(self.key_file)
         if self._fernet is None or seen != self._seen:
             self._fernet = MultiFernet([Fernet(k) for k in self._keys(create=create)])
@@ -167,6 +173,8 @@ class SecretBox:
         """Decrypt each token; a token no key opens raises :class:`SecretKeyError` (never the value)."""
         if not sealed:
             return {}
+        from cryptography.fernet import InvalidToken
+
         f = self._multi(create=False)
         out: dict[str, bytes] = {}
         for name, token in sealed.items():
@@ -181,6 +189,8 @@ class SecretBox:
 
     def rotate(self, sealed: Mapping[str, str]) -> Sealed:
         """Re-encrypt each token with the primary key (it must open with one of the keys)."""
+        from cryptography.fernet import InvalidToken
+
         f = self._multi(create=False)
         out: Sealed = {}
         for name, token in sealed.items():
@@ -201,6 +211,8 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 def add_primary_key(path: Path) -> None:
     """Put a new key first in the key file (mode 0600), keeping the old ones for decryption."""
+    from cryptography.fernet import Fernet
+
     old = path.read_text().strip() if path.exists() else ""
     _write_private(path, Fernet.generate_key() + (b"\n" + old.encode() if old else b"") + b"\n", replace=True)
 
@@ -231,5 +243,7 @@ def _write_private(path: Path, data: bytes, *, replace: bool) -> None:
 
 def _create_key_file(path: Path) -> str:
     """Write a new key to ``path`` with mode 0600 (first writer wins) and return the file's key."""
+    from cryptography.fernet import Fernet
+
     _write_private(path, Fernet.generate_key() + b"\n", replace=False)
     return path.read_text()

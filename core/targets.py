@@ -12,19 +12,21 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from mayfly.core import breaker
 from mayfly.core.admission import Requirements, admit
 from mayfly.core.config import LOCAL_TARGET
 from mayfly.core.errors import Conflict, InvalidInput, InvalidSettings, TargetNotFound
-from mayfly.core.provider import Provider, ProviderLimits
 from mayfly.core.records import Target
 from mayfly.core.store import Store, now
 from mayfly.core.store import schema as s
+
+if TYPE_CHECKING:  # a provider class arrives loaded; reading targets loads no provider (docs/decisions.md)
+    from mayfly.core.provider import Provider, ProviderLimits
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
@@ -39,6 +41,8 @@ def default_local_capacity() -> int:
 
 def validate_settings(provider: type[Provider[Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
     """Check settings against the provider's model; one line naming every bad field."""
+    from pydantic import ValidationError
+
     try:
         model = provider.Settings.model_validate(dict(settings))
     except ValidationError as exc:
@@ -164,8 +168,16 @@ class TargetService:
             if busy:
                 raise Conflict(f"target {name!r} still has {busy} unfinished tasks")
             conn.execute(delete(s.targets).where(s.targets.c.name == name))
+            conn.execute(delete(s.target_prices).where(s.target_prices.c.target == name))
         self._cache.pop(name, None)
         self._admission.pop(name, None)
+
+    def breakers(self, at: float | None = None) -> dict[str, dict[str, Any]]:
+        """Every target's circuit breaker as JSON at ``at`` (default now): ``state`` closed, open or half-open."""
+        ts = now() if at is None else at
+        with self.store.read() as conn:
+            found = breaker.load(conn)
+        return {t.name: found.get(t.name, breaker.Breaker(t.name)).to_json(ts) for t in self.list()}
 
     def settings(self, name: str) -> dict[str, object]:
         value: dict[str, object] = json.loads(self.get(name).settings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from mayfly.core import validate
+from mayfly.core import budgets, placement, validate
 from mayfly.core.admission import Requirements
 from mayfly.core.blobs import BlobStore
 from mayfly.core.codes import validate_env
@@ -50,6 +50,7 @@ class TaskOptions:
     delay: int = 0
     timeout: int | None = None
     retries: int | None = None
+    #: A target, or an ordered list of them as a comma string (``aws-dev,local``): fallback targets.
     target: str | None = None
     label: str | None = None
     env: Mapping[str, str] | None = None
@@ -177,16 +178,19 @@ class TaskService:
         validate.delay(opts.delay, lim)
         timeout = validate.timeout(rev.timeout if opts.timeout is None else opts.timeout, lim)
         retries = validate.retries(rev.retries if opts.retries is None else opts.retries, lim)
-        target = opts.target or rev.target
-        self.admit(target, task_requirements(rev, timeout))
+        # The task's own targets, else its revision's (both may be an ordered list: fallback targets).
+        names = placement.parse(opts.target) or tuple(rev.targets)
+        where = placement.place(names, self.admit, task_requirements(rev, timeout))
+        target = where.first
         if opts.label is not None:
             validate.label(opts.label)
         env = validate_env(opts.env or {})
         if opts.webhook and not webhook_checked:
             validate_url(opts.webhook)
         webhook = rev.webhook if opts.webhook is None else opts.webhook
-        if (opts.secrets or rev.secrets) and (why := self.secrets_refusal(target)):
-            raise Unsupported(f"target {target!r} cannot pass secrets: {why}")
+        if opts.secrets or rev.secrets:
+            where = self._secret_targets(where)
+            target = where.first
         sealed = self._seal(opts.secrets)
         return dict(
             project_id=project_id,
@@ -203,6 +207,7 @@ class TaskService:
             delay=opts.delay,
             run_at=ts + opts.delay,
             target=target,
+            placement=where.dumps(),
             label=opts.label,
             retries=retries,
             retries_delay=rev.retries_delay,
@@ -210,6 +215,18 @@ class TaskService:
             created_at=ts,
             updated_at=ts,
         )
+
+    def _secret_targets(self, where: placement.Placement) -> placement.Placement:
+        """The targets of ``where`` that can pass secrets; refused (as with one target) when none can."""
+        refused = {name: why for name in where.targets if (why := self.secrets_refusal(name))}
+        if not refused:
+            return where
+        if len(refused) == len(where.targets):
+            first = where.first
+            raise Unsupported(f"target {first!r} cannot pass secrets: {refused[first]}")
+        kept = tuple(n for n in where.targets if n not in refused)
+        skipped = {**where.skipped, **{n: f"target {n!r} cannot pass secrets: {why}" for n, why in refused.items()}}
+        return placement.Placement(kept, skipped)
 
     def _seal(self, values: Mapping[str, bytes] | None) -> str | None:
         """The ``secrets`` column of a task given ``values`` (validated, then encrypted)."""
@@ -255,6 +272,16 @@ class TaskService:
             rows.append(values)
         return self._insert(rows)
 
+    def plan(
+        self, project_id: str, code_name: str, payload: str, opts: TaskOptions
+    ) -> tuple[Revision, dict[str, object]]:
+        """What :meth:`queue` would store, validated (and checked against the budget), storing nothing."""
+        code, rev = self.code_of(project_id, code_name)
+        values = self.row(project_id, code, rev, payload, opts, now())
+        with self.store.read() as conn:
+            budgets.check(conn, project_id, [values], now())
+        return rev, values
+
     def queue_batch(
         self,
         project_id: str,
@@ -296,6 +323,8 @@ class TaskService:
         """Insert prepared task rows in one transaction and ring the router's bell."""
         if rows:
             with self.store.write() as conn:
+                # Inside the write transaction: two requests cannot both fit under the budget's last dollar.
+                budgets.check(conn, str(rows[0]["project_id"]), rows, now())
                 conn.execute(_INSERT, rows)
             self.on_queued()
         return [Task.from_row({**_UNSET, **r}) for r in rows]
@@ -477,6 +506,8 @@ class TaskService:
             deleted = conn.execute(select(s.codes.c.deleted_at).where(s.codes.c.id == task.code_id)).scalar()
             if deleted is not None:
                 raise CodeNotFound(f"code {task.code_name!r} of task {task_id} was deleted; push it again first")
+            again = {"code_name": task.code_name, "target": task.target, "revision_id": task.revision_id}
+            budgets.check(conn, project_id, [{**again, "timeout": task.timeout}], now())
             new = create_retry(conn, task, now(), delay=float(delay))
             retried = self._get(conn, project_id, new)
         self.on_queued()

@@ -42,6 +42,7 @@ def _expected_files() -> set[str]:
                 or path.name == "py.typed"
                 or (folder == "runtimes" and (rel.startswith("boot/") or rel.endswith("/runtime.toml")))
                 or path.name == "script.py.mako"
+                or (folder == "core" and rel == "prices.json")
                 or (folder == "api" and rel.startswith("dashboard_static/"))
             ):
                 expected.add(f"mayfly/{pkg}/{rel}")

@@ -61,6 +61,11 @@ function table(headers, rows, empty) {
   return el("table", {}, el("thead", {}, head), body);
 }
 
+// A cost in US dollars with enough decimals for a one-second task.
+function usd(amount) {
+  return `${Number(amount).toFixed(6)} USD`;
+}
+
 function fields(pairs) {
   return el("dl", { class: "fields" }, pairs.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "—")]));
 }
@@ -301,6 +306,7 @@ async function taskView(id) {
   const info = el("div", { id: "task-fields" });
   const result = el("pre", { class: "box", id: "task-result" }, "—");
   const events = el("div", { id: "task-events" });
+  const attempts = el("div", { id: "task-attempts" });
   const log = el("pre", { class: "log", id: "log" });
   const logState = el("span", { class: "live", id: "log-state" }, "following");
   $("view").append(
@@ -309,7 +315,7 @@ async function taskView(id) {
     el("div", { class: "grid" },
       el("div", {}, el("div", { class: "card" }, info), el("h2", {}, "Result"), result),
       el("div", {}, el("div", { class: "bar" }, el("h2", {}, "Log"), el("span", { class: "grow" }), logState), log,
-        el("h2", {}, "Events"), events)));
+        el("h2", {}, "Attempts"), attempts, el("h2", {}, "Events"), events)));
 
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -347,8 +353,9 @@ async function taskView(id) {
       ["Status", task.reason ? `${task.status} (${task.reason})` : task.status],
       ["Message", task.msg],
       ["Exit code", task.exit_code === null ? null : String(task.exit_code)],
-      ["Target", task.target],
+      ["Target", task.targets && task.targets.length > 1 ? `${task.target} (of ${task.targets.join(", ")})` : task.target],
       ["Attempt", String(task.attempt)],
+      ["Cost", `${usd(task.cost || 0)}`],
       ["Priority", String(task.priority)],
       ["Label", task.label],
       ["Created", when(task.created_at)],
@@ -363,6 +370,11 @@ async function taskView(id) {
       ["Payload", el("code", {}, task.payload)],
     ]));
     result.textContent = task.result === null || task.result === undefined ? "—" : JSON.stringify(task.result, null, 2);
+    attempts.replaceChildren(table(["Attempt#", "Target", "Provider", "Outcome", "Billed s#", "Cost#"],
+      (task.attempts || []).map((a) => el("tr", {},
+        el("td", { class: "num" }, String(a.attempt)), el("td", {}, a.target), el("td", {}, a.provider),
+        el("td", {}, a.outcome), el("td", { class: "num" }, String(a.billed_seconds)),
+        el("td", { class: "num" }, usd(a.cost)))), "No attempt has ended yet."));
     events.replaceChildren(table(["At", "Attempt#", "Event", "Data"],
       ev.events.map((e) => el("tr", {},
         el("td", {}, when(e.at)), el("td", { class: "num" }, String(e.attempt)), el("td", {}, e.kind),
@@ -511,6 +523,13 @@ async function schedulesView() {
 
 // ------------------------------------------------------------------ targets
 
+// A target's circuit breaker: "closed", "open until … (capacity)" or "half-open" (docs/placement.md).
+function breakerText(b) {
+  if (!b || b.state === "closed") return "closed";
+  if (b.state === "open") return `open until ${b.open_until} (${b.last_kind || "failures"})`;
+  return b.state;
+}
+
 async function targetsView() {
   const life = startView();
   const holder = el("div", { id: "targets" });
@@ -529,9 +548,11 @@ async function targetsView() {
         el("td", {}, el("div", { class: "meter" }, el("span", { class: "track" }, used),
           el("span", { class: "running-count" }, `${active} / ${t.capacity} running`))),
         el("td", { class: "num queued-count" }, String(t.queued || 0)),
-        el("td", {}, t.embedded_runner ? "embedded" : "external"));
+        el("td", {}, t.embedded_runner ? "embedded" : "external"),
+        el("td", { class: `breaker breaker-${(t.breaker && t.breaker.state) || "closed"}` }, breakerText(t.breaker)));
     });
-    holder.replaceChildren(table(["Target", "Provider", "Running / limit", "Queued#", "Runner"], rows, "No targets."));
+    holder.replaceChildren(
+      table(["Target", "Provider", "Running / limit", "Queued#", "Runner", "Breaker"], rows, "No targets."));
   }, 2000);
 }
 

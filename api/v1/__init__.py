@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mayfly.api.v1 import codes, logs, projects, schedules, targets, tasks
+from mayfly.api.v1 import codes, costs, logs, projects, schedules, targets, tasks
 
 router = APIRouter(prefix="/v1")
-for _part in (codes, tasks, logs, schedules, targets, projects):
+for _part in (codes, tasks, logs, schedules, targets, projects, costs):
     router.include_router(_part.router)
 
 __all__ = ["router"]

@@ -70,6 +70,8 @@ def option_fields(kind: options.Kind) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for opt in options.of(kind):
         annotation: Any = opt.type if opt.default is not None else opt.type | None
+        if opt.listable:
+            annotation = annotation | list[str]  # ``"aws-dev,local"`` or ``["aws-dev", "local"]``
         found[opt.name] = (
             annotation,
             Field(opt.default, description=opt.help[kind], json_schema_extra=option_schema(opt)),
@@ -100,7 +102,15 @@ def payload_text(value: JsonValue) -> str:
 def _only_known(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
     """Keep the keys ``cls`` (a core dataclass) has: a core without a newer option just ignores it."""
     names = {f.name for f in fields(cls)}
-    return {k: v for k, v in values.items() if k in names}
+    return {k: _joined(k, v) for k, v in values.items() if k in names}
+
+
+def _joined(name: str, value: Any) -> Any:
+    """A list given for a listable option (``target``), as the comma string core takes."""
+    opt = options.BY_NAME.get(name)
+    if isinstance(value, list) and opt is not None and opt.listable:
+        return ",".join(str(v) for v in value)
+    return value
 
 
 def _secret_bytes(values: dict[str, str] | None) -> dict[str, bytes] | None:

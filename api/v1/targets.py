@@ -29,20 +29,23 @@ MASK = "********"
 def list_targets(caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Every target with its provider, capacity, settings and unfinished tasks."""
     counts = mf.tasks.count_by_target()
-    return {"targets": [_target_json(mf, t, counts.get(t.name, {})) for t in mf.targets.list()]}
+    breakers = mf.targets.breakers()
+    return {"targets": [_target_json(mf, t, counts.get(t.name, {}), breakers.get(t.name)) for t in mf.targets.list()]}
 
 
 @router.get("/targets/{name}", responses=errors(404))
 def get_target(name: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """One target."""
     target = mf.targets.get(name)
-    return _target_json(mf, target, mf.tasks.count_by_target().get(name, {}))
+    return _target_json(mf, target, mf.tasks.count_by_target().get(name, {}), mf.targets.breakers().get(name))
 
 
-def _target_json(mf: Mayfly, target: Target, counts: dict[str, int]) -> dict[str, Any]:
+def _target_json(mf: Mayfly, target: Target, counts: dict[str, int], breaker: dict[str, Any] | None) -> dict[str, Any]:
     body = target.to_json()
     body["settings"] = public_settings(mf, target)
     body.update({status: counts.get(status, 0) for status in _COUNTED})
+    # Its circuit breaker: closed, open (fallback tasks skip it until open_until) or half-open.
+    body["breaker"] = breaker or {"state": "closed", "failures": 0}
     return body
 
 

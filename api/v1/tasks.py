@@ -26,19 +26,19 @@ MAX_PAGE = 1000
 STATUS_ITEM = {"type": "string", "enum": [s.value for s in TaskStatus]}
 
 
-def task_json(task: Task, *, with_payload: bool = True) -> dict[str, Any]:
-    """A task as the API shows it: its record plus the webhook URL it will call, if any."""
-    return {**task.to_json(with_payload=with_payload), "webhook": task.webhook}
+def task_json(task: Task, *, with_payload: bool = True, cost: float | None = None) -> dict[str, Any]:
+    """A task as the API shows it: its record, the webhook URL it will call, if any, and its cost so far (USD)."""
+    return {**task.to_json(with_payload=with_payload), "webhook": task.webhook, "cost": round(cost or 0.0, 12)}
 
 
-@router.post("/tasks", status_code=201, responses=errors(400, 404, 501))
+@router.post("/tasks", status_code=201, responses=errors(400, 402, 404, 501))
 def queue(body: TaskCreate, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Queue one task of the code's latest revision."""
     task = mf.tasks.queue(caller.project_id, body.code_name, payload_text(body.payload), body.options())
     return task_json(task)
 
 
-@router.post("/tasks/bulk", status_code=201, responses=errors(400, 404, 501))
+@router.post("/tasks/bulk", status_code=201, responses=errors(400, 402, 404, 501))
 def queue_bulk(body: TaskBulk, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     """Queue one task per payload in one transaction: all of them, or on any bad payload none."""
     payloads = [payload_text(p) for p in body.payloads]
@@ -62,16 +62,19 @@ def list_tasks(
     """Tasks newest first, without payloads; ``next`` is the cursor of the following page (null at the end)."""
     flt = TaskFilter(status=status or (), code_name=code, label=label, before=before, limit=limit)
     tasks = mf.tasks.list(caller.project_id, flt)
+    costs = mf.costs.cost_of([t.id for t in tasks])
     return {
-        "tasks": [task_json(t, with_payload=False) for t in tasks],
+        "tasks": [task_json(t, with_payload=False, cost=costs.get(t.id)) for t in tasks],
         "next": tasks[-1].id if len(tasks) == limit else None,
     }
 
 
 @router.get("/tasks/{task_id}", responses=errors(404))
 def get_task(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
-    """One task, with its payload and result."""
-    return task_json(mf.tasks.get(caller.project_id, task_id))
+    """One task, with its payload and result, and each attempt's target, billed seconds and cost."""
+    task = mf.tasks.get(caller.project_id, task_id)
+    attempts = [a.to_json() for a in mf.costs.attempts(task.id)]
+    return {**task_json(task, cost=sum(a["cost"] for a in attempts)), "attempts": attempts}
 
 
 @router.get("/tasks/{task_id}/result", responses=errors(404))
@@ -101,7 +104,7 @@ def cancel(task_id: str, caller: CallerDep, mf: MayflyDep) -> dict[str, Any]:
     return task_json(mf.tasks.cancel(caller.project_id, task_id))
 
 
-@router.post("/tasks/{task_id}/retry", status_code=201, responses=errors(400, 404, 409, 501))
+@router.post("/tasks/{task_id}/retry", status_code=201, responses=errors(400, 402, 404, 409, 501))
 def retry(task_id: str, caller: CallerDep, mf: MayflyDep, body: RetryBody | None = None) -> dict[str, Any]:
     """Queue a new task that repeats a finished one; returns the new task."""
     delay = body.delay if body is not None else 0

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked against the migration scripts by a test, so it cannot drift;
 #: comparing with it avoids importing Alembic (a quarter of a second) on every command.
-HEAD = "0008"
+HEAD = "0010"
 
 
 #: Seconds a PostgreSQL connection attempt may take before the store is unavailable.
@@ -116,6 +116,9 @@ class Store:
                 with contextlib.suppress(OSError):
                     self._lock_fd = os.open(f"{database}.wlock", os.O_RDWR | os.O_CREAT, 0o644)
         elif self.is_postgres:
+            from mayfly.core.store import schema
+
+            schema.use_postgresql()
             try:
                 self.engine = _postgres_engine(url)
             except ImportError:

@@ -32,6 +32,18 @@ from sqlalchemy import (
 QUEUED = "status = 'queued'"
 ACTIVE = "status IN ('preparing', 'running')"
 
+#: The same predicates on PostgreSQL, by index name. Naming them in each ``Index`` as
+#: ``postgresql_where=`` made SQLAlchemy load its PostgreSQL dialect (about a third of
+#: SQLAlchemy's import time) in every process, the CLI on SQLite included; a store on
+#: PostgreSQL attaches them when it opens (:func:`use_postgresql`).
+POSTGRESQL_WHERE = {
+    "ix_tasks_queued": QUEUED,
+    "ix_tasks_active_code": ACTIVE,
+    "ix_tasks_active_target": ACTIVE,
+    "ix_tasks_outbox": "dispatch_pending",
+    "ix_webhook_deliveries_due": "attempted_at IS NULL",
+}
+
 metadata = MetaData()
 
 ID = String(24)
@@ -108,6 +120,8 @@ code_revisions = Table(
     Column("created_at", Float, nullable=False),
     # Secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
     Column("secrets", Text),
+    # Fallback targets (core/placement.py): {"targets": [...], "skipped": {name: reason}}; NULL: ``target`` alone.
+    Column("placement", Text),
     UniqueConstraint("code_id", "rev", name="uq_code_revisions_code_rev"),
 )
 
@@ -159,6 +173,9 @@ tasks = Table(
     Column("progress_msg", Text),
     # The task's own secret values: JSON name -> Fernet token (core/secrets.py); NULL when none.
     Column("secrets", Text),
+    # Fallback targets (core/placement.py): {"targets": [...], "skipped": {name: reason}}; NULL: ``target`` alone.
+    # ``target`` is where the current (or next) attempt runs; a move rewrites it.
+    Column("placement", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("dispatched_at", Float),
@@ -171,26 +188,22 @@ tasks = Table(
         "priority",
         "id",
         sqlite_where=text(QUEUED),
-        postgresql_where=text(QUEUED),
     ),
     # Slot counting per code and per target.
     Index(
         "ix_tasks_active_code",
         "code_id",
         sqlite_where=text(ACTIVE),
-        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_active_target",
         "target",
         sqlite_where=text(ACTIVE),
-        postgresql_where=text(ACTIVE),
     ),
     Index(
         "ix_tasks_outbox",
         "id",
         sqlite_where=text("dispatch_pending = 1"),
-        postgresql_where=text("dispatch_pending"),
     ),
     Index("ix_tasks_project_status", "project_id", "status", "id"),
     Index("ix_tasks_project_code", "project_id", "code_name", "id"),
@@ -308,7 +321,6 @@ webhook_deliveries = Table(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
         sqlite_where=text("attempted_at IS NULL"),
-        postgresql_where=text("attempted_at IS NULL"),
     ),
     Index("ix_webhook_deliveries_task", "task_id", "id"),
 )
@@ -341,3 +353,86 @@ blobs = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# A target's circuit breaker (core/breaker.py): movable launch failures in a row; open until ``open_until``.
+target_breakers = Table(
+    "target_breakers",
+    metadata,
+    Column("target", String(63), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    # When it opened (NULL: closed); it stays half-open after ``open_until`` until a launch works or fails.
+    Column("opened_at", Float),
+    Column("open_until", Float),
+    Column("last_kind", String(32)),
+    Column("last_message", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    # One row per (task, attempt) that reached its end: where it ran, for how long it was billed, what it cost.
+    Column("task_id", ID, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("project_id", ID, nullable=False),
+    Column("code_name", String(255), nullable=False),
+    Column("target", String(63), nullable=False),
+    Column("provider", String(63), nullable=False),
+    Column("region", String(63)),
+    # The event that ended the attempt: exited, lost, launch_failed.
+    Column("outcome", String(32), nullable=False),
+    # The provider's own clock (epoch seconds): the billed interval, when the provider reported one.
+    Column("started_at", Float),
+    Column("stopped_at", Float),
+    Column("billed_seconds", Float, nullable=False, server_default=text("0")),
+    Column("cpu", Float, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    # The price used (JSON: rates per second, currency, source, date), so a later price change rewrites nothing.
+    Column("price", Text, nullable=False, server_default="{}"),
+    Column("cost", Float, nullable=False, server_default=text("0")),
+    Column("created_at", Float, nullable=False),
+    Index("ix_attempts_project_created", "project_id", "created_at"),
+)
+
+target_prices = Table(
+    "target_prices",
+    metadata,
+    # A target's own price (`mayfly target price NAME --set ...`), over the shipped table.
+    Column("target", String(63), primary_key=True),
+    Column("price", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    # A project's spending limits in USD (`mayfly project budget`); None: no limit for that period.
+    Column("project_id", ID, ForeignKey("projects.id"), primary_key=True),
+    Column("daily", Float),
+    Column("monthly", Float),
+    # Where the 80 % and 100 % alerts are posted (signed like completion webhooks).
+    Column("alert_url", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    # One row per alert sent: a project's period ("daily:2026-12-07") crossed a level (80, 100) once.
+    Column("project_id", ID, primary_key=True),
+    Column("period", String(32), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("spent", Float, nullable=False),
+    Column("limit", Float, nullable=False),
+    Column("delivery_id", ID),
+    Column("created_at", Float, nullable=False),
+)
+
+
+def use_postgresql() -> None:
+    """Give the partial indexes their PostgreSQL predicates (:data:`POSTGRESQL_WHERE`); idempotent."""
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            where = POSTGRESQL_WHERE.get(str(index.name))
+            if where is not None and index.dialect_options["postgresql"]["where"] is None:
+                index.dialect_options["postgresql"]["where"] = text(where)

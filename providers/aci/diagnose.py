@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from mayfly.core.errors import LaunchFailed
-from mayfly.core.models import ContainerState, ContainerStatus
+from mayfly.core.models import ContainerState, ContainerStatus, FailureKind
 from mayfly.providers.aci.naming import CONTAINER
 
 
@@ -154,7 +154,8 @@ def container_state(group: Mapping[str, Any]) -> ContainerState:
         )
     pull = pull_failure(group)
     if pull is not None:
-        return ContainerState(ContainerStatus.EXITED, detail=pull[0], infra=pull[1])
+        kind = FailureKind.IMAGE.value if "not found in its registry" in pull[0] else None
+        return ContainerState(ContainerStatus.EXITED, detail=pull[0], infra=pull[1], kind=kind)
     if group_state == "Stopped":
         if current.get("state") == "Running":
             # Asked to stop, the container not ended yet (SIGTERM, grace period): still running.
@@ -190,8 +191,41 @@ def capacity_or_throttle(status: int, code: str) -> bool:
     return status == THROTTLED_STATUS or status == 503 or code in ("ServiceUnavailable", "TooManyRequests")
 
 
+#: ARM error codes of a create -> the kind of failure another target could avoid (a table, so a test can read
+#: it against recorded ARM responses); :func:`create_failure` also classifies by status and message.
+FAILURE_KINDS: Mapping[str, FailureKind] = {
+    "TooManyRequests": FailureKind.THROTTLED,
+    "SubscriptionRequestsThrottled": FailureKind.THROTTLED,
+    "ContainerGroupQuotaReached": FailureKind.QUOTA,
+    "ServiceUnavailable": FailureKind.CAPACITY,
+    "InaccessibleImage": FailureKind.IMAGE,
+    "RegistryErrorResponse": FailureKind.IMAGE,
+    "LocationNotAvailableForResourceType": FailureKind.REGION,
+    "NoRegisteredProviderFound": FailureKind.REGION,
+}
+
+
 def create_failure(status: int, code: str, message: str) -> LaunchFailed:
-    """The LaunchFailed for a container group create ARM refused with ``status`` / ``code``."""
+    """The LaunchFailed for a container group create ARM refused with ``status`` / ``code`` (with its kind)."""
+    failed = _create_failure(status, code, message)
+    failed.kind = _create_kind(status, code, message)
+    return failed
+
+
+def _create_kind(status: int, code: str, message: str) -> str | None:
+    if code in FAILURE_KINDS:
+        return FAILURE_KINDS[code].value
+    if status == THROTTLED_STATUS:
+        return FailureKind.THROTTLED.value
+    if _has(message, "quota") and _has(message, "exceeded"):
+        # Quota 0: the subscription may not use ACI in this region at all.
+        return (FailureKind.REGION if _ZERO_QUOTA.search(message + " ") else FailureKind.QUOTA).value
+    if status == 503 or _has(message, "not available in the location"):
+        return FailureKind.CAPACITY.value
+    return None
+
+
+def _create_failure(status: int, code: str, message: str) -> LaunchFailed:
     text = f"{code or status}: {message}".strip()
     if status == THROTTLED_STATUS or code in ("TooManyRequests", "SubscriptionRequestsThrottled"):
         return LaunchFailed(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mayfly.core.errors import LaunchFailed
-from mayfly.core.models import ContainerState, ContainerStatus
+from mayfly.core.models import ContainerState, ContainerStatus, FailureKind
 
 #: Condition states and reasons as the REST API's integers (``enum-encoding=int``) and names.
 SUCCEEDED = 4
@@ -55,6 +55,8 @@ class Diagnosis:
     human: str
     #: "retry": the platform failed, another attempt may work; "fail": no retry will fix it; "": the task ran.
     infra: str
+    #: The kind of failure another target could avoid (moves a task with fallback targets), or None.
+    kind: FailureKind | None = None
 
 
 def _rx(text: str) -> re.Pattern[str]:
@@ -67,6 +69,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         _rx(r"CONTAINER_MISSING|image .*not found|manifest unknown|repository .*not found|failed to resolve"),
         "image not found: Cloud Run cannot find the task's image in its registry ({text})",
         "fail",
+        FailureKind.IMAGE,
     ),
     Diagnosis(
         _rx(
@@ -84,9 +87,16 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "fail",
     ),
     Diagnosis(
-        _rx(r"quota|RESOURCE_EXHAUSTED|rate limit|too many requests"),
+        _rx(r"rate limit|too many requests|TooManyRequests"),
         "Cloud Run quota reached: {text} (retried; see https://cloud.google.com/run/quotas)",
         "retry",
+        FailureKind.THROTTLED,
+    ),
+    Diagnosis(
+        _rx(r"quota|RESOURCE_EXHAUSTED"),
+        "Cloud Run quota reached: {text} (retried; see https://cloud.google.com/run/quotas)",
+        "retry",
+        FailureKind.QUOTA,
     ),
     Diagnosis(
         _rx(r"VPC_NETWORK_NOT_FOUND|network .*not found|subnetwork .*not found"),
@@ -99,7 +109,19 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "",
     ),
     Diagnosis(
-        _rx(r"INTERNAL|internal error|IMMEDIATE_RETRY|POSTPONED_RETRY|unavailable|try again|capacity"),
+        _rx(r"capacity|ZONE_RESOURCE_POOL_EXHAUSTED"),
+        "Cloud Run could not run the task: {text} (retried)",
+        "retry",
+        FailureKind.CAPACITY,
+    ),
+    Diagnosis(
+        _rx(r"ServiceUnavailable|region .*unavailable|location .*not (available|supported)"),
+        "Cloud Run could not run the task: {text} (retried)",
+        "retry",
+        FailureKind.REGION,
+    ),
+    Diagnosis(
+        _rx(r"INTERNAL|internal error|IMMEDIATE_RETRY|POSTPONED_RETRY|unavailable|try again"),
         "Cloud Run could not run the task: {text} (retried)",
         "retry",
     ),
@@ -137,6 +159,14 @@ def diagnose_text(text: str) -> tuple[str, str | None]:
         if row.pattern.search(text):
             return row.human.format(text=text), row.infra
     return text, None
+
+
+def failure_kind(text: str) -> str | None:
+    """The :class:`FailureKind` of the first row matching what Cloud Run said (None: nothing another target avoids)."""
+    for row in DIAGNOSES:
+        if row.pattern.search(text):
+            return row.kind.value if row.kind is not None else None
+    return None
 
 
 def oom_limit(text: str) -> str | None:
@@ -220,6 +250,7 @@ def execution_state(execution: Any, task: Any | None, *, cancelled_by_us: bool =
         started_at=started,
         finished_at=finished,
         infra="retry" if infra is None else infra or None,
+        kind=failure_kind(joined) if joined else None,
     )
 
 
@@ -228,7 +259,8 @@ def launch_error(exc: Any, doing: str) -> LaunchFailed:
     code = type(exc).__name__
     message = str(getattr(exc, "message", "") or exc)
     human, infra = diagnose_text(f"{code}: {message}")
+    kind = failure_kind(f"{code}: {message}")
     if not infra:
         retryable = code in ("InternalServerError", "ServiceUnavailable", "TooManyRequests", "ResourceExhausted")
-        return LaunchFailed(f"{doing}: Cloud Run refused it ({code}: {message})", retryable=retryable)
-    return LaunchFailed(f"{doing}: {human}", retryable=infra == "retry")
+        return LaunchFailed(f"{doing}: Cloud Run refused it ({code}: {message})", retryable=retryable, kind=kind)
+    return LaunchFailed(f"{doing}: {human}", retryable=infra == "retry", kind=kind)

@@ -24,9 +24,13 @@ from mayfly.core.errors import (
     TaskContainerNotFound,
     Unavailable,
 )
+from mayfly.core.models import FailureKind
 
 #: Where the docker SDK connects when neither ``base_url`` nor ``DOCKER_HOST`` is set.
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
+#: Engine refusals (by docker SDK exception) that another target could avoid: a task with fallback targets
+#: moves on. A local engine has no capacity, quota or region to run out of; only its images can be missing.
+LAUNCH_FAILURE_KINDS: dict[str, FailureKind] = {"ImageNotFound": FailureKind.IMAGE}
 
 
 #: Everything that can go wrong between us and the engine: the socket, HTTP, and the SDK's own checks.
@@ -97,6 +101,7 @@ def translate(url: str, doing: str, *, launch: bool = False, image: str | None =
                 f"image {image!r} is not on the Docker engine at {url}: build it (mayfly runtime build) "
                 f"or pull it (docker pull {image})",
                 retryable=False,
+                kind=LAUNCH_FAILURE_KINDS["ImageNotFound"].value,
             ) from exc
         if launch:  # e.g. a named network that does not exist
             raise LaunchFailed(f"Docker engine refused {doing}: {_explanation(exc)}", retryable=False) from exc

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from mayfly.core.errors import LaunchFailed
-from mayfly.core.models import ContainerState, ContainerStatus
+from mayfly.core.models import ContainerState, ContainerStatus, FailureKind
 from mayfly.providers.ecs.taskdefs import CONTAINER
 
 #: The reason Mayfly gives StopTask; a stop with it needs no explanation.
@@ -169,6 +169,7 @@ def container_state(task: Mapping[str, Any]) -> ContainerState:
         stopped = str(task.get("stoppedReason") or "")
         if exit_code is None and not detail and not stopped.startswith(STOP_REASON):
             detail = f"the task stopped before its container ran ({stopped or 'ECS gave no reason'})"
+        infra = infra_failure(task, exit_code, detail)
         return ContainerState(
             ContainerStatus.EXITED,
             exit_code=int(exit_code) if exit_code is not None else None,
@@ -176,7 +177,12 @@ def container_state(task: Mapping[str, Any]) -> ContainerState:
             detail=detail,
             started_at=started,
             finished_at=finished,
-            infra=infra_failure(task, exit_code, detail),
+            # Fargate bills from the start of the image pull to the task's stop (one-minute minimum); a task
+            # seen while it deprovisions has no stoppedAt yet: its execution's stop stands in (seconds early).
+            billed_from=_epoch(task.get("pullStartedAt")) or started,
+            billed_to=_epoch(task.get("stoppedAt")) or finished,
+            infra=infra,
+            kind=stopped_kind(detail) if infra else None,
         )
     if status in PENDING_STATUSES or not status:
         return ContainerState(ContainerStatus.PENDING)
@@ -210,6 +216,38 @@ PERMANENT_CODES = frozenset(
 )
 
 
+#: What ECS says (an error code, a RunTask failure reason, a diagnosis) -> the kind of failure another target
+#: could avoid; the first match wins. Anything else (a bad request, access denied, the task's own exit, OOM)
+#: has no kind and never moves a task. Tests check each row against recorded AWS responses.
+FAILURE_KINDS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
+    (re.compile(r"ThrottlingException|Rate exceeded|throttled RunTask", re.I), FailureKind.THROTTLED),
+    (
+        re.compile(r"RESOURCE:(FARGATE|CPU|MEMORY)|Capacity is unavailable|no Fargate capacity", re.I),
+        FailureKind.CAPACITY,
+    ),
+    (re.compile(r"reached the limit|LimitExceeded|quota", re.I), FailureKind.QUOTA),
+    (
+        re.compile(r"ServiceUnavailable|not available in (this|the) region|region .*unavailable", re.I),
+        FailureKind.REGION,
+    ),
+    (re.compile(r"image pull failed: image .* not found in its registry", re.I), FailureKind.IMAGE),
+)
+
+
+def failure_kind(text: str) -> FailureKind | None:
+    """The kind of a launch failure ECS described with ``text`` (:data:`FAILURE_KINDS`), or None."""
+    for pattern, kind in FAILURE_KINDS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def stopped_kind(detail: str) -> str | None:
+    """The kind of a task ECS stopped before its container ran (image missing, no capacity), or None."""
+    kind = failure_kind(detail)
+    return kind.value if kind is not None else None
+
+
 def retryable(text: str) -> bool:
     """Whether a launch refused with ``text`` may work on another try.
 
@@ -228,13 +266,15 @@ def run_task_failure(failures: Sequence[Mapping[str, Any]]) -> LaunchFailed:
         reason, detail = str(f.get("reason") or "unknown"), str(f.get("detail") or "")
         parts.append(f"{reason} ({detail})" if detail else reason)
     text = "; ".join(parts)
+    kind = failure_kind(text)
     if _has(text, "RESOURCE:", "capacity"):
         human = f"no Fargate capacity for the task right now: {text}"
     elif _has(text, "limit"):
         human = f"the account's Fargate task or vCPU quota is reached: {text}"
     else:
         human = f"ECS could not start the task: {text}"
-    return LaunchFailed(human, retryable=retryable(text))
+    ok = retryable(text)
+    return LaunchFailed(human, retryable=ok, kind=kind.value if kind is not None and ok else None)
 
 
 def run_task_error(code: str, message: str) -> LaunchFailed:
@@ -251,4 +291,5 @@ def run_task_error(code: str, message: str) -> LaunchFailed:
         return LaunchFailed(
             f"ECS RunTask was denied (check the runner's IAM policy and iam:PassRole): {text}", retryable=False
         )
-    return LaunchFailed(f"ECS refused to start the task: {text}", retryable=ok)
+    kind = failure_kind(text) if code not in PERMANENT_CODES else None
+    return LaunchFailed(f"ECS refused to start the task: {text}", retryable=ok, kind=kind.value if kind else None)

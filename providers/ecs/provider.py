@@ -55,7 +55,7 @@ from mayfly.core.errors import (
     Unsupported,
 )
 from mayfly.core.messages import run_key
-from mayfly.core.models import Attached, ContainerState, ContainerStatus, LaunchResult, LaunchSpec
+from mayfly.core.models import Attached, ContainerState, ContainerStatus, FailureKind, LaunchResult, LaunchSpec
 from mayfly.core.provider import (
     Capability,
     Provider,
@@ -382,6 +382,7 @@ class EcsProvider(Provider[EcsSettings]):
                                 f"ECS throttled RunTask {RUN_TASK_RETRIES + 1} times in a row ({code}); "
                                 "nothing was started",
                                 retryable=True,
+                                kind=FailureKind.THROTTLED.value,
                             ) from exc
                         log.info("RunTask of %s throttled (%s); retrying in %.1fs", spec.name, code, delay)
                         self._sleep(delay)

@@ -118,3 +118,27 @@ def test_ironworker_tasks_webhook_and_schedules_on_a_refusing_cluster(
     assert httpx.get(server.path("tasks"), headers=server.auth).json()["tasks"] == []
     assert httpx.get(server.path("schedules"), headers=server.auth).json()["schedules"] == []
     assert v1.get("/v1/tasks").json()["tasks"] == []
+
+
+def test_v1_takes_fallback_targets_as_a_list_or_a_comma_string_and_skips_those_that_cannot_run_it(
+    server: Any, v1: httpx.Client, offline: str
+) -> None:
+    """Admission keeps the targets that can run the task, in order, and records why it skipped the others."""
+    for target in (["aws-dev", "local"], "aws-dev,local"):
+        made = v1.post("/v1/tasks", json={"code_name": offline, "target": target, "delay": 3600})
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert (body["target"], body["targets"], body["skipped_targets"]) == ("local", ["local"], {"aws-dev": ECS_NONE})
+        assert v1.post(f"/v1/tasks/{body['id']}/cancel").status_code == 200
+    # None can: the one-line refusal names each reason; nothing is stored.
+    none_can = v1.post("/v1/codes", json={"name": "fat", "image": "busybox:1", "cpu": 32, "target": ["aws-dev"]})
+    assert (none_can.status_code, none_can.json()["code"]) == (400, "target_unsupported")
+    # An unknown name in the list is refused as with one target.
+    unknown = v1.post("/v1/tasks", json={"code_name": offline, "target": ["local", "nope"]})
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "target_not_found")
+    # IronWorker's /2 keeps one cluster per task.
+    queue = {"tasks": [{"code_name": offline, "payload": "{}", "cluster": "aws-dev,local"}]}
+    resp = httpx.post(server.path("tasks"), headers=server.auth, json=queue)
+    assert resp.status_code == 400
+    assert "unknown cluster" in resp.json()["msg"]
+    assert [t["status"] for t in v1.get("/v1/tasks", params={"code": offline}).json()["tasks"]] == ["cancelled"] * 2

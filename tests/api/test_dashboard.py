@@ -19,8 +19,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from mayfly.cli.context import resolve_runtime
+from mayfly.core import breaker
 from mayfly.core.app import Mayfly
-from mayfly.core.config import Home
+from mayfly.core.config import Home, Limits
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -207,6 +208,8 @@ def test_the_log_follows_live_and_the_detail_shows_the_end(site: Site, page: Pag
     expect(page.locator("#log-state")).to_have_text("ended")
     expect(page.locator("#task-status .badge")).to_have_text("complete")
     expect(page.locator("#task-fields")).to_contain_text("Exit code")
+    expect(page.locator("#task-fields")).to_contain_text("0.000000 USD")  # local Docker without a price
+    expect(page.locator("#task-attempts")).to_contain_text("local")
     expect(page.locator("#task-events")).not_to_contain_text("No events yet")
     expect(page.locator("#retry")).to_be_visible()
     expect(page.locator("#cancel")).to_be_hidden()
@@ -256,8 +259,18 @@ def test_codes_schedules_and_targets_show_real_data(site: Site, page: Page, tmp_
     expect(sched).to_contain_text("cron 0 3 * * * (Europe/Berlin)")
     expect(sched.locator(".next-runs div")).to_have_count(3)
 
+    # The spare target's launches failed for lack of capacity: its breaker is open (docs/placement.md).
+    mf = Mayfly(Home(site.home), resolve_runtime)
+    try:
+        with mf.store.write() as conn:
+            breaker.failed(conn, "spare", "capacity", "no capacity (test)", time.time(), Limits(breaker_failures=1))
+    finally:
+        mf.close()
     page.click('nav a[data-view="targets"]')
     spare = page.locator('tr[data-target="spare"]')
+    expect(spare.locator(".breaker")).to_contain_text("open until")
+    expect(spare.locator(".breaker")).to_contain_text("(capacity)")
+    expect(page.locator('tr[data-target="local"] .breaker')).to_have_text("closed")
     expect(spare.locator(".running-count")).to_have_text("0 / 3 running")
     expect(spare.locator(".queued-count")).to_have_text("1")
     expect(page.locator('tr[data-target="local"]')).to_be_visible()

@@ -97,3 +97,15 @@ def test_new_work_wakes_a_sleeping_control_plane_of_another_instance(
         assert control.wait_for_work(30.0) is True
     finally:
         other.close()
+
+
+def test_a_backlog_at_its_max_concurrency_does_not_hide_the_tasks_behind_it(mf: Mayfly, project: str) -> None:
+    """More queued tasks of a full code than one page of the scan: the other code's task still starts."""
+    from mayfly.core.router import SCAN_LIMIT
+
+    _code(mf, project, "one", max_concurrency=1)
+    _code(mf, project, "other")
+    busy = mf.tasks.queue_many(project, "one", ["{}"] * (SCAN_LIMIT + 1), TaskOptions())
+    other = mf.tasks.queue(project, "other", "{}", TaskOptions())
+    assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [busy[0].id, other.id]
+    assert dispatch(mf.store, {"local": 10}, now()) == []

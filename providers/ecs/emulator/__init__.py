@@ -35,7 +35,9 @@ What it does not do
     signature checks, presigned URLs never expire). No ENIs, VPCs or security
     groups: subnets are recorded, every task is on the local bridge network
     and reaches whatever this host reaches. No Fargate capacity limits, launch
-    rate limits or throttling, no Spot interruptions (FARGATE_SPOT runs like
+    rate limits or throttling unless a test injects them per cluster
+    (``inject_fault``: RunTask ``failures`` for capacity and quotas,
+    ``ThrottlingException``; see :mod:`.faults`), no Spot interruptions (FARGATE_SPOT runs like
     FARGATE). No EC2 or EXTERNAL launch type (RunTask answers "No Container
     Instances were found in your cluster."), no services, no container
     instances, no EventBridge task state events. One container per task definition; volumes, health

@@ -28,6 +28,7 @@ from mayfly.providers.ecs.emulator.errors import (
     conflict,
     invalid_parameter,
 )
+from mayfly.providers.ecs.emulator.faults import Faults
 from mayfly.providers.ecs.emulator.model import Cluster, Task, TaskDefinition, tag_list
 from mayfly.providers.ecs.emulator.params import MAX_TAGS, page, parse_tags
 
@@ -74,6 +75,8 @@ class EcsBackend:
         #: StopTask deletes the task's tags, as the ECS API reference documents.
         self.delete_tags_on_stop = delete_tags_on_stop
         self.clock = clock
+        #: Failures a test injected (no capacity, quota, throttling), per cluster: see :mod:`.faults`.
+        self.faults = Faults()
         self._regions: dict[str, _Region] = {}
 
     def _region(self, region: str) -> _Region:
@@ -244,6 +247,13 @@ class EcsBackend:
         """RunTask: validate, create the tasks (PROVISIONING) and hand them to the launcher."""
         token = req.get("clientToken")
         runtask.check_client_token(token)
+        fault = self.faults.take("RunTask", arns.cluster_name(req.get("cluster")))
+        if fault is not None:
+            if fault.code is not None:
+                raise EcsError(fault.code, fault.message or f"{fault.code} (injected)")
+            name = arns.cluster_name(req.get("cluster"))
+            failure = {"arn": arns.cluster_arn(region, name), "reason": fault.reason or "", "detail": fault.detail}
+            return {"tasks": [], "failures": [{k: v for k, v in failure.items() if v is not None}]}
         fingerprint = runtask.fingerprint(req)
         with self.lock:
             regional = self._region(region)

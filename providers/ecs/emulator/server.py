@@ -263,6 +263,32 @@ class AwsEmulator:
             self._docker.close()
             self._docker = None
 
+    # ------------------------------------------------------------- faults
+
+    def inject_fault(
+        self,
+        cluster: str | None,
+        *,
+        reason: str | None = None,
+        code: str | None = None,
+        message: str = "",
+        detail: str | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Answer the next ``times`` RunTask calls on ``cluster`` (None: any) as ECS refuses them (see :mod:`.faults`).
+
+        ``reason``: no task and a ``failures`` entry (capacity, quota); ``code``: an API error (ThrottlingException).
+        """
+        from mayfly.providers.ecs.emulator.faults import Fault
+
+        if (reason is None) == (code is None):
+            raise ValueError("give exactly one of reason (a RunTask failure) or code (an API error)")
+        self.backend.faults.add(Fault(cluster, reason, detail, code, message, times))
+
+    def clear_faults(self, cluster: str | None = None) -> None:
+        """Drop the injected faults not used up yet (of one cluster, or all)."""
+        self.backend.faults.clear(cluster)
+
     # ------------------------------------------------------------- targets
 
     def bootstrap_target(self, name: str, region: str | None = None) -> dict[str, Any]:

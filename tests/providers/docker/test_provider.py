@@ -195,6 +195,7 @@ def test_a_missing_image_is_not_retryable(make_provider: ProviderFactory, docker
     with pytest.raises(LaunchFailed, match="'mayfly-test/no-such-image:1' is not on the Docker engine") as info:
         provider.launch(spec)
     assert info.value.retryable is False
+    assert info.value.kind == "image"  # another target's registry may have it: a fallback target is tried
     assert containers_named(docker_client, spec.name) == []
     assert not (provider.context.work_dir / spec.name).exists()
 

@@ -133,7 +133,18 @@ def test_a_task_runs_on_ecs_end_to_end(mf: Mayfly, serving: Serving, aws: AwsEmu
     assert done.to_json()["result"] == {"double": 42}
     # The log came back from CloudWatch Logs (awslogs is line based: the last line gains a newline).
     assert b"".join(mf.tasks.log(mf.project_id(), task.id)) == b"hello from ECS 21\nlast line without newline\n"
-    assert len(ecs_tasks_of(aws, mf, done)) == 1
+    (arn,) = ecs_tasks_of(aws, mf, done)
+    # Billed from the emulator's own pullStartedAt to its stop, under a minute: Fargate's 60 s minimum. The stop is
+    # stoppedAt, or executionStoppedAt when the runner saw the container end while ECS still deprovisioned the task.
+    (described,) = aws.client("ecs").describe_tasks(cluster=cluster(mf), tasks=[arn])["tasks"]
+    (attempt,) = mf.costs.attempts(task.id)
+    assert (attempt.target, attempt.provider, attempt.region) == ("aws-local", "ecs", "eu-west-1")
+    assert attempt.started_at == pytest.approx(described["pullStartedAt"].timestamp(), abs=1e-3)
+    assert attempt.stopped_at is not None
+    stops = (described["executionStoppedAt"].timestamp(), described["stoppedAt"].timestamp())
+    assert stops[0] - 1e-3 <= attempt.stopped_at <= stops[1] + 1e-3
+    assert attempt.billed_seconds == 60.0
+    assert attempt.cost == pytest.approx(60 * (attempt.cpu * 0.04048 + attempt.memory_mb / 1024 * 0.004445) / 3600)
     # The code package went to the target's bucket, content-addressed.
     s3 = aws.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=mf.targets.settings("aws-local")["bucket"])["Contents"]]

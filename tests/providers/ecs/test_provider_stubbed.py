@@ -592,6 +592,7 @@ def test_runtask_throttled_without_end_gives_up_retryably(ecs_world: EcsTestWorl
     with pytest.raises(LaunchFailed, match="throttled RunTask 7 times") as err:
         provider.launch(spec)
     assert err.value.retryable is True
+    assert err.value.kind == "throttled"  # a task with fallback targets moves to the next one
     stubs.done()
 
 

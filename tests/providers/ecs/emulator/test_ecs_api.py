@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 pytestmark = pytest.mark.docker
@@ -171,6 +172,37 @@ def test_capacity_providers_must_be_associated_with_the_cluster(
     default = _run(ecs, target, arn, networkConfiguration=network, enableECSManagedTags=True)["tasks"][0]
     assert default["capacityProviderName"] == "FARGATE"
     assert {"key": "aws:ecs:clusterName", "value": target["cluster"]} in default["tags"]
+
+
+def test_injected_faults_refuse_run_task_as_ecs_does_on_one_cluster_only(
+    emulator: Any, ecs: Any, target: dict[str, Any]
+) -> None:
+    """What a test injects (capacity, throttling) answers RunTask on that cluster only, and starts nothing."""
+    from mayfly.providers.ecs.emulator import faults
+
+    arn = ecs.register_task_definition(family="api-faults", containerDefinitions=[container()], **FARGATE)[
+        "taskDefinition"
+    ]["taskDefinitionArn"]
+    network = {"awsvpcConfiguration": {"subnets": target["subnets"]}}
+    ecs.create_cluster(clusterName="api-faults-other")
+    before = set(emulator.backend._region("eu-west-1").tasks)
+    emulator.inject_fault(target["cluster"], reason=faults.CAPACITY, times=1)
+    refused = _run(ecs, target, arn, launchType="FARGATE", networkConfiguration=network)
+    assert refused["tasks"] == []
+    (failure,) = refused["failures"]
+    assert failure["reason"] == faults.CAPACITY
+    assert failure["arn"].endswith(f":cluster/{target['cluster']}")
+    # Until cleared: every call is throttled (botocore's own retries included).
+    emulator.inject_fault(target["cluster"], code="ThrottlingException", message="Rate exceeded", times=None)
+    # Another cluster (another Mayfly target) is not refused.
+    with pytest.raises(ecs.exceptions.ClientException, match="TaskDefinition not found"):
+        ecs.run_task(cluster="api-faults-other", taskDefinition="none", launchType="FARGATE")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        _run(ecs, target, arn, launchType="FARGATE", networkConfiguration=network)
+    emulator.clear_faults(target["cluster"])
+    assert caught.value.response["Error"] == {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+    assert set(emulator.backend._region("eu-west-1").tasks) == before  # nothing was started
+    assert emulator.backend.faults.used[target["cluster"]] >= 2
 
 
 def test_describe_tasks_reports_unknown_tasks_as_failures(ecs: Any, target: dict[str, Any]) -> None:

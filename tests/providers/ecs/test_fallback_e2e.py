@@ -1,0 +1,194 @@
+"""Fallback targets and the circuit breaker end to end: the AWS emulator refuses, the task runs on local Docker.
+
+The emulator answers RunTask on the ``aws-local`` target's cluster as ECS does when
+it has no capacity (``failures``: "Capacity is unavailable ...") or the account's
+quota is reached; Mayfly moves the task to ``local`` and it runs there exactly once
+(container starts counted from the engine's own ``docker events``). A non-zero exit
+never moves. Two such failures in a row open ``aws-local``'s breaker (``target list``
+shows it), tasks then skip it without a launch; after the cool-down it is half-open,
+one task goes through, and a launch that works closes it.
+
+Tasks are queued and inspected through the CLI (``task queue``, ``task show --events``,
+``target list``), against a home served by one in-process server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mayfly.cli.app import app
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import CodeOptions, RuntimeInfo
+from mayfly.core.config import Home, Limits
+from mayfly.core.records import Task
+from mayfly.core.serving import Serving
+from mayfly.providers.ecs.emulator import AwsEmulator
+from mayfly.providers.ecs.emulator import faults as ecs_faults
+from mayfly.providers.ecs.emulator.tasks import LABEL
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "eu-west-1"}
+#: Short enough to see the breaker close within the test, long enough to see it open.
+COOLDOWN = 10.0
+cli = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def aws(docker_client: Any) -> Iterator[AwsEmulator]:
+    saved = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    with AwsEmulator("127.0.0.1", 0, region="eu-west-1", poll_interval=0.2, log_interval=0.5) as emu:
+        yield emu
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def mf(aws: AwsEmulator, home: Path, runtime_images: dict[str, str], tmp_path: Path) -> Iterator[Mayfly]:
+    limits = Limits(stop_grace_seconds=2.0, breaker_failures=2, breaker_cooldown=COOLDOWN)
+    app_ = Mayfly(Home(home, limits), lambda n: RuntimeInfo(n, runtime_images[n], "sh main.sh"))
+    settings = aws.bootstrap_target(f"aws-{os.urandom(3).hex()}")
+    app_.targets.add("aws-local", "ecs", {**settings, "stop_timeout": 2, "status_poll_seconds": 0.3}, capacity=4)
+    for name, script in (("hello", "echo hello from $MAYFLY_TASK_ID\n"), ("fail", "echo failing\nexit 3\n")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "main.sh").write_text(script)
+        app_.codes.push(app_.project_id(), name, d, runtime="shell", options=CodeOptions())
+    yield app_
+    aws.clear_faults()
+    app_.close()
+
+
+@pytest.fixture
+def serving(mf: Mayfly) -> Iterator[Serving]:
+    s = Serving(mf, ["aws-local", "local"])
+    s.start()
+    yield s
+    s.stop()
+
+
+def run_cli(*args: str) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def queue(code: str, targets: str) -> str:
+    return run_cli("task", "queue", code, "--target", targets).strip()
+
+
+def wait(mf: Mayfly, task_id: str, timeout: float = 90) -> Task:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = mf.tasks.get(mf.project_id(), task_id)
+        if task.task_status.terminal:
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"task still {mf.tasks.get(mf.project_id(), task_id).status}")
+
+
+def show(task_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(run_cli("task", "show", task_id, "--events", "--json"))
+    return doc
+
+
+def breaker_of(target: str) -> dict[str, Any]:
+    doc = json.loads(run_cli("target", "list", "--json"))
+    (found,) = [t["breaker"] for t in doc["targets"] if t["name"] == target]
+    return dict(found)
+
+
+def cluster(mf: Mayfly) -> str:
+    return str(mf.targets.settings("aws-local")["cluster"])
+
+
+def container_starts(docker_client: Any, since: int, task_ids: set[str], emulator: str) -> int:
+    """Containers the engine started since ``since`` for these tasks (local) or for the emulator (ECS)."""
+    until = int(time.time()) + 1
+    starts = 0
+    for ev in docker_client.events(
+        since=since, until=until, filters={"type": "container", "event": "start"}, decode=True
+    ):
+        attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+        starts += attrs.get("mayfly.task") in task_ids or attrs.get(LABEL) == emulator
+    return starts
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ({"reason": ecs_faults.CAPACITY}, "capacity"),
+        ({"reason": ecs_faults.QUOTA}, "quota"),
+    ],
+    ids=["no-capacity", "quota"],
+)
+def test_a_refused_launch_moves_to_local_and_runs_once(
+    mf: Mayfly, serving: Serving, aws: AwsEmulator, docker_client: Any, fault: dict[str, str], kind: str
+) -> None:
+    aws.inject_fault(cluster(mf), **fault, times=None)
+    since = int(time.time()) - 1
+    task_id = queue("hello", "aws-local,local")
+    done = wait(mf, task_id)
+    assert (done.status, done.target, done.exit_code) == ("complete", "local", 0)
+    assert b"hello from " + task_id.encode() in b"".join(mf.tasks.log(mf.project_id(), task_id))
+    doc = show(task_id)
+    assert doc["targets"] == ["aws-local", "local"]
+    kinds = [(e["kind"], e["data"].get("kind")) for e in doc["events"]]
+    # (a quick container may report its exit without a "started" first)
+    assert kinds[:2] == [("launch_failed", kind), ("moved", kind)]
+    assert kinds[-1] == ("exited", None)
+    assert {k for k, _ in kinds[2:-1]} <= {"started"}
+    moved = doc["events"][1]
+    assert (moved["data"]["from"], moved["data"]["to"]) == ("aws-local", "local")
+    # One container in all: none on the emulator (it refused), one on the local engine.
+    assert container_starts(docker_client, since, {task_id}, aws.instance) == 1
+    assert aws.backend.faults.used[cluster(mf)] == 1
+
+
+def test_a_non_zero_exit_never_moves(mf: Mayfly, serving: Serving) -> None:
+    task_id = queue("fail", "local,aws-local")
+    done = wait(mf, task_id)
+    assert (done.status, done.reason, done.exit_code, done.target) == ("error", "exit", 3, "local")
+    kinds = [e["kind"] for e in show(task_id)["events"]]
+    assert "moved" not in kinds
+    assert kinds[-1] == "exited"
+
+
+def test_the_breaker_opens_skips_the_target_and_closes_after_a_launch_works(
+    mf: Mayfly, serving: Serving, aws: AwsEmulator
+) -> None:
+    aws.inject_fault(cluster(mf), reason=ecs_faults.RESOURCE_FARGATE, times=None)
+    assert breaker_of("aws-local")["state"] == "closed"
+    for _ in range(2):  # breaker_failures=2: the second refusal in a row opens it
+        assert wait(mf, queue("hello", "aws-local,local")).target == "local"
+    opened = breaker_of("aws-local")
+    assert (opened["state"], opened["failures"], opened["last_kind"]) == ("open", 2, "capacity")
+    # Open: a task that has another target goes there without trying aws-local.
+    skipped = wait(mf, queue("hello", "aws-local,local"))
+    assert (skipped.status, skipped.target) == ("complete", "local")
+    events = show(skipped.id)["events"]
+    assert (events[0]["kind"], events[0]["data"]["kind"]) == ("moved", "breaker")
+    assert "launch_failed" not in [e["kind"] for e in events]
+    assert aws.backend.faults.used[cluster(mf)] == 2
+    # The cloud recovers; after the cool-down the breaker is half-open and lets one task through.
+    aws.clear_faults(cluster(mf))
+    deadline = time.monotonic() + COOLDOWN + 30
+    while breaker_of("aws-local")["state"] != "half-open":
+        assert time.monotonic() < deadline, "the breaker never became half-open"
+        time.sleep(0.5)
+    trial = wait(mf, queue("hello", "aws-local,local"))
+    assert (trial.status, trial.target) == ("complete", "aws-local")
+    closed = breaker_of("aws-local")
+    assert (closed["state"], closed["failures"], closed["open_until"]) == ("closed", 0, None)
