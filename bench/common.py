@@ -51,9 +51,22 @@ def open_mayfly(home: Path, images: dict[str, str] | None = None) -> Mayfly:
     return Mayfly(Home(home), resolve, plugins=build_plugins((NullPlugin(),)))
 
 
-def runner_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
-    """A runner for the null target in its own process (as `mayfly runner` runs beside `mayfly server`)."""
+def runner_process(
+    home: str,
+    stop: multiprocessing.synchronize.Event,
+    ready: multiprocessing.synchronize.Semaphore | None = None,
+    go: multiprocessing.synchronize.Event | None = None,
+) -> None:
+    """A runner for the null target in its own process (as `mayfly runner` runs beside `mayfly server`).
+
+    With ``ready`` and ``go``: released once the runner is built (the interpreter started, Mayfly
+    imported, the store opened), and waits for ``go`` before it takes work, so a benchmark times the
+    work and not each process's start.
+    """
     runner = open_mayfly(Path(home)).runner("null")
+    if ready is not None and go is not None:
+        ready.release()
+        go.wait()
     flag = threading.Event()
 
     def relay() -> None:  # the runner takes a threading.Event; the parent sets a multiprocessing one

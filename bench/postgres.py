@@ -1,14 +1,15 @@
 """Core throughput on PostgreSQL: bulk queueing, and end to end with one and with three control planes.
 
 A throwaway PostgreSQL cluster (``mayfly.testing.postgres``: initdb into a temp dir,
-``fsync=off``) holds the store and the null target's queues and blobs. End to end: the
-null provider "runs" each task in zero time in a runner process, while one or three
-processes run a control plane each (as ``mayfly server`` does), claiming their work in
-the database. Baselines, measured in the same run: a raw psycopg ``executemany`` of
-rows as wide as a task (bulk queue), and the fewest statements a task's life needs —
-dispatch update, queue insert/delete for the task and its two events, final update —
-batched (end to end). Latency: ``task list`` (first page, status filter) and ``task show``
-p99 with 100,000 tasks in the store, beside the same queries in raw psycopg.
+``fsync=off``) holds the store and the null target's queues and blobs. End to end: the null
+provider "runs" each task in zero time in a runner process, while one or three processes run
+a control plane each (as ``mayfly server`` does), claiming their work in the database. The
+clock starts when every process is up and ready (start-up is not throughput: ~1.2 s of CPU
+per process for the interpreter and imports). Baselines, measured in the same run: a raw
+psycopg ``executemany`` of rows as wide as a task (bulk queue), and the fewest statements a
+task's life needs — dispatch update, queue insert/delete for the task and its two events,
+final update — batched (end to end). Latency: ``task list`` (first page, status filter) and
+``task show`` p99 with 100,000 tasks in the store, beside the same queries in raw psycopg.
 """
 
 from __future__ import annotations
@@ -70,9 +71,17 @@ def _baseline_life(cluster: TempCluster, n: int, batch: int = 200) -> float:
         return time.perf_counter() - t0
 
 
-def _control_process(home: str, stop: multiprocessing.synchronize.Event) -> None:
+def _control_process(
+    home: str,
+    stop: multiprocessing.synchronize.Event,
+    ready: multiprocessing.synchronize.Semaphore,
+    go: multiprocessing.synchronize.Event,
+) -> None:
     mf = open_mayfly(Path(home))
     serving = Serving(mf, ["null"], runners=False)
+    mf.store.check_schema()  # the pool's first connection, before the clock starts
+    ready.release()
+    go.wait()
     serving.start()
     stop.wait()
     serving.stop()
@@ -98,12 +107,19 @@ def _end_to_end(cluster: TempCluster, db: str, n: int, servers: int, capacity: i
     mf = open_mayfly(home)
     mf.tasks.queue_many(pid, "noop", [json.dumps({"i": i}) for i in range(n)], TaskOptions())
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    procs = [ctx.Process(target=runner_process, args=(str(home), stop), daemon=True)]
-    procs += [ctx.Process(target=_control_process, args=(str(home), stop), daemon=True) for _ in range(servers)]
-    t0 = time.perf_counter()
+    stop, ready, go = ctx.Event(), ctx.Semaphore(0), ctx.Event()
+    args = (str(home), stop, ready, go)
+    procs = [ctx.Process(target=runner_process, args=args, daemon=True)]
+    procs += [ctx.Process(target=_control_process, args=args, daemon=True) for _ in range(servers)]
+    # The clock starts once every process is up (interpreter, imports, store opened: ~1.2 s of CPU
+    # each, which on 2 cores had made three servers look slower than one) and they start together.
     for proc in procs:
         proc.start()
+    for _ in procs:
+        if not ready.acquire(timeout=120):
+            raise RuntimeError("a benchmark process did not start")
+    t0 = time.perf_counter()
+    go.set()
 
     def remaining() -> int:
         counts = mf.tasks.count_by_status(pid)

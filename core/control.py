@@ -45,6 +45,10 @@ ROUTER_BELL = "router"
 #: How long an idle control plane sleeps when nothing wakes it: the bound on how late a delayed
 #: task, a schedule, a resumed code or a cloud target's event is noticed.
 IDLE_WAIT = 0.25
+#: The shortest time from the start of one pass that did some work to the start of the next, unless a
+#: batch was full: work that trickles in (a runner's events, freed slots) is then handled in batches of
+#: a few dozen rather than one or two per pass, each pass costing some ten statements whatever its size.
+PASS_PERIOD = 0.02
 
 
 @dataclass(frozen=True)
@@ -91,13 +95,18 @@ class ControlPlane:
         self.event_batch = event_batch
         self._stop = threading.Event()
         self._next_drain = 0.0
+        #: Set by a pass that took a full batch of events: more may be waiting, so the next pass starts at once.
+        self._full = False
         #: Outages of the pass (dispatch, publish), of the scheduler, and of each target's events.
         self.outage = Outage("control plane", log)
         self._scheduler_outage = Outage("scheduler", log)
         self._events_outage = {name: Outage(f"events of target {name}", log) for name in self.targets}
 
-    def run(self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT) -> None:
-        """Loop until ``stop`` is set: straight on after a pass that did work, else asleep until woken.
+    def run(
+        self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT, period: float = PASS_PERIOD
+    ) -> None:
+        """Loop until ``stop`` is set: on after a pass that did work (at most one per ``period`` seconds
+        unless a batch was full), else asleep until woken.
 
         A pass that fails is retried after a backoff (:mod:`.outage`); the loop itself never ends on an error.
         """
@@ -105,8 +114,14 @@ class ControlPlane:
             self._stop = stop
 
         def one_pass() -> None:
+            started = time.monotonic()
+            self._full = False
             if self.step() == 0:
                 self._sleep(idle_wait)
+            elif not self._full:
+                left = period - (time.monotonic() - started)
+                if left > 0:
+                    self._stop.wait(left)  # not the bells: what rings meanwhile waits for the next pass
 
         self._sleep(0.0)  # bind the wake-up listeners before the first look, so no ring is missed
         forever(self._stop, self.outage, one_pass)
@@ -185,6 +200,8 @@ class ControlPlane:
         messages = events_q.receive(self.event_batch, wait=wait, lease=60.0)
         if not messages:
             return 0
+        if len(messages) >= self.event_batch:
+            self._full = True
         parsed: list[tuple[Message, Event]] = []
         for m in messages:
             try:

@@ -123,10 +123,14 @@ def dispatch(
                         break
                     after = rows[-1][0]
         if chosen:
-            # One executemany; the status guard keeps it a compare-and-set per row.
-            res = conn.execute(
-                _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": d.task_id} for d in chosen]
-            )
+            # One statement (PostgreSQL: the ids as an array) or one executemany (SQLite); the status
+            # guard keeps it a compare-and-set per row.
+            if store.is_postgres:
+                res = conn.exec_driver_sql(_TO_PREPARING_PG, {"now": now, "ids": [d.task_id for d in chosen]})
+            else:
+                res = conn.execute(
+                    _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": d.task_id} for d in chosen]
+                )
             if res.rowcount != len(chosen):  # pragma: no cover - a cancel committed between the scan and here
                 raise StoreUnavailable("dispatch raced a change of a queued task; retrying on the next pass")
     return chosen
@@ -154,6 +158,16 @@ _TO_PREPARING = (
     .where(s.tasks.c.id == bindparam("tid"), s.tasks.c.status == TaskStatus.QUEUED.value)
     .values(status=TaskStatus.PREPARING.value, attempt=s.tasks.c.attempt + 1, dispatch_pending=True)
 )
+
+
+_TO_PREPARING_PG = (
+    "UPDATE tasks SET status = 'preparing', attempt = attempt + 1, dispatch_pending = true, "
+    "dispatched_at = %(now)s, updated_at = %(now)s WHERE id = ANY(%(ids)b::text[]) AND status = 'queued'"
+)
+#: Clears the flag of the tasks whose messages were sent, in one statement. No attempt guard is needed:
+#: the rows are locked (``FOR UPDATE``) by the same transaction since they were read, so their attempt
+#: cannot have changed. (A join against ``unnest`` of the pairs was planned as a scan of every task.)
+_SENT_PG = "UPDATE tasks SET dispatch_pending = false WHERE id = ANY(%(ids)b::text[])"
 
 
 def skip_open(
@@ -325,12 +339,7 @@ def _publish_claimed(
                 by_target.setdefault(task.target, []).append((task.id, task.attempt, msg.dumps()))
             for target, items in by_target.items():
                 queue_for(target).send_many([body for _, _, body in items])
-                conn.execute(
-                    update(s.tasks)
-                    .where(s.tasks.c.id == bindparam("tid"), s.tasks.c.attempt == bindparam("n"))
-                    .values(dispatch_pending=False),
-                    [{"tid": task_id, "n": attempt} for task_id, attempt, _ in items],
-                )
+                conn.exec_driver_sql(_SENT_PG, {"ids": [task_id for task_id, _, _ in items]})
                 sent += len(items)
         if len(rows) < batch:
             return sent

@@ -539,9 +539,6 @@ class Runner:
             return
         if watch.abandoned:
             return  # the lease was lost while launching: the new owner reattaches the container
-        # A cancel that raced the launch: the record is written before the cancel message is sent.
-        if watch.cancel_asked or self.blobs.exists(rk("cancel")):
-            self._stop_container(watch, "cancel")
         self._watch(watch, msg.timeout, msg.max_log_bytes, msg.max_result_bytes, msg.stop_grace_seconds)
 
     def _launched_elsewhere(self, msg: TaskMessage) -> str | None:
@@ -620,6 +617,12 @@ class Runner:
                 watch, remove=False, event=self._body(watch, EventKind.LOST, message="the container disappeared")
             )
             return
+        # A cancel that raced the launch (its record is written before the cancel message is sent): the
+        # container is stopped, or, already exited, reported cancelled. Looked at after the state, so for a
+        # container that had exited by then this one look also answers the question asked at its end.
+        exited_first = st.status is ContainerStatus.EXITED
+        if watch.cancel_asked or self.blobs.exists(run_key(watch.task_id, watch.attempt, "cancel")):
+            self._stop_container(watch, "cancel")
         started = st.started_at or self.clock()
         if st.status is not ContainerStatus.EXITED:
             # A container that has already exited gets one event, EXITED, which carries its start time. A launch
@@ -683,7 +686,7 @@ class Runner:
             )
             return
         stopped = watch.stopped
-        if stopped is None and self.blobs.exists(run_key(watch.task_id, watch.attempt, "cancel")):
+        if stopped is None and not exited_first and self.blobs.exists(run_key(watch.task_id, watch.attempt, "cancel")):
             stopped = "cancel" if st.exit_code != 0 else None
         data: dict[str, object] = {
             "exit_code": st.exit_code,

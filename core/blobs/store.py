@@ -13,6 +13,11 @@ docs/scale.md, "Profile"). Small puts, ``exists`` and ``list`` therefore go thro
 group commit (:mod:`mayfly.core.queues.batching`): the calls that arrive while one batch
 is written share the next statement and transaction, and each caller still returns only
 once its own write is committed (or its read done).
+
+Each batch is one statement whatever its size: the keys (and data) travel as arrays
+(``unnest``), so the statement text never changes, psycopg parses it once, and the
+server plans one statement instead of one per row (docs/decisions.md, "PostgreSQL hot
+path: one statement per batch").
 """
 
 from __future__ import annotations
@@ -21,8 +26,7 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import bindparam, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, or_, select
 
 from mayfly.core.blobs import BlobStore, check_key
 from mayfly.core.queues.batching import GroupCommit
@@ -35,12 +39,18 @@ SMALL_PUT = 64 * 1024
 #: The most calls one batched statement carries.
 MAX_BATCH = 200
 
-#: ``IN (...)`` expanded at execution (compiled once); ``= ANY(array)`` lost the index to the array's collation.
-_EXISTING = select(_B.c.key).where(_B.c.key.in_(bindparam("keys", expanding=True)))
-_INSERT = insert(_B)
-_UPSERT = _INSERT.on_conflict_do_update(
-    index_elements=[_B.c.key],
-    set_={"data": _INSERT.excluded.data, "size": _INSERT.excluded.size, "created_at": _INSERT.excluded.created_at},
+# The arrays are compared in the key column's collation ("C"), so every lookup stays on the primary key.
+_EXISTING = 'SELECT key FROM blobs WHERE key = ANY(%(keys)b::text[] COLLATE "C")'
+_UPSERT = (
+    "INSERT INTO blobs (key, data, size, created_at) "
+    "SELECT k, d, length(d), %(at)s FROM unnest(%(keys)b::text[], %(data)b::bytea[]) AS u(k, d) "
+    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, size = excluded.size, created_at = excluded.created_at"
+)
+#: Each prefix as a key range [lo, hi): one index range scan per prefix, in one statement.
+#: (LATERAL: a plain join let the planner merge-join the whole primary key against the ranges.)
+_LISTED = (
+    "SELECT k.key FROM unnest(%(lo)b::text[], %(hi)b::text[]) AS r(lo, hi) CROSS JOIN LATERAL "
+    '(SELECT key FROM blobs WHERE key >= r.lo COLLATE "C" AND key < r.hi COLLATE "C") AS k'
 )
 
 
@@ -62,12 +72,10 @@ class StoreBlobStore(BlobStore):
 
     def _put_many(self, items: Sequence[tuple[str, bytes]]) -> list[None]:
         # One row per key (the last put of a key in the batch wins, as it would one after the other):
-        # ON CONFLICT may not touch a row twice in one statement. One statement text for any batch
-        # size (an executemany, pipelined by psycopg), so it is compiled once.
+        # ON CONFLICT may not touch a row twice in one statement.
         latest = dict(items)
-        at = now()
         with self.store.write() as conn:
-            conn.execute(_UPSERT, [{"key": k, "data": d, "size": len(d), "created_at": at} for k, d in latest.items()])
+            conn.exec_driver_sql(_UPSERT, {"at": now(), "keys": list(latest), "data": list(latest.values())})
         return [None] * len(items)
 
     def put_file(self, key: str, fileobj: BinaryIO) -> None:
@@ -90,7 +98,7 @@ class StoreBlobStore(BlobStore):
 
     def _exists_many(self, keys: Sequence[str]) -> list[bool]:
         with self.store.read() as conn:
-            found = set(conn.execute(_EXISTING, {"keys": sorted(set(keys))}).scalars().all())
+            found = set(conn.exec_driver_sql(_EXISTING, {"keys": sorted(set(keys))}).scalars().all())
         return [key in found for key in keys]
 
     def list(self, prefix: str) -> Iterator[str]:
@@ -99,6 +107,11 @@ class StoreBlobStore(BlobStore):
     def _list_many(self, prefixes: Sequence[str]) -> Sequence[Sequence[str]]:
         # One statement: an index range per prefix (the key column sorts bytewise, collation "C").
         wanted = sorted(set(prefixes))
+        upper = [_after(p) for p in wanted]
+        if all(upper):
+            with self.store.read() as conn:
+                found = sorted(conn.exec_driver_sql(_LISTED, {"lo": wanted, "hi": upper}).scalars().all())
+            return [[k for k in found if k.startswith(p)] for p in prefixes]
         with self.store.read() as conn:
             keys = (
                 conn.execute(
@@ -115,3 +128,10 @@ class StoreBlobStore(BlobStore):
         check_key(key)
         with self.store.write() as conn:
             conn.execute(delete(_B).where(_B.c.key == key))
+
+
+def _after(prefix: str) -> str | None:
+    """The first string past every key that starts with ``prefix`` (code point order), or None if unbounded."""
+    if not prefix or ord(prefix[-1]) >= 0xD7FF:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import DisconnectionError
 
 from mayfly.core.config import database_pool_size, statement_timeout, store_busy_timeout
 from mayfly.core.dbfaults import storage_faults, writer_turn
@@ -278,16 +279,19 @@ def _version(conn: Connection) -> str | None:
     return None if value is None else str(value)
 
 
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_IDLE_AFTER = 1.0
+
+
 def _postgres_engine(url: str) -> Engine:
-    """A pooled psycopg 3 engine: pre-pinged connections, a connect timeout and a statement timeout."""
+    """A pooled psycopg 3 engine: idle connections pinged, a connect timeout and a statement timeout."""
     timeout_ms = int(statement_timeout() * 1000)
     size = database_pool_size()
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=size,
         max_overflow=size,
         pool_timeout=store_busy_timeout() or 1,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT,
             # A process paused (SIGSTOP, a frozen VM) inside a transaction loses it, and its claims, after as long.
@@ -296,6 +300,35 @@ def _postgres_engine(url: str) -> Engine:
             "application_name": "mayfly",
         },
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it sat idle for :data:`PING_IDLE_AFTER` seconds.
+
+    ``pool_pre_ping`` pinged at every checkout: a round trip (and an autocommit toggle) per
+    transaction, a tenth of a busy loop's time. A connection returned a moment ago was
+    alive a moment ago; if the server died since, the statement fails, SQLAlchemy sees the
+    disconnect and drops the whole pool, and the caller's loop retries (:mod:`.outage`)
+    on fresh connections. Connections that waited (an API between requests, a database
+    restarted while the process slept) are still pinged, and replaced when dead.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["mayfly_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("mayfly_idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 def now() -> float:

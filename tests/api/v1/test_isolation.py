@@ -94,6 +94,7 @@ CASES: dict[tuple[str, str], Make] = {
     ("POST", "/v1/schedules/{schedule_id}/resume"): _schedule,
     ("POST", "/v1/schedules/{schedule_id}/cancel"): _schedule,
     ("GET", "/v1/targets/{name}"): _target,
+    ("GET", "/v1/targets/{name}/price"): _target,
 }
 
 

@@ -1,0 +1,81 @@
+"""The PostgreSQL store's hot path: a batch is one statement, and a dead idle connection is replaced.
+
+Statement counts, not timings: what made the store slow was a statement (and a new
+statement text) per row; these guard that a batch of any size stays one statement of
+constant text (docs/decisions.md, "PostgreSQL hot path").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event, text
+
+from mayfly.core import store as store_module
+from mayfly.core.blobs.store import StoreBlobStore
+from mayfly.core.queues.store import StoreBroker
+from mayfly.core.store import Store
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    store = Store(pg_url)
+    yield store
+    store.close()
+
+
+def _recorded(store: Store) -> list[str]:
+    statements: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    return statements
+
+
+def _round(store: Store, n: int, seen: list[str]) -> list[str]:
+    """Send, record, check, list, receive and ack ``n`` of everything; the statements it ran."""
+    seen.clear()
+    queue = StoreBroker(store).queue(f"t{n}.tasks")
+    blobs = StoreBlobStore(store)
+    bodies = [f'{{"i": {i}, "quote": "\\"", "back": "\\\\"}}' for i in range(n)]
+    ids = queue.send_many(bodies)
+    blobs._put_many([(f"runs/t{n}-{i}/1/launched", b"\x00{}" * i) for i in range(n)])
+    found = blobs._exists_many([f"runs/t{n}-{i}/1/launched" for i in range(n)] + ["runs/nope/1/launched"])
+    listed = blobs._list_many([f"runs/t{n}-{i}/1/" for i in range(n)])
+    got = queue.receive(n + 1, lease=30.0)
+    acked = queue.ack_many(got)
+
+    assert [m.id for m in got] == ids  # the ids come back in the bodies' order
+    assert [m.body for m in got] == bodies
+    assert found == [True] * n + [False]
+    assert listed == [[f"runs/t{n}-{i}/1/launched"] for i in range(n)]
+    assert acked == [True] * n
+    assert blobs.get(f"runs/t{n}-2/1/launched") == b"\x00{}" * 2
+    return list(seen)
+
+
+def test_a_batch_of_any_size_is_one_statement_of_the_same_text(pg_store: Store) -> None:
+    seen = _recorded(pg_store)
+    few = _round(pg_store, 3, seen)
+    many = _round(pg_store, 150, seen)
+    # send, put, exists, list, the receive's look, redrive and lease, ack, get: one statement each.
+    assert len(few) == 9, few
+    assert many == few
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    pg_store: Store, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "PING_IDLE_AFTER", 0.0)
+    with pg_store.read() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    # The server ends that backend while it sits in the pool (a restart, an idle timeout, a proxy).
+    killer = Store(pg_url)
+    with killer.read() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    killer.close()
+    with pg_store.read() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
