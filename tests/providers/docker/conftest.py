@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from mayfly.core.blobs.local import LocalBlobStore
 from mayfly.core.provider import ProviderContext
 from mayfly.providers.docker import DockerProvider, DockerSettings
 
-BARE_IMAGE = "mayfly-test/busybox-bare:latest"
+#: Tagged per test session: sessions sharing one engine (parallel checkouts) must not remove each other's.
+BARE_IMAGE = f"mayfly-test/busybox-bare:{os.getpid()}"
 
 ProviderFactory = Callable[..., DockerProvider]
 
