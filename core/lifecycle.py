@@ -181,7 +181,7 @@ def apply_events(
             attempts.append(costs.attempt_row(conn, task, event, now, seen))
         if outcome.applied:
             cache.pop(event.task_id, None)
-            if event.kind is EventKind.STARTED and task is not None:
+            if task is not None and _launch_worked(event):
                 started.add(task.target)
         outcomes.append(outcome)
         records.append(
@@ -212,6 +212,18 @@ def apply_events(
     for project_id, task_id in spent.items():
         budgets.alert(conn, project_id, task_id, now)
     return outcomes
+
+
+def _launch_worked(event: Event) -> bool:
+    """Whether an applied event shows the attempt's container ran: it closes the target's breaker.
+
+    A ``started`` event of a launch still pending (ECS provisions and pulls the image first) does not: the
+    attempt may still stop before it runs (image missing, no capacity), a failure the breaker must count in a
+    row. Its exit (any code: the container ran) does instead.
+    """
+    if event.kind is EventKind.STARTED:
+        return not event.data.get("pending")
+    return event.kind is EventKind.EXITED
 
 
 _EVENT_COLUMNS = ("task_id", "attempt", "kind", "data", "at", "applied", "note")

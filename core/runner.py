@@ -625,8 +625,10 @@ class Runner:
             self._stop_container(watch, "cancel")
         started = st.started_at or self.clock()
         if st.status is not ContainerStatus.EXITED:
-            # A container that has already exited gets one event, EXITED, which carries its start time.
-            self._report(watch, EventKind.STARTED, handle=handle, started_at=started)
+            # A container that has already exited gets one event, EXITED, which carries its start time. A launch
+            # still pending (ECS pulling the image) says so: it may yet fail, and must not close its breaker.
+            running = {} if st.status is ContainerStatus.RUNNING else {"pending": True}
+            self._report(watch, EventKind.STARTED, handle=handle, started_at=started, **running)
         writer = LogWriter(self.blobs, watch.task_id, watch.attempt, max_log, fresh=watch.fresh)
         if st.status is ContainerStatus.EXITED:
             # Nothing more will be written: read the log here rather than in a thread of its own.

@@ -102,8 +102,6 @@ from mayfly.providers.ecs.taskdefs import (
 
 log = logging.getLogger("mayfly.providers.ecs")
 
-#: RunTask attempts after throttling, beyond the first (backoff with full jitter, ~30 s in all at most).
-RUN_TASK_RETRIES = 6
 #: ECS's limit on the JSON of a RunTask's ``overrides`` (signed URLs included).
 MAX_OVERRIDES_CHARS = 8192
 #: How long ``cancel`` waits, beyond the stop timeout, for ECS to report the task stopped.
@@ -352,7 +350,8 @@ class EcsProvider(Provider[EcsSettings]):
 
     def _run_task(self, spec: LaunchSpec, request: dict[str, Any]) -> tuple[Mapping[str, Any], bool]:
         """RunTask with the launch bucket and backoff; (task, True) when ECS says it exists already."""
-        delays = backoff(RUN_TASK_RETRIES, rng=self._rng)
+        retries = self.settings.run_task_retries
+        delays = backoff(retries, base=self.settings.run_task_backoff, rng=self._rng)
         lost = 0
         with translate(f"starting the ECS task of {spec.name}"):
             bx = sdk.errors()
@@ -379,8 +378,7 @@ class EcsProvider(Provider[EcsSettings]):
                         delay = next(delays, None)
                         if delay is None:
                             raise LaunchFailed(
-                                f"ECS throttled RunTask {RUN_TASK_RETRIES + 1} times in a row ({code}); "
-                                "nothing was started",
+                                f"ECS throttled RunTask {retries + 1} times in a row ({code}); nothing was started",
                                 retryable=True,
                                 kind=FailureKind.THROTTLED.value,
                             ) from exc

@@ -52,6 +52,20 @@ class EcsSettings(ProviderSettings):
         default=20.0, gt=0, description="Sustained RunTask rate (Fargate's task launch rate: 20/s per region)."
     )
     launch_burst: int = Field(default=100, ge=1, description="Burst of task launches (Fargate: 100).")
+    run_task_retries: int = Field(
+        default=6,
+        ge=0,
+        le=10,
+        description="RunTask tries after it is throttled, beyond the first, before the launch fails as `throttled` "
+        "(which moves a task with fallback targets); fewer moves such tasks sooner.",
+    )
+    run_task_backoff: float = Field(
+        default=0.5,
+        gt=0,
+        le=20,
+        description="Base of the jittered exponential backoff between throttled RunTask tries, in seconds "
+        "(try n waits up to base * 2^n, at most 20 s).",
+    )
     stop_timeout: int = Field(
         default=30,
         ge=2,

@@ -134,8 +134,11 @@ def test_an_open_breaker_is_skipped_half_open_lets_one_through_and_a_start_close
     # Half-open after the cool-down: one task at a time on aws-a.
     later = t0 + 61
     a, b = (mf.tasks.queue(project, "img", "{}", TaskOptions(target="aws-a")) for _ in range(2))
-    with mf.store.write() as conn:  # the task already there ends, so aws-a holds nothing
-        apply_event(conn, Event(alone.id, 1, EventKind.EXITED, later, {"exit_code": 0}), later, limits)
+    # The task already there ends (a failure without a kind: an exit would show aws-a works and close the
+    # breaker), so aws-a holds nothing.
+    gone = {"message": "ECS refused to start the task: InvalidParameterException", "retryable": False}
+    with mf.store.write() as conn:
+        apply_event(conn, Event(alone.id, 1, EventKind.LAUNCH_FAILED, later, gone), later, limits)
     assert mf.targets.breakers(later)["aws-a"]["state"] == "half-open"
     chosen = [d.task_id for d in dispatch(mf.store, ALL, later) if d.target == "aws-a"]
     assert chosen == [a.id]

@@ -250,7 +250,7 @@ class EcsBackend:
         fault = self.faults.take("RunTask", arns.cluster_name(req.get("cluster")))
         if fault is not None:
             if fault.code is not None:
-                raise EcsError(fault.code, fault.message or f"{fault.code} (injected)")
+                raise EcsError(fault.code, fault.message or f"{fault.code} (injected)", status=fault.status)
             name = arns.cluster_name(req.get("cluster"))
             failure = {"arn": arns.cluster_arn(region, name), "reason": fault.reason or "", "detail": fault.detail}
             return {"tasks": [], "failures": [{k: v for k, v in failure.items() if v is not None}]}

@@ -58,7 +58,8 @@ class EcsApi:
         ]
         if status != 200:
             headers.append(("x-amzn-ErrorType", f"{doc['__type']}:"))
-        reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+        reasons = {200: "OK", 400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}
+        reason = reasons.get(status, "Error")
         start_response(f"{status} {reason}", headers)
         return [body]
 

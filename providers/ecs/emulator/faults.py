@@ -8,7 +8,11 @@ told to, and answers as ECS does (shapes recorded from AWS):
   (``Capacity is unavailable at this time. ...``, ``RESOURCE:FARGATE``,
   ``You've reached the limit on the number of tasks you can run concurrently``);
 - throttling: HTTP 400 ``ThrottlingException`` ``Rate exceeded``;
-- any other API error by its ``__type``.
+- the region or the service there unavailable: HTTP 503 ``ServiceUnavailable``;
+- any other API error by its ``__type`` (and HTTP status);
+- an image missing in the target's registry (action ``pull``): RunTask starts the task,
+  whose image pull then fails as ECS's does (stopCode ``TaskFailedToStart``,
+  ``CannotPullContainerError: ... not found``), so the task stops before its container runs.
 
 :meth:`AwsEmulator.inject_fault <mayfly.providers.ecs.emulator.server.AwsEmulator.inject_fault>`
 adds one for a cluster (a Mayfly target has its own cluster: faults are per target);
@@ -27,6 +31,10 @@ RESOURCE_FARGATE = "RESOURCE:FARGATE"
 QUOTA = "You\u2019ve reached the limit on the number of tasks you can run concurrently"
 #: The API error ECS throttles with.
 THROTTLING = ("ThrottlingException", "Rate exceeded")
+#: The error (HTTP 503) AWS answers with when the service is unavailable in the region.
+SERVICE_UNAVAILABLE = ("ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+#: The action whose fault makes a started task's image pull fail ("not found").
+PULL = "pull"
 
 
 @dataclass
@@ -42,6 +50,8 @@ class Fault:
     #: How many calls get it; None: every call until cleared.
     times: int | None = 1
     action: str = "RunTask"
+    #: HTTP status of an API error ``code``.
+    status: int = 400
 
     def matches(self, action: str, cluster: str) -> bool:
         return self.action == action and self.cluster in (None, cluster)

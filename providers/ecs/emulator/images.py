@@ -78,8 +78,13 @@ def resolve(client: Any, reference: str) -> LocalImage:
                 continue
             raise
         return LocalImage(reference=ref, id=str(image.id))
-    raise ImageNotAvailable(
+    raise not_available(reference, tried)
+
+
+def not_available(reference: str, tried: list[str]) -> ImageNotAvailable:
+    """The error of a pull that found no ``reference`` (``tried``: the local references looked for; [] if injected)."""
+    where = f"it looked in the local Docker engine for: {', '.join(tried)}" if tried else "a test injected this failure"
+    return ImageNotAvailable(
         f"CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref "
-        f"{reference}: not found (the Mayfly ECS emulator pulls nothing; it looked in the local Docker engine "
-        f"for: {', '.join(tried)})"
+        f"{reference}: not found (the Mayfly ECS emulator pulls nothing; {where})"
     )

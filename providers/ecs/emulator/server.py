@@ -274,16 +274,25 @@ class AwsEmulator:
         message: str = "",
         detail: str | None = None,
         times: int | None = 1,
+        status: int = 400,
     ) -> None:
         """Answer the next ``times`` RunTask calls on ``cluster`` (None: any) as ECS refuses them (see :mod:`.faults`).
 
-        ``reason``: no task and a ``failures`` entry (capacity, quota); ``code``: an API error (ThrottlingException).
+        ``reason``: no task and a ``failures`` entry (capacity, quota); ``code``: an API error (ThrottlingException;
+        ``ServiceUnavailable`` with ``status=503``).
         """
         from mayfly.providers.ecs.emulator.faults import Fault
 
         if (reason is None) == (code is None):
             raise ValueError("give exactly one of reason (a RunTask failure) or code (an API error)")
-        self.backend.faults.add(Fault(cluster, reason, detail, code, message, times))
+        self.backend.faults.add(Fault(cluster, reason, detail, code, message, times, status=status))
+
+    def inject_missing_image(self, cluster: str | None, *, times: int | None = 1) -> None:
+        """The next ``times`` tasks started on ``cluster`` (None: any) stop as ECS's do when their image is not in
+        the registry (``CannotPullContainerError: ... not found``), whatever the local engine holds."""
+        from mayfly.providers.ecs.emulator.faults import PULL, Fault
+
+        self.backend.faults.add(Fault(cluster, times=times, action=PULL))
 
     def clear_faults(self, cluster: str | None = None) -> None:
         """Drop the injected faults not used up yet (of one cluster, or all)."""

@@ -33,6 +33,7 @@ from mayfly.providers.ecs.emulator import images, secrets
 from mayfly.providers.ecs.emulator.backend import EcsBackend
 from mayfly.providers.ecs.emulator.containerspec import ContainerSpec, container_spec
 from mayfly.providers.ecs.emulator.cwlogs import LogGroupMissing, LogShipper, LogStream
+from mayfly.providers.ecs.emulator.faults import PULL
 from mayfly.providers.ecs.emulator.model import Task
 from mayfly.providers.emulation import logpump
 
@@ -189,6 +190,8 @@ class DockerTasks:
                 self._fail(task, str(exc))
                 return
         try:
+            if self.backend.faults.take(PULL, task.cluster.name) is not None:
+                raise images.not_available(spec.image, [])
             image = images.resolve(self.client, spec.image)
         except images.ImageNotAvailable as exc:
             self._fail(task, str(exc))

@@ -1,12 +1,18 @@
 """Fallback targets and the circuit breaker end to end: the AWS emulator refuses, the task runs on local Docker.
 
 The emulator answers RunTask on the ``aws-local`` target's cluster as ECS does when
-it has no capacity (``failures``: "Capacity is unavailable ...") or the account's
-quota is reached; Mayfly moves the task to ``local`` and it runs there exactly once
-(container starts counted from the engine's own ``docker events``). A non-zero exit
-never moves. Two such failures in a row open ``aws-local``'s breaker (``target list``
-shows it), tasks then skip it without a launch; after the cool-down it is half-open,
-one task goes through, and a launch that works closes it.
+it has no capacity (``failures``: "Capacity is unavailable ..."), the account's
+quota is reached, it throttles past the provider's own retries (``ThrottlingException``;
+the target's ``run_task_retries``/``run_task_backoff`` keep that short) or the service is
+unavailable in the region (HTTP 503 ``ServiceUnavailable``); or it starts the task and
+its image is not in the target's registry (the task stops with
+``CannotPullContainerError ... not found``). Each time Mayfly moves the task to ``local``
+with the failure's kind and it runs there exactly once (container starts counted from the
+engine's own ``docker events``). A non-zero exit and a timeout never move. Two such
+failures in a row open ``aws-local``'s breaker (``target list`` shows it) -- image pulls
+that fail after ECS accepted the task included --, tasks then skip it without a launch;
+after the cool-down it is half-open, one task goes through, and a launch that works
+closes it.
 
 Tasks are queued and inspected through the CLI (``task queue``, ``task show --events``,
 ``target list``), against a home served by one in-process server.
@@ -60,8 +66,15 @@ def mf(aws: AwsEmulator, home: Path, runtime_images: dict[str, str], tmp_path: P
     limits = Limits(stop_grace_seconds=2.0, breaker_failures=2, breaker_cooldown=COOLDOWN)
     app_ = Mayfly(Home(home, limits), lambda n: RuntimeInfo(n, runtime_images[n], "sh main.sh"))
     settings = aws.bootstrap_target(f"aws-{os.urandom(3).hex()}")
-    app_.targets.add("aws-local", "ecs", {**settings, "stop_timeout": 2, "status_poll_seconds": 0.3}, capacity=4)
-    for name, script in (("hello", "echo hello from $MAYFLY_TASK_ID\n"), ("fail", "echo failing\nexit 3\n")):
+    # One throttled RunTask retry, after at most 0.05 s: throttling moves the task in about a second.
+    fast = {"stop_timeout": 2, "status_poll_seconds": 0.3, "run_task_retries": 1, "run_task_backoff": 0.05}
+    app_.targets.add("aws-local", "ecs", {**settings, **fast}, capacity=4)
+    scripts = (
+        ("hello", "echo hello from $MAYFLY_TASK_ID\n"),
+        ("fail", "echo failing\nexit 3\n"),
+        ("slow", "sleep 60\n"),
+    )
+    for name, script in scripts:
         d = tmp_path / name
         d.mkdir()
         (d / "main.sh").write_text(script)
@@ -131,13 +144,22 @@ def container_starts(docker_client: Any, since: int, task_ids: set[str], emulato
     [
         ({"reason": ecs_faults.CAPACITY}, "capacity"),
         ({"reason": ecs_faults.QUOTA}, "quota"),
+        ({"code": ecs_faults.THROTTLING[0], "message": ecs_faults.THROTTLING[1]}, "throttled"),
+        (
+            {"code": ecs_faults.SERVICE_UNAVAILABLE[0], "message": ecs_faults.SERVICE_UNAVAILABLE[1], "status": 503},
+            "region",
+        ),
+        ({"pull": True}, "image"),
     ],
-    ids=["no-capacity", "quota"],
+    ids=["no-capacity", "quota", "throttled", "region-unavailable", "image-missing"],
 )
 def test_a_refused_launch_moves_to_local_and_runs_once(
-    mf: Mayfly, serving: Serving, aws: AwsEmulator, docker_client: Any, fault: dict[str, str], kind: str
+    mf: Mayfly, serving: Serving, aws: AwsEmulator, docker_client: Any, fault: dict[str, Any], kind: str
 ) -> None:
-    aws.inject_fault(cluster(mf), **fault, times=None)
+    if fault.get("pull"):
+        aws.inject_missing_image(cluster(mf), times=None)  # RunTask works; the task's image pull fails
+    else:
+        aws.inject_fault(cluster(mf), **fault, times=None)
     since = int(time.time()) - 1
     task_id = queue("hello", "aws-local,local")
     done = wait(mf, task_id)
@@ -146,21 +168,45 @@ def test_a_refused_launch_moves_to_local_and_runs_once(
     doc = show(task_id)
     assert doc["targets"] == ["aws-local", "local"]
     kinds = [(e["kind"], e["data"].get("kind")) for e in doc["events"]]
+    # A task whose image pull fails was started (pending) on aws-local first; a refused launch was not.
+    first = 1 if kind == "image" else 0
+    assert kinds[:first] == [("started", None)] * first
     # (a quick container may report its exit without a "started" first)
-    assert kinds[:2] == [("launch_failed", kind), ("moved", kind)]
+    assert kinds[first : first + 2] == [("launch_failed", kind), ("moved", kind)]
     assert kinds[-1] == ("exited", None)
-    assert {k for k, _ in kinds[2:-1]} <= {"started"}
-    moved = doc["events"][1]
+    assert {k for k, _ in kinds[first + 2 : -1]} <= {"started"}
+    moved = doc["events"][first + 1]
     assert (moved["data"]["from"], moved["data"]["to"]) == ("aws-local", "local")
     # One container in all: none on the emulator (it refused), one on the local engine.
     assert container_starts(docker_client, since, {task_id}, aws.instance) == 1
-    assert aws.backend.faults.used[cluster(mf)] == 1
+    # Refusals and pulls are not retried by the provider; a throttled RunTask is (and botocore retries 503s).
+    used = aws.backend.faults.used[cluster(mf)]
+    assert used >= 2 if kind in ("throttled", "region") else used == 1
 
 
 def test_a_non_zero_exit_never_moves(mf: Mayfly, serving: Serving) -> None:
     task_id = queue("fail", "local,aws-local")
     done = wait(mf, task_id)
     assert (done.status, done.reason, done.exit_code, done.target) == ("error", "exit", 3, "local")
+    kinds = [e["kind"] for e in show(task_id)["events"]]
+    assert "moved" not in kinds
+    assert kinds[-1] == "exited"
+
+
+def test_tasks_whose_image_is_missing_open_the_breaker(mf: Mayfly, serving: Serving, aws: AwsEmulator) -> None:
+    # ECS accepts RunTask (the task is "started", pending) and only then fails the pull: that pending start
+    # is no launch that works, so two such failures in a row still open the breaker.
+    aws.inject_missing_image(cluster(mf), times=None)
+    for _ in range(2):
+        assert wait(mf, queue("hello", "aws-local,local")).target == "local"
+    opened = breaker_of("aws-local")
+    assert (opened["state"], opened["failures"], opened["last_kind"]) == ("open", 2, "image")
+
+
+def test_a_timeout_never_moves(mf: Mayfly, serving: Serving) -> None:
+    task_id = run_cli("task", "queue", "slow", "--target", "local,aws-local", "--timeout", "1").strip()
+    done = wait(mf, task_id)
+    assert (done.status, done.reason, done.target) == ("timeout", "timeout", "local")
     kinds = [e["kind"] for e in show(task_id)["events"]]
     assert "moved" not in kinds
     assert kinds[-1] == "exited"
