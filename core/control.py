@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, select
 
@@ -32,13 +33,27 @@ from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.outage import Outage, forever
 from mayfly.core.queues import Message, Queue, QueueSet
-from mayfly.core.records import Task
 from mayfly.core.router import dispatch, publish
 from mayfly.core.scheduler import Pass
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
 
 log = logging.getLogger("mayfly.control")
+
+_TERMINAL = frozenset(st.value for st in TaskStatus if st.terminal)
+
+
+class _Timed(NamedTuple):
+    """The columns of a task the metrics read after a batch of events (``metrics.Timed``)."""
+
+    id: str
+    target: str
+    status: str
+    run_at: float
+    dispatched_at: float | None
+    start_time: float | None
+    end_time: float | None
+
 
 #: The wake-up name that new work rings (queued tasks, retries): a control plane asleep wakes to dispatch.
 ROUTER_BELL = "router"
@@ -213,8 +228,8 @@ class ControlPlane:
         events = [e for _, e in parsed]
         try:
             with self.store.write() as conn:
-                before = self._statuses(conn, {e.task_id for e in events})
-                outcomes = apply_events(conn, events, now, self.limits)
+                before: dict[str, str] = {}
+                outcomes = apply_events(conn, events, now, self.limits, before=before)
                 applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
                 started, ended = self._changed(conn, before, applied)
         except Exception:
@@ -230,27 +245,23 @@ class ControlPlane:
             self.metrics.observe_ended(ended)
         return len(parsed)
 
-    def _statuses(self, conn: Connection, ids: set[str]) -> dict[str, str]:
-        """Task statuses before a batch is applied (read only when metrics are kept)."""
-        if self.metrics is None:
-            return {}
-        rows = conn.execute(select(s.tasks.c.id, s.tasks.c.status).where(s.tasks.c.id.in_(ids))).all()
-        return {str(i): str(st) for i, st in rows}
+    def _changed(
+        self, conn: Connection, before: dict[str, str], applied: set[str]
+    ) -> tuple[list[_Timed], list[_Timed]]:
+        """Tasks the batch started (a quick container goes from preparing straight to its end), and those it ended.
 
-    def _changed(self, conn: Connection, before: dict[str, str], applied: set[str]) -> tuple[list[Task], list[Task]]:
-        """Tasks the batch started (a quick container goes from preparing straight to its end), and those it ended."""
+        ``before`` holds the statuses the batch's locking read found (``apply_events``); only the
+        columns the metrics read are read back, not whole task records.
+        """
         if self.metrics is None or not applied:
             return [], []
-        rows = conn.execute(select(s.tasks).where(s.tasks.c.id.in_(applied))).mappings()
-        tasks = [Task.from_row(r) for r in rows]
+        rows = conn.execute(select(*(s.tasks.c[name] for name in _Timed._fields)).where(s.tasks.c.id.in_(applied)))
+        tasks = [_Timed(*r) for r in rows]
+        preparing = TaskStatus.PREPARING.value
         started = [
-            t
-            for t in tasks
-            if before.get(t.id) == TaskStatus.PREPARING.value
-            and t.start_time is not None
-            and t.task_status is not TaskStatus.PREPARING
+            t for t in tasks if before.get(t.id) == preparing and t.start_time is not None and t.status != preparing
         ]
-        return started, [t for t in tasks if t.task_status.terminal]
+        return started, [t for t in tasks if t.status in _TERMINAL]
 
     def _resolve(self, event: Event, blobs: BlobStore) -> Event:
         """Fetch a result the runner left in the blob store, so the store keeps it with the task."""

@@ -146,11 +146,14 @@ def apply_event(conn: Connection, event: Event, now: float, limits: Limits) -> O
     return apply_events(conn, [event], now, limits)[0]
 
 
-def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: Limits) -> list[Outcome]:
+def apply_events(
+    conn: Connection, events: Sequence[Event], now: float, limits: Limits, *, before: dict[str, str] | None = None
+) -> list[Outcome]:
     """Apply runner events in order and record them all; must run inside a write transaction.
 
     The tasks are read with one query and the events recorded with one insert, so a
-    batch costs little more than its status updates.
+    batch costs little more than its status updates. ``before``, when given, receives each
+    task's status as that (locking) read found it, for callers that compare before and after.
     """
     # Sorted and locked (``FOR UPDATE``; nothing on SQLite, whose write lock already excludes everyone): two
     # control planes applying events of one task on PostgreSQL take turns, and always lock in the same order.
@@ -161,6 +164,8 @@ def apply_events(conn: Connection, events: Sequence[Event], now: float, limits: 
             select(s.tasks).where(s.tasks.c.id.in_(ids[start : start + 500])).order_by(s.tasks.c.id).with_for_update()
         ).mappings()
         cache.update((r["id"], Task.from_row(r)) for r in rows)
+    if before is not None:
+        before.update((task_id, task.status) for task_id, task in cache.items())
     outcomes = []
     records = []
     started: set[str] = set()

@@ -13,10 +13,27 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-from mayfly.core.records import Task
+from typing import Protocol
 
 LabelValues = tuple[str, ...]
+
+
+class Timed(Protocol):
+    """What the observations read of a task: a ``Task`` record, or the control plane's few columns of it."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def run_at(self) -> float: ...
+    @property
+    def dispatched_at(self) -> float | None: ...
+    @property
+    def start_time(self) -> float | None: ...
+    @property
+    def end_time(self) -> float | None: ...
+
 
 #: Seconds from dispatch (or from being due) to a running container.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
@@ -139,7 +156,7 @@ class Metrics:
     def collect(self) -> list[Family]:
         return [m.collect() for m in (self.launch_latency, self.queue_wait, self.run_duration, self.webhook_deliveries)]
 
-    def observe_started(self, tasks: Iterable[Task]) -> None:
+    def observe_started(self, tasks: Iterable[Timed]) -> None:
         """Tasks whose STARTED event was just applied."""
         for task in tasks:
             if task.start_time is None:
@@ -149,7 +166,7 @@ class Metrics:
                 self.launch_latency.observe(max(0.0, task.start_time - task.dispatched_at), task.target)
             self.queue_wait.observe(max(0.0, task.start_time - task.run_at), task.target)
 
-    def observe_ended(self, tasks: Iterable[Task]) -> None:
+    def observe_ended(self, tasks: Iterable[Timed]) -> None:
         """Tasks that an event just made terminal (those that never started have no duration)."""
         for task in tasks:
             if task.start_time is not None and task.end_time is not None:
