@@ -10,6 +10,7 @@ every task is still observed once (docs/decisions.md, "Control plane and runner 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 
@@ -24,35 +25,31 @@ from mayfly.core.tasks import TaskOptions
 N = 6
 
 
-def _run_batch(home: Path, metrics: Metrics | None, done: int) -> list[str]:
+def _run_batch(mf: Mayfly, control: Any, runner: Any, metrics: Metrics | None, done: int) -> list[str]:
     """Queue N more tasks (``done`` already complete), run them, apply their events in one batch: its statements."""
-    mf = Mayfly(Home(home), lambda name: RuntimeInfo(name, name, None), plugins=build_plugins((NullPlugin(),)))
-    try:
-        pid = mf.project_id()
-        if "null" not in [t.name for t in mf.targets.list()]:
-            mf.targets.add("null", "null", {}, capacity=N)
-            mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
-        mf.tasks.queue_many(pid, "noop", [f'{{"i": {i}}}' for i in range(N)], TaskOptions())
-        control = mf.control_plane(["null"])
-        control.metrics = metrics
-        runner = mf.runner("null")
-        assert control.step() >= N  # dispatched, and published to the runner
+    pid = mf.project_id()
+    mf.tasks.queue_many(pid, "noop", [f'{{"i": {i}}}' for i in range(N)], TaskOptions())
+    control.metrics = metrics
+    assert control.step() >= N  # dispatched, and published to the runner
+    events_q = control.targets["null"].queues.get("events")
+    for _ in range(50):  # one runner step may take only part of the published messages
         runner.step()
-        assert runner.wait_idle()  # every attempt reported its end (an EXITED event each)
-        seen: list[str] = []
+        assert runner.wait_idle()
+        if events_q.depth() >= N:
+            break
+    assert events_q.depth() == N  # every attempt reported its end (an EXITED event each)
+    seen: list[str] = []
 
-        @event.listens_for(mf.store.engine, "before_cursor_execute")
-        def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-            seen.append(" ".join(statement.split()))
+    @event.listens_for(mf.store.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split()))
 
-        wiring = control.targets["null"]
-        assert control.apply_events("null", wiring) == N
-        event.remove(mf.store.engine, "before_cursor_execute", _seen)
-        counts = mf.tasks.count_by_status(pid)
-        assert counts.get("complete", 0) == done + N, counts  # this batch ended its N tasks
-        return seen
-    finally:
-        mf.close()
+    wiring = control.targets["null"]
+    assert control.apply_events("null", wiring) == N
+    event.remove(mf.store.engine, "before_cursor_execute", _seen)
+    counts = mf.tasks.count_by_status(pid)
+    assert counts.get("complete", 0) == done + N, counts  # this batch ended its N tasks
+    return seen
 
 
 def _task_reads(statements: list[str]) -> list[str]:
@@ -61,8 +58,17 @@ def _task_reads(statements: list[str]) -> list[str]:
 
 def test_event_metrics_read_the_batch_once_more_and_narrowly(home: Path) -> None:
     metrics = Metrics()
-    with_metrics = _run_batch(home, metrics, 0)
-    without = _run_batch(home, None, N)
+    mf = Mayfly(Home(home), lambda name: RuntimeInfo(name, name, None), plugins=build_plugins((NullPlugin(),)))
+    try:
+        mf.targets.add("null", "null", {}, capacity=N)
+        mf.codes.register(mf.project_id(), "noop", "none", CodeOptions(command="true", target="null"))
+        # One control plane and one runner for both batches, as in a server: a second runner on the
+        # same target would compete for the task messages.
+        control, runner = mf.control_plane(["null"]), mf.runner("null")
+        with_metrics = _run_batch(mf, control, runner, metrics, 0)
+        without = _run_batch(mf, control, runner, None, N)
+    finally:
+        mf.close()
 
     extra = _task_reads(with_metrics)
     for st in _task_reads(without):
