@@ -15,21 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from mayfly.cli.app import app
+from mayfly.testing.targets import UNCALLED_ECS_SETTINGS
 
 runner = CliRunner()
 
-#: ECS targets that are never called: admission needs only their provider's declarations.
-ECS_SETTINGS = {
-    "region": "eu-west-1",
-    "endpoint_url": "http://127.0.0.1:9",
-    "subnets": ["subnet-1"],
-    "execution_role_arn": "arn:aws:iam::000000000000:role/exec",
-    "log_group": "/mayfly/tasks",
-    "bucket": "mayfly-blobs",
-    "tasks_queue_url": "http://127.0.0.1:9/000000000000/tasks",
-    "control_queue_url": "http://127.0.0.1:9/000000000000/control",
-    "events_queue_url": "http://127.0.0.1:9/000000000000/events",
-}
+ECS_SETTINGS = UNCALLED_ECS_SETTINGS
 ECS_NONE = "target aws-dev (ecs) does not support network none: every Fargate task gets a network interface"
 
 

@@ -26,20 +26,9 @@ from mayfly.core.store import schema as s
 from mayfly.core.tasks import TaskOptions
 from mayfly.providers.docker.provider import DockerProvider
 from mayfly.providers.ecs.provider import EcsProvider
+from mayfly.testing.targets import UNCALLED_ECS_SETTINGS
 
-#: Settings of an ECS target that is never called: admission needs only its provider class.
-ECS_SETTINGS = {
-    "region": "eu-west-1",
-    "endpoint_url": "http://127.0.0.1:9",
-    "cluster": "mayfly",
-    "subnets": ["subnet-1"],
-    "execution_role_arn": "arn:aws:iam::000000000000:role/exec",
-    "log_group": "/mayfly/tasks",
-    "bucket": "mayfly-blobs",
-    "tasks_queue_url": "http://127.0.0.1:9/000000000000/tasks",
-    "control_queue_url": "http://127.0.0.1:9/000000000000/control",
-    "events_queue_url": "http://127.0.0.1:9/000000000000/events",
-}
+ECS_SETTINGS = UNCALLED_ECS_SETTINGS
 
 ECS_NONE = (
     "target aws-dev (ecs) does not support network none: every Fargate task gets a network interface in the "

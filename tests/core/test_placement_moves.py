@@ -20,18 +20,9 @@ from mayfly.core.records import Task
 from mayfly.core.router import dispatch
 from mayfly.core.store import now
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.targets import UNCALLED_ECS_SETTINGS
 
-ECS = {
-    "region": "eu-west-1",
-    "endpoint_url": "http://127.0.0.1:9",
-    "subnets": ["subnet-1"],
-    "execution_role_arn": "arn:aws:iam::000000000000:role/exec",
-    "log_group": "/mayfly/tasks",
-    "bucket": "mayfly-blobs",
-    "tasks_queue_url": "http://127.0.0.1:9/000000000000/tasks",
-    "control_queue_url": "http://127.0.0.1:9/000000000000/control",
-    "events_queue_url": "http://127.0.0.1:9/000000000000/events",
-}
+ECS = UNCALLED_ECS_SETTINGS
 CAPACITY = {"message": "no Fargate capacity for the task right now", "retryable": True, "kind": "capacity"}
 ALL = {"aws-a": 10, "aws-b": 10, "local": 10}
 
