@@ -19,6 +19,7 @@ from mayfly.core.messages import container_name
 from mayfly.core.models import LaunchSpec
 from mayfly.core.provider import ProviderContext
 from mayfly.providers.ecs.aws import Clients
+from mayfly.providers.ecs.emulator import AwsEmulator
 from mayfly.providers.ecs.limiter import TokenBucket
 from mayfly.providers.ecs.provider import EcsProvider
 from mayfly.providers.ecs.s3 import S3BlobStore
@@ -258,3 +259,21 @@ def moto_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+#: Credentials the emulator accepts; set for the module that uses it.
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "eu-west-1"}
+
+
+@pytest.fixture(scope="module")
+def aws(docker_client: Any) -> Iterator[AwsEmulator]:
+    """The AWS emulator (ECS, SQS, S3, CloudWatch Logs on local Docker), one per test module."""
+    saved = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    with AwsEmulator("127.0.0.1", 0, region="eu-west-1", poll_interval=0.2, log_interval=0.5) as emu:
+        yield emu
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

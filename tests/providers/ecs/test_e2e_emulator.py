@@ -34,21 +34,6 @@ from mayfly.providers.ecs.naming import started_by
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "eu-west-1"}
-
-
-@pytest.fixture(scope="module")
-def aws(docker_client: Any) -> Iterator[AwsEmulator]:
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    with AwsEmulator("127.0.0.1", 0, region="eu-west-1", poll_interval=0.2, log_interval=0.5) as emu:
-        yield emu
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
 
 @pytest.fixture
 def mf(aws: AwsEmulator, home: Path, runtime_images: dict[str, str]) -> Iterator[Mayfly]:
