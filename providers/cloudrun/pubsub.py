@@ -29,6 +29,10 @@ What Pub/Sub does not have, and what Mayfly does instead:
   early pull counts as a delivery attempt for Pub/Sub (at most one, since delays are at
   most one ack deadline long): a delayed message reads one delivery more and is
   dead-lettered one real delivery sooner;
+* **waiting pulls**: a Pull waits as long as its client deadline (``receive(wait=...)``);
+  Pub/Sub has no server-side wait. A message Pub/Sub hands out just as that deadline
+  passes is lost to the receiver but counted as a delivery: it comes back after the
+  subscription's ack deadline, one delivery count higher;
 * **depth**: Pub/Sub reports a subscription's backlog only through Cloud Monitoring
   (``subscription/num_undelivered_messages``, minutes late), which Mayfly does not read
   yet, and the emulator has no metrics API. :meth:`PubSubQueue.depth` raises

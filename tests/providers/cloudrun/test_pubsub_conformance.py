@@ -34,6 +34,8 @@ class TestPubSubQueue(QueueConformance):
     dead_letter_after = 5  # the smallest max_delivery_attempts Pub/Sub accepts
     lease_slack = 3.0
     depth_unsupported = "Pub/Sub counts a backlog only in Cloud Monitoring, which the emulator lacks"
+    lost_deliveries = "a pull that reaches its client deadline as Pub/Sub answers loses a counted delivery"
+    lost_delivery_delay = 10.0  # create_queue's ack deadline: the lost message comes back after it
 
     @pytest.fixture
     def queue(self, pubsub_clients: Clients) -> Iterator[Queue]:
