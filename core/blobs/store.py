@@ -26,7 +26,7 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Connection, delete, or_, select
 
 from mayfly.core.blobs import BlobStore, check_key
 from mayfly.core.queues.batching import GroupCommit
@@ -48,9 +48,13 @@ _UPSERT = (
 )
 #: Each prefix as a key range [lo, hi): one index range scan per prefix, in one statement.
 #: (LATERAL: a plain join let the planner merge-join the whole primary key against the ranges.)
+#: The ORDER BY is for the planner: psycopg prepares the statement on its fifth use and PostgreSQL then
+#: settles on a generic plan, blind to the ranges. Without an order that plan was a nested loop over a
+#: sequential scan of the whole table (90 ms for 200 prefixes over 6,000 blobs, growing with every blob,
+#: where a plan for the actual ranges takes 0.4 ms); with it, even the generic plan scans the key index.
 _LISTED = (
     "SELECT k.key FROM unnest(%(lo)b::text[], %(hi)b::text[]) AS r(lo, hi) CROSS JOIN LATERAL "
-    '(SELECT key FROM blobs WHERE key >= r.lo COLLATE "C" AND key < r.hi COLLATE "C") AS k'
+    '(SELECT key FROM blobs WHERE key >= r.lo COLLATE "C" AND key < r.hi COLLATE "C" ORDER BY key COLLATE "C") AS k'
 )
 
 
@@ -71,11 +75,8 @@ class StoreBlobStore(BlobStore):
             self._put_many([(key, data)])
 
     def _put_many(self, items: Sequence[tuple[str, bytes]]) -> list[None]:
-        # One row per key (the last put of a key in the batch wins, as it would one after the other):
-        # ON CONFLICT may not touch a row twice in one statement.
-        latest = dict(items)
         with self.store.write() as conn:
-            conn.exec_driver_sql(_UPSERT, {"at": now(), "keys": list(latest), "data": list(latest.values())})
+            put_rows(conn, items)
         return [None] * len(items)
 
     def put_file(self, key: str, fileobj: BinaryIO) -> None:
@@ -128,6 +129,14 @@ class StoreBlobStore(BlobStore):
         check_key(key)
         with self.store.write() as conn:
             conn.execute(delete(_B).where(_B.c.key == key))
+
+
+def put_rows(conn: Connection, items: Sequence[tuple[str, bytes]]) -> None:
+    """Write blobs in the caller's transaction, one statement (a queue writes a runner's records with its acks)."""
+    # One row per key (the last put of a key wins, as it would one after the other):
+    # ON CONFLICT may not touch a row twice in one statement.
+    latest = {check_key(key): data for key, data in items}
+    conn.exec_driver_sql(_UPSERT, {"at": now(), "keys": list(latest), "data": list(latest.values())})
 
 
 def _after(prefix: str) -> str | None:

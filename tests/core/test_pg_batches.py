@@ -79,3 +79,34 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced(
     killer.close()
     with pg_store.read() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+
+
+def test_listing_keys_uses_the_key_index_even_with_a_generic_plan(pg_store: Store, pg_url: str) -> None:
+    """psycopg prepares a statement on its fifth use; PostgreSQL then plans it once for any parameters.
+
+    The listing's generic plan had been a nested loop over a sequential scan of every blob, so each
+    runner's listing cost as much as the table was large. Forcing the generic plan shows the one every
+    long-lived process ends up with.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from mayfly.core.blobs import store as blob_store
+
+    blobs = StoreBlobStore(pg_store)
+    # As in a runner's life: the table grows faster than autovacuum's statistics of it.
+    blobs._put_many([(f"runs/t{i:05d}/1/{name}", b"{}") for i in range(2_000) for name in ("launched", "exited")])
+    prefixes = [f"runs/t{i:05d}/1/" for i in range(0, 2_000, 10)]
+    ranges = {"lo": prefixes, "hi": [blob_store._after(p) for p in prefixes]}
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        listed = conn.execute(blob_store._LISTED, ranges, prepare=True).fetchall()
+        (name,) = conn.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%LATERAL%'").fetchone()
+        explain = sql.SQL("EXPLAIN EXECUTE {}({}::text[], {}::text[])").format(
+            sql.Identifier(name), sql.Literal(ranges["lo"]), sql.Literal(ranges["hi"])
+        )
+        plan = "\n".join(row[0] for row in conn.execute(explain))
+
+    assert len(listed) == 2 * len(prefixes)
+    assert "blobs_pkey" in plan, plan
+    assert "Seq Scan" not in plan, plan
