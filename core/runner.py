@@ -71,6 +71,10 @@ from mayfly.core.workers import WorkerPool
 
 log = logging.getLogger("mayfly.runner")
 
+#: What an attempt hands the runner's outbox: its ``exited`` record (key, data) when the events queue writes it,
+#: its last event, and its message to ack.
+_Outgoing = tuple[tuple[str, bytes] | None, str | None, Message | None]
+
 BOOT = "/usr/local/bin/mayfly-boot"
 PAYLOAD_FILE = "/mayfly/payload.json"
 CONFIG_FILE = "/mayfly/config.json"
@@ -195,8 +199,10 @@ class Runner:
         self.control = queues.get("control")
         self.events = queues.get("events")
         # Watch threads report and ack through one group commit: one queue write serves many threads, and
-        # an attempt's last event and the ack of its message go in the same write (events first).
-        self._outbox: GroupCommit[tuple[str | None, Message | None], bool] = GroupCommit(self._send_and_ack)
+        # an attempt's last event and the ack of its message go in the same write (events first). Where the
+        # queue and the blobs share a database (PostgreSQL), the attempt's ``exited`` record goes in it too.
+        self._outbox: GroupCommit[_Outgoing, bool] = GroupCommit(self._send_and_ack)
+        self._records_in_outbox = self.events.keeps_records_of(blobs)
         self.blobs = blobs
         self.concurrency = concurrency
         self.lease = lease
@@ -704,9 +710,7 @@ class Runner:
         if st.detail:
             data["message"] = st.detail
         data.update(self._collect_result(watch, handle, max_result))
-        event = self._event(watch, EventKind.EXITED, data)
-        self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.dumps().encode())
-        self._finish(watch, remove=True, event=event.dumps(), record=False)
+        self._finish(watch, remove=True, event=self._event(watch, EventKind.EXITED, data).dumps())
 
     def _collect_result(self, watch: Watch, handle: str, max_result: int) -> dict[str, object]:
         try:
@@ -775,18 +779,19 @@ class Runner:
     def _report(self, watch: Watch, event: EventKind, /, **data: object) -> None:
         body = self._body(watch, event, **data)
         if body is not None:
-            self._outbox.submit((body, None))
+            self._outbox.submit((None, body, None))
 
     def _body(self, watch: Watch, event: EventKind, /, **data: object) -> str | None:
         """The event to send (``data`` may name a failure ``kind``), or None once the attempt was abandoned."""
         return None if watch.abandoned else self._event(watch, event, data).dumps()
 
-    def _send_and_ack(self, items: Sequence[tuple[str | None, Message | None]]) -> list[bool]:
-        """One group commit of events and acks: every event is durable before any message is acked."""
-        bodies = [body for body, _ in items if body is not None]
-        acks = [m for _, m in items if m is not None]
-        done = iter(self.events.send_and_ack(bodies, self.tasks, acks))
-        return [next(done) if m is not None else True for _, m in items]
+    def _send_and_ack(self, items: Sequence[_Outgoing]) -> list[bool]:
+        """One group commit of records, events and acks: each is durable before any message is acked."""
+        records = [record for record, _, _ in items if record is not None]
+        bodies = [body for _, body, _ in items if body is not None]
+        acks = [m for _, _, m in items if m is not None]
+        done = iter(self.events.send_and_ack(bodies, self.tasks, acks, records))
+        return [next(done) if m is not None else True for _, _, m in items]
 
     def _finish(self, watch: Watch, *, remove: bool, event: str | None = None, record: bool = True) -> None:
         """Send the attempt's last event and ack its message in one queue write, then remove the container.
@@ -794,13 +799,17 @@ class Runner:
         Acking before removing: see the module docstring. With ``record`` the event is first kept
         as the attempt's ``exited`` record, which marks the attempt over for :meth:`sweep`.
         """
+        kept: tuple[str, bytes] | None = None
         if record and event is not None and not watch.abandoned:
-            self.blobs.put(run_key(watch.task_id, watch.attempt, "exited"), event.encode())
+            kept = (run_key(watch.task_id, watch.attempt, "exited"), event.encode())
+            if not self._records_in_outbox:
+                self.blobs.put(*kept)
+                kept = None
         ack = watch.message if watch.message is not None and not watch.abandoned else None
         if ack is not None:
             watch.done = True  # no heartbeat extends a message that is being acked
-        if event is not None or ack is not None:
-            self._outbox.submit((event, ack))
+        if event is not None or ack is not None or kept is not None:
+            self._outbox.submit((kept, event, ack))
         if remove and watch.handle is not None and not watch.abandoned:
             try:
                 self.provider.remove(watch.handle)

@@ -61,16 +61,29 @@ class Queue(abc.ABC):
     def extend(self, message: Message, lease: float) -> bool:
         """Keep the message leased for ``lease`` more seconds; False when the lease was lost."""
 
-    def send_and_ack(self, bodies: Sequence[str], source: Queue, messages: Sequence[Message]) -> list[bool]:
+    def send_and_ack(
+        self,
+        bodies: Sequence[str],
+        source: Queue,
+        messages: Sequence[Message],
+        records: Sequence[tuple[str, bytes]] = (),
+    ) -> list[bool]:
         """Send ``bodies`` here, then ack ``messages`` of ``source``; the acks' results.
 
         No message is acked before every body is durably sent (a crash in between at
         worst redelivers what was already reported). Backends that can do both in one
-        transaction do.
+        transaction do. ``records`` (blob key, data) are written first, in the same
+        transaction: only given when :meth:`keeps_records_of` said so for their blob store.
         """
+        if records:
+            raise ValueError(f"queue {self.name!r} cannot write blobs in its transactions")
         if bodies:
             self.send_many(bodies)
         return source.ack_many(messages) if messages else []
+
+    def keeps_records_of(self, blobs: object) -> bool:
+        """True when :meth:`send_and_ack` can write ``blobs``' records in its own transaction (one database)."""
+        return False
 
     def extend_many(self, messages: Sequence[Message], lease: float) -> list[bool]:
         """Extend several leases; backends batch where they can."""

@@ -173,10 +173,16 @@ class EmbeddedQueue(Queue):
             ids.append(str(cur.lastrowid))
         return ids
 
-    def send_and_ack(self, bodies: Sequence[str], source: Queue, messages: Sequence[Message]) -> list[bool]:
+    def send_and_ack(
+        self,
+        bodies: Sequence[str],
+        source: Queue,
+        messages: Sequence[Message],
+        records: Sequence[tuple[str, bytes]] = (),
+    ) -> list[bool]:
         """Both in one transaction when ``source`` lives in the same file: the sends and acks commit together."""
-        if not isinstance(source, EmbeddedQueue) or source.broker is not self.broker:
-            return super().send_and_ack(bodies, source, messages)
+        if records or not isinstance(source, EmbeddedQueue) or source.broker is not self.broker:
+            return super().send_and_ack(bodies, source, messages, records)
         with self.broker.write() as conn:
             self._insert(conn, bodies)
             done = [_delete(conn, m) for m in messages]

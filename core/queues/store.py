@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, func, select
 
+from mayfly.core.blobs.store import StoreBlobStore, put_rows
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.queues.embedded import DLQ_SUFFIX, MAX_DELIVERIES
 from mayfly.core.queues.wakeup import WakeupHub
@@ -110,17 +111,29 @@ class StoreQueue(Queue):
         rows = conn.exec_driver_sql(_INSERT, {"queue": self.name, "delay": delay, "bodies": list(bodies)})
         return [str(i) for i in sorted(rows.scalars().all())]
 
-    def send_and_ack(self, bodies: Sequence[str], source: Queue, messages: Sequence[Message]) -> list[bool]:
-        """Both in one transaction when ``source`` is a queue of the same store."""
+    def send_and_ack(
+        self,
+        bodies: Sequence[str],
+        source: Queue,
+        messages: Sequence[Message],
+        records: Sequence[tuple[str, bytes]] = (),
+    ) -> list[bool]:
+        """Records, sends and acks in one transaction when ``source`` is a queue of the same store."""
         if not isinstance(source, StoreQueue) or source.broker.store is not self._store:
-            return super().send_and_ack(bodies, source, messages)
+            return super().send_and_ack(bodies, source, messages, records)
         with self._store.write() as conn:
+            if records:
+                put_rows(conn, records)
             if bodies:
                 self._insert(conn, bodies)
             done = _delete(conn, messages)
         if bodies:
             self.broker.notify(self.name)
         return done
+
+    def keeps_records_of(self, blobs: object) -> bool:
+        """True for the blob store of the same database: a runner's records commit with its events and acks."""
+        return isinstance(blobs, StoreBlobStore) and blobs.store is self._store
 
     def receive(self, max_messages: int = 1, *, wait: float = 0.0, lease: float = 30.0) -> list[Message]:
         deadline = time.monotonic() + wait
