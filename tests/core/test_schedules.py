@@ -343,3 +343,29 @@ def test_bulk_tasks_are_one_transaction(mf: Mayfly, project: str) -> None:
     assert counts(mf)[1] == 0
     assert len(mf.tasks.queue_many(project, "bulk", payloads, TaskOptions())) == 10_000
     assert counts(mf)[1] == 10_000
+
+
+def test_a_busy_control_plane_looks_at_the_schedules_once_per_idle_wait(mf: Mayfly) -> None:
+    """Schedules are looked at once per ``idle_wait``, not on every pass a busy loop makes (50 a second)."""
+    from mayfly.core.config import Limits
+    from mayfly.core.control import ControlPlane
+    from mayfly.core.scheduler import Pass
+
+    looks: list[float] = []
+
+    def scheduler(now: float) -> Pass:
+        looks.append(now)
+        return Pass(fired=[("sched", now, "task")])  # work done: the loop goes on at once
+
+    plane = ControlPlane(mf.store, Limits(), {}, scheduler=scheduler)
+    stop = threading.Event()
+    # A pass that did work is followed by another at once (period 0); one without sleeps for the idle wait.
+    loop = threading.Thread(target=plane.run, args=(stop,), kwargs={"idle_wait": 3600.0, "period": 0.0})
+    loop.start()
+    while not looks:
+        stop.wait(0.01)
+    stop.wait(0.3)
+    stop.set()
+    loop.join(10)
+    assert not loop.is_alive()
+    assert len(looks) == 1
