@@ -120,6 +120,7 @@ def attempt_row(conn: Connection, task: Task, event: Event, at: float, seen: dic
     price = seen.get(f"price:{target}")
     if price is None:
         price = seen[f"price:{target}"] = target_price(conn, target)
+        seen[f"price_json:{target}"] = json.dumps(price.to_json(), sort_keys=True)
     rev = seen.get(f"rev:{task.revision_id}")
     if rev is None:
         rev = seen[f"rev:{task.revision_id}"] = conn.execute(
@@ -145,7 +146,7 @@ def attempt_row(conn: Connection, task: Task, event: Event, at: float, seen: dic
         "billed_seconds": seconds,
         "cpu": cpu,
         "memory_mb": memory_mb,
-        "price": json.dumps(price.to_json(), sort_keys=True),
+        "price": seen[f"price_json:{target}"],
         "cost": price.cost(seconds, cpu, memory_mb),
         "created_at": at,
     }
@@ -155,6 +156,8 @@ def store_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dic
     """Insert the rows of attempts not stored yet (a redelivered end event records nothing twice); return them."""
     if not rows:
         return []
+    if conn.dialect.name == "postgresql":
+        return _store_attempts_pg(conn, rows)
     a = s.attempts
     ids = sorted({r["task_id"] for r in rows})
     have: set[tuple[str, int]] = set()
@@ -170,6 +173,32 @@ def store_attempts(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dic
     if new:
         conn.execute(insert(a), new)
     return new
+
+
+_ATTEMPT_TYPES = {
+    **dict.fromkeys(("task_id", "project_id", "code_name", "target", "provider", "region", "outcome", "price"), "text"),
+    **dict.fromkeys(("started_at", "stopped_at", "billed_seconds", "cpu", "cost", "created_at"), "float8"),
+    **dict.fromkeys(("attempt", "memory_mb"), "int"),
+}
+_ATTEMPTS_PG = (
+    f"INSERT INTO attempts ({', '.join(_ATTEMPT_TYPES)}) "
+    f"SELECT * FROM unnest({', '.join(f'%({c})b::{t}[]' for c, t in _ATTEMPT_TYPES.items())}) "
+    "ON CONFLICT (task_id, attempt) DO NOTHING RETURNING task_id, attempt"
+)
+
+
+def _store_attempts_pg(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`store_attempts` in one statement of arrays, whatever the batch's size (its text never changes)."""
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault((r["task_id"], r["attempt"]), r)
+    unique = list(first.values())
+    columns = {
+        c: [None if r[c] is None else (float(r[c]) if t == "float8" else r[c]) for r in unique]
+        for c, t in _ATTEMPT_TYPES.items()
+    }
+    stored = {(str(t), int(n)) for t, n in conn.exec_driver_sql(_ATTEMPTS_PG, columns)}
+    return [r for r in unique if (r["task_id"], r["attempt"]) in stored]
 
 
 def attempts_of(conn: Connection, task_id: str) -> list[Attempt]:

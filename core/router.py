@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, bindparam, func, insert, select, text, true, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, true, update
 
 from mayfly.core import breaker, placement
 from mayfly.core.breaker import Breaker, BreakerState
@@ -50,9 +50,17 @@ class Dispatched:
     target: str
 
 
-def _active_counts(conn: Connection, column: Column[Any]) -> Counter[str]:
-    rows = conn.execute(select(column, func.count()).where(text(s.ACTIVE)).group_by(column))
-    return Counter({str(k): int(n) for k, n in rows})
+def _active_counts(conn: Connection) -> tuple[Counter[str], Counter[str]]:
+    """Tasks holding a slot, per target and per code, from one read of the active tasks."""
+    per_target: Counter[str] = Counter()
+    per_code: Counter[str] = Counter()
+    t = s.tasks.c
+    for target, code_id, n in conn.execute(
+        select(t.target, t.code_id, func.count()).where(text(s.ACTIVE)).group_by(t.target, t.code_id)
+    ):
+        per_target[str(target)] += int(n)
+        per_code[str(code_id)] += int(n)
+    return per_target, per_code
 
 
 def dispatch(
@@ -74,8 +82,7 @@ def dispatch(
         half_open = {n for n, b in breakers.items() if b.state(now) is BreakerState.HALF_OPEN}
         if open_now:
             skip_open(conn, [t for t in targets if t in open_now], open_now, breakers, now)
-        per_target = _active_counts(conn, s.tasks.c.target)
-        per_code = _active_counts(conn, s.tasks.c.code_id)
+        per_target, per_code = _active_counts(conn)
         on_fault("router.counted")
         limits: dict[str, int | None] = {}
         paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}

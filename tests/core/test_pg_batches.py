@@ -110,3 +110,26 @@ def test_listing_keys_uses_the_key_index_even_with_a_generic_plan(pg_store: Stor
     assert len(listed) == 2 * len(prefixes)
     assert "blobs_pkey" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def test_attempts_are_stored_once_each_in_one_statement(pg_store: Store) -> None:
+    from mayfly.core.costs import store_attempts
+
+    def row(task: str, attempt: int, cost: float) -> dict[str, object]:
+        return {
+            **{"task_id": task, "attempt": attempt, "project_id": "p", "code_name": "c", "target": "null"},
+            **{"provider": "null", "region": None, "outcome": "exited", "started_at": 1, "stopped_at": None},
+            **{"billed_seconds": 0, "cpu": 1, "memory_mb": 256, "price": "{}", "cost": cost, "created_at": 2.5},
+        }
+
+    seen = _recorded(pg_store)
+    with pg_store.write() as conn:
+        first = store_attempts(conn, [row("t1", 1, 0.5), row("t2", 1, 0.0), row("t1", 1, 9.0)])
+    with pg_store.write() as conn:
+        again = store_attempts(conn, [row("t2", 1, 0.0), row("t3", 2, 0.25)])
+        stored = conn.execute(text("SELECT task_id, attempt, cost, region FROM attempts ORDER BY task_id")).all()
+
+    assert [(r["task_id"], r["cost"]) for r in first] == [("t1", 0.5), ("t2", 0.0)]  # the first of a repeat
+    assert [r["task_id"] for r in again] == ["t3"]
+    assert [tuple(r) for r in stored] == [("t1", 1, 0.5, None), ("t2", 1, 0.0, None), ("t3", 2, 0.25, None)]
+    assert sum("INSERT INTO attempts" in st for st in seen) == 2  # one per batch
