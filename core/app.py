@@ -309,6 +309,8 @@ class Mayfly:
         )
 
     def close(self) -> None:
+        if "store_broker" in self.__dict__:
+            self.store_broker.close()
         if "store" in self.__dict__:
             self.store.close()
         if "broker" in self.__dict__:

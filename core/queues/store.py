@@ -12,12 +12,15 @@ Receiving locks the visible rows ``FOR UPDATE SKIP LOCKED``, so concurrent recei
 never lease one message twice and never wait for each other. Lease times are the
 database's clock (``clock_timestamp()``), not the callers', so machines whose clocks
 disagree still agree on when a lease ends. A waiting receiver is woken at once by a send
-from its own home (the home's wake-ups) and otherwise looks again every ``poll`` seconds.
+from its own home (the home's wake-ups) or from another machine (PostgreSQL's NOTIFY,
+relayed to the home's wake-ups: :mod:`.notify`), and looks again every ``poll`` seconds
+in case a notification was lost.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 
@@ -26,6 +29,7 @@ from sqlalchemy import Connection, func, select
 from mayfly.core.blobs.store import StoreBlobStore, put_rows
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.queues.embedded import DLQ_SUFFIX, MAX_DELIVERIES
+from mayfly.core.queues.notify import NotifyRelay
 from mayfly.core.queues.wakeup import WakeupHub
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
@@ -68,6 +72,27 @@ class StoreBroker:
         self.store = store
         self.wakeups = wakeups
         self.max_deliveries = max_deliveries
+        self._relay: NotifyRelay | None = None
+        self._relay_lock = threading.Lock()
+
+    def listen(self) -> None:
+        """Relay the database's notifications of sends (from any machine) to this home's wake-ups; once.
+
+        Started by the first receiver that waits; without wake-ups there is nothing to relay to.
+        """
+        if self.wakeups is None or self._relay is not None:
+            return
+        with self._relay_lock:
+            if self._relay is None:
+                url = self.store.engine.url.set(drivername="postgresql")
+                self._relay = NotifyRelay(url.render_as_string(hide_password=False), self.wakeups.notify).start()
+
+    def close(self) -> None:
+        """Stop relaying notifications (and close that connection)."""
+        with self._relay_lock:
+            relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.stop()
 
     def queue(self, name: str) -> StoreQueue:
         """The queue called ``name``."""
@@ -140,6 +165,8 @@ class StoreQueue(Queue):
         hub = self.broker.wakeups
         # Bound before looking, so a send between the look and the sleep still wakes us.
         listener = hub.listener(self.name) if wait > 0 and hub is not None else None
+        if listener is not None:
+            self.broker.listen()  # sends from other machines ring it too
         look = True
         while True:
             got = self._lease(max_messages, lease, look=look)
