@@ -33,7 +33,7 @@ from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.outage import Outage, forever
 from mayfly.core.queues import Message, Queue, QueueSet
-from mayfly.core.router import dispatch, publish
+from mayfly.core.router import Inline, dispatch, inline_targets, publish
 from mayfly.core.scheduler import Pass
 from mayfly.core.store import Store
 from mayfly.core.store import schema as s
@@ -116,6 +116,9 @@ class ControlPlane:
         self.outage = Outage("control plane", log)
         self._scheduler_outage = Outage("scheduler", log)
         self._events_outage = {name: Outage(f"events of target {name}", log) for name in self.targets}
+        # Targets whose tasks queue is a table of this store: dispatch sends their messages itself.
+        direct = inline_targets(store, {n: w.queues for n, w in self.targets.items()})
+        self._inline = Inline(direct, limits, self._ensure_code) if direct else None
 
     def run(
         self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT, period: float = PASS_PERIOD
@@ -184,7 +187,12 @@ class ControlPlane:
             for name, wiring in self.targets.items():
                 work += self.drain_dead_letters(name, wiring)
         if self._due():
-            chosen = dispatch(self.store, {n: w.capacity for n, w in self.targets.items()}, self.clock())
+            chosen = dispatch(
+                self.store,
+                {n: w.capacity for n, w in self.targets.items()},
+                self.clock(),
+                inline=self._inline,
+            )
             work += len(chosen)
         work += publish(
             self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code

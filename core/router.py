@@ -12,14 +12,16 @@ Dispatch is an outbox: one write transaction moves the chosen tasks to
 ``preparing``, increments their attempt and flags them ``dispatch_pending``;
 :func:`publish` then sends the task messages and clears the flag. A crash between
 the two leaves the flag set and the next :func:`publish` sends again; a message
-sent twice is harmless because launches are idempotent per (task, attempt).
+sent twice is harmless because launches are idempotent per (task, attempt). A target
+whose queue is a table of the PostgreSQL store itself needs no outbox: its messages
+are inserted in the dispatch transaction (:class:`Inline`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,8 @@ from mayfly.core.faults import fault_point
 from mayfly.core.lifecycle import moved_record
 from mayfly.core.messages import TaskMessage
 from mayfly.core.models import CodeRef, TaskStatus
-from mayfly.core.queues import Queue
+from mayfly.core.queues import Queue, QueueSet
+from mayfly.core.queues.store import StoreQueue, StoreQueueSet
 from mayfly.core.records import Revision, Task, iso
 from mayfly.core.secrets import load_sealed
 from mayfly.core.store import DISPATCH_CLAIM, Store
@@ -63,8 +66,31 @@ def _active_counts(conn: Connection) -> tuple[Counter[str], Counter[str]]:
     return per_target, per_code
 
 
+@dataclass(frozen=True)
+class Inline:
+    """Targets whose task queue is a table of the store itself: their messages go in the dispatch transaction."""
+
+    #: Each such target's tasks queue.
+    queues: dict[str, StoreQueue]
+    limits: Limits
+    #: Called for each message's code package before it is sent (see :func:`publish`).
+    ensure_code: Callable[[str, CodeRef], None] | None = None
+
+
+def inline_targets(store: Store, queues: Mapping[str, QueueSet]) -> dict[str, StoreQueue]:
+    """The targets (of ``queues``: target → its queue set) whose tasks queue is a table of ``store``."""
+    return {
+        t: qs.get("tasks") for t, qs in queues.items() if isinstance(qs, StoreQueueSet) and qs.broker.store is store
+    }
+
+
 def dispatch(
-    store: Store, targets: dict[str, int], now: float, on_fault: Callable[[str], None] = fault_point
+    store: Store,
+    targets: dict[str, int],
+    now: float,
+    on_fault: Callable[[str], None] = fault_point,
+    *,
+    inline: Inline | None = None,
 ) -> list[Dispatched]:
     """Move every task that may start now to ``preparing``; return what was chosen.
 
@@ -72,8 +98,13 @@ def dispatch(
     planes on one PostgreSQL store take turns (:data:`DISPATCH_CLAIM`): slots are counted and
     taken by one process at a time, so per-code max concurrency and per-target capacity hold
     across all of them; a process that finds the claim taken skips this pass.
+
+    The tasks of ``inline`` targets (their queue is a table of this PostgreSQL store) get their
+    messages in this same transaction instead of the outbox: the status change and the message
+    commit together, and the flag, the publish pass's read and its clearing write are saved.
     """
     chosen: list[Dispatched] = []
+    sent: dict[str, StoreQueue] = {}
     with store.write() as conn:
         if not store.try_claim(conn, DISPATCH_CLAIM):
             return chosen  # another control plane is dispatching right now; its pass covers these tasks
@@ -132,15 +163,48 @@ def dispatch(
         if chosen:
             # One statement (PostgreSQL: the ids as an array) or one executemany (SQLite); the status
             # guard keeps it a compare-and-set per row.
-            if store.is_postgres:
-                res = conn.exec_driver_sql(_TO_PREPARING_PG, {"now": now, "ids": [d.task_id for d in chosen]})
-            else:
-                res = conn.execute(
-                    _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": d.task_id} for d in chosen]
-                )
-            if res.rowcount != len(chosen):  # pragma: no cover - a cancel committed between the scan and here
+            direct = inline.queues if inline is not None and store.is_postgres else {}
+            outbox = [d.task_id for d in chosen if d.target not in direct]
+            moved = 0
+            if outbox and store.is_postgres:
+                moved += conn.exec_driver_sql(_TO_PREPARING_PG, {"now": now, "ids": outbox}).rowcount
+            elif outbox:
+                moved += conn.execute(
+                    _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": t} for t in outbox]
+                ).rowcount
+            if len(outbox) < len(chosen):
+                assert inline is not None
+                moved += _send_inline(conn, [d.task_id for d in chosen if d.target in direct], now, inline, sent)
+                on_fault("router.sent_inline")
+            if moved != len(chosen):  # pragma: no cover - a cancel committed between the scan and here
                 raise StoreUnavailable("dispatch raced a change of a queued task; retrying on the next pass")
+    for queue in sent.values():  # after the commit: wake this home's runners (other machines hear NOTIFY)
+        queue.broker.notify(queue.name)
     return chosen
+
+
+def _send_inline(conn: Connection, ids: list[str], now: float, inline: Inline, sent: dict[str, StoreQueue]) -> int:
+    """Move ``ids`` to ``preparing`` and insert their task messages in the caller's transaction; how many moved."""
+    rows = conn.exec_driver_sql(_TO_PREPARING_INLINE_PG, {"now": now, "ids": ids}).mappings().all()
+    tasks = [Task.from_row(r) for r in rows]
+    wanted = sorted({t.revision_id for t in tasks})
+    revisions = {
+        r.id: r
+        for r in (
+            Revision.from_row(row)
+            for row in conn.execute(select(s.code_revisions).where(s.code_revisions.c.id.in_(wanted))).mappings()
+        )
+    }
+    by_target: dict[str, list[str]] = {}
+    for task in tasks:
+        msg = build_message(task, revisions[task.revision_id], inline.limits)
+        if inline.ensure_code is not None and msg.code is not None:
+            inline.ensure_code(task.target, msg.code)
+        by_target.setdefault(task.target, []).append(msg.dumps())
+    for target, bodies in by_target.items():
+        inline.queues[target].insert_in(conn, bodies)
+        sent[target] = inline.queues[target]
+    return len(tasks)
 
 
 _SCAN = (
@@ -170,6 +234,11 @@ _TO_PREPARING = (
 _TO_PREPARING_PG = (
     "UPDATE tasks SET status = 'preparing', attempt = attempt + 1, dispatch_pending = true, "
     "dispatched_at = %(now)s, updated_at = %(now)s WHERE id = ANY(%(ids)b::text[]) AND status = 'queued'"
+)
+#: The same move for tasks whose messages are inserted in the same transaction: no flag, and the rows come back.
+_TO_PREPARING_INLINE_PG = (
+    "UPDATE tasks SET status = 'preparing', attempt = attempt + 1, dispatched_at = %(now)s, updated_at = %(now)s "
+    "WHERE id = ANY(%(ids)b::text[]) AND status = 'queued' RETURNING *"
 )
 #: Clears the flag of the tasks whose messages were sent, in one statement. No attempt guard is needed:
 #: the rows are locked (``FOR UPDATE``) by the same transaction since they were read, so their attempt

@@ -128,6 +128,14 @@ class StoreQueue(Queue):
         self.broker.notify(self.name)
         return ids
 
+    def insert_in(self, conn: Connection, bodies: Sequence[str]) -> list[str]:
+        """Send ``bodies`` in the caller's transaction of this store (visible at its commit); their ids.
+
+        The caller wakes this home's receivers after the commit (``broker.notify``); other machines
+        hear the database's notification.
+        """
+        return self._insert(conn, bodies)
+
     def _insert(self, conn: Connection, bodies: Sequence[str], delay: float = 0.0) -> list[str]:
         # One statement for any number of bodies (an array): its text never changes, so psycopg and the
         # server parse it once, where a multi-row VALUES was a new, long statement for every batch size.

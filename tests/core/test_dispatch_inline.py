@@ -1,0 +1,76 @@
+"""On PostgreSQL, a target whose queue is a table of the store gets its task messages in the dispatch transaction.
+
+No outbox flag, no publish pass: the move to ``preparing`` and the message commit together,
+or (a crash before the commit) neither does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.common import open_mayfly
+from mayfly.core.app import Mayfly
+from mayfly.core.codes import CodeOptions
+from mayfly.core.config import Limits
+from mayfly.core.router import Inline, dispatch, inline_targets, publish
+from mayfly.core.tasks import TaskOptions
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.fixture
+def shared(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mayfly, str]]:
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = open_mayfly(tmp_path / "home")
+    mf.targets.add("null", "null", {})
+    pid = mf.project_id()
+    mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
+    yield mf, pid
+    mf.close()
+
+
+def _inline(mf: Mayfly) -> Inline:
+    direct = inline_targets(mf.store, {"null": mf.queues_for("null")})
+    assert list(direct) == ["null"]
+    return Inline(direct, Limits())
+
+
+def test_dispatch_sends_the_messages_of_a_store_queue_itself(shared: tuple[Mayfly, str]) -> None:
+    mf, pid = shared
+    queued = mf.tasks.queue_many(pid, "noop", ['{"n": 1}', '{"n": 2}', '{"n": 3}'], TaskOptions())
+
+    chosen = dispatch(mf.store, {"null": 10}, time.time(), inline=_inline(mf))
+
+    assert sorted(d.task_id for d in chosen) == sorted(t.id for t in queued)
+    tasks = [mf.tasks.get(pid, t.id) for t in queued]
+    assert {(t.status, t.attempt, t.dispatch_pending) for t in tasks} == {("preparing", 1, False)}
+    messages = mf.queues_for("null").get("tasks").receive(10)
+    bodies = sorted((json.loads(m.body)["task_id"], json.loads(m.body)["payload"]) for m in messages)
+    assert bodies == sorted((t.id, t.payload) for t in queued)
+    # Nothing is left for the outbox to send.
+    assert publish(mf.store, lambda target: mf.queues_for(target).get("tasks"), Limits()) == 0
+
+
+def test_a_crash_before_the_commit_leaves_neither_the_move_nor_the_message(shared: tuple[Mayfly, str]) -> None:
+    mf, pid = shared
+    queued = mf.tasks.queue_many(pid, "noop", ["{}", "{}"], TaskOptions())
+
+    def crash_after_sending(point: str) -> None:
+        if point == "router.sent_inline":
+            raise Crash(point)
+
+    with pytest.raises(Crash):
+        dispatch(mf.store, {"null": 10}, time.time(), crash_after_sending, inline=_inline(mf))
+
+    assert {mf.tasks.get(pid, t.id).status for t in queued} == {"queued"}
+    assert mf.queues_for("null").get("tasks").depth() == 0
+    # The next pass dispatches them once.
+    assert len(dispatch(mf.store, {"null": 10}, time.time(), inline=_inline(mf))) == 2
+    assert mf.queues_for("null").get("tasks").depth() == 2
