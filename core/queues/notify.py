@@ -31,8 +31,8 @@ log = logging.getLogger("mayfly.queues")
 
 #: The channel the trigger of migration 0011 notifies, with the queue's name as the payload.
 CHANNEL = "mayfly_queues"
-#: Seconds one wait for notifications lasts before the relay looks whether it was stopped.
-WAIT_SLICE = 1.0
+#: Seconds one wait for notifications lasts before the relay looks whether it was stopped (how long a close waits).
+WAIT_SLICE = 0.25
 
 
 class NotifyRelay:
