@@ -38,10 +38,12 @@ WAIT_SLICE = 0.25
 class NotifyRelay:
     """One listening connection; calls ``on_notify(queue)`` for every notification, until stopped."""
 
-    def __init__(self, conninfo: str, on_notify: Callable[[str], None], *, connect_timeout: int = 10) -> None:
-        self.conninfo = conninfo
+    def __init__(self, connect: Callable[[], Any], lost: type[Exception], on_notify: Callable[[str], None]) -> None:
+        #: Opens a new DB-API connection of the store's driver (psycopg), outside its pool, in autocommit.
+        self.connect = connect
+        #: The driver's error for a lost or refused connection.
+        self.lost = lost
         self.on_notify = on_notify
-        self.connect_timeout = connect_timeout
         #: Set while LISTEN is in effect (cleared while the connection is down).
         self.listening = threading.Event()
         self.outage = Outage("queue notifications (PostgreSQL LISTEN)", log)
@@ -63,26 +65,21 @@ class NotifyRelay:
 
     def _relay(self) -> None:
         """One slice: (re)connect and LISTEN when needed, then relay what arrives for up to :data:`WAIT_SLICE`."""
-        import psycopg
-
         try:
             if self._conn is None:
-                self._connect()
+                self._listen()
             for note in self._conn.notifies(timeout=WAIT_SLICE):
                 self.on_notify(note.payload)
-        except psycopg.OperationalError as exc:  # a lost or refused connection: one line, as every loop says it
+        except self.lost as exc:  # a lost or refused connection: one line, as every loop says it
             self._close()  # the next slice connects again, after the outage's backoff
             raise StoreUnavailable(f"store unavailable: {' '.join(str(exc).split())}") from exc
         except Exception:
             self._close()
             raise
 
-    def _connect(self) -> None:
-        import psycopg
-
-        conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=self.connect_timeout)
-        conn.execute(f"LISTEN {CHANNEL}")
-        self._conn = conn
+    def _listen(self) -> None:
+        self._conn = self.connect()  # kept before LISTEN, so a failing LISTEN's connection is closed too
+        self._conn.execute(f"LISTEN {CHANNEL}")
         self.listening.set()
 
     def _close(self) -> None:

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -84,8 +85,14 @@ class StoreBroker:
             return
         with self._relay_lock:
             if self._relay is None:
-                url = self.store.engine.url.set(drivername="postgresql")
-                self._relay = NotifyRelay(url.render_as_string(hide_password=False), self.wakeups.notify).start()
+                dialect, url = self.store.engine.dialect, self.store.engine.url
+
+                def connect() -> Any:  # the store's own driver and URL, one connection outside the pool
+                    cargs, cparams = dialect.create_connect_args(url)
+                    return dialect.connect(*cargs, **{**cparams, "autocommit": True, "connect_timeout": 10})
+
+                lost = dialect.loaded_dbapi.OperationalError
+                self._relay = NotifyRelay(connect, lost, self.wakeups.notify).start()
 
     def close(self) -> None:
         """Stop relaying notifications (and close that connection)."""
