@@ -165,6 +165,7 @@ def dispatch(
             # guard keeps it a compare-and-set per row.
             direct = inline.queues if inline is not None and store.is_postgres else {}
             outbox = [d.task_id for d in chosen if d.target not in direct]
+            at_once = [d.task_id for d in chosen if d.target in direct]
             moved = 0
             if outbox and store.is_postgres:
                 moved += conn.exec_driver_sql(_TO_PREPARING_PG, {"now": now, "ids": outbox}).rowcount
@@ -172,9 +173,8 @@ def dispatch(
                 moved += conn.execute(
                     _TO_PREPARING.values(dispatched_at=now, updated_at=now), [{"tid": t} for t in outbox]
                 ).rowcount
-            if len(outbox) < len(chosen):
-                assert inline is not None
-                moved += _send_inline(conn, [d.task_id for d in chosen if d.target in direct], now, inline, sent)
+            if at_once and inline is not None:
+                moved += _send_inline(conn, at_once, now, inline, sent)
                 on_fault("router.sent_inline")
             if moved != len(chosen):  # pragma: no cover - a cancel committed between the scan and here
                 raise StoreUnavailable("dispatch raced a change of a queued task; retrying on the next pass")

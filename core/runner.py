@@ -799,12 +799,13 @@ class Runner:
         Acking before removing: see the module docstring. With ``record`` the event is first kept
         as the attempt's ``exited`` record, which marks the attempt over for :meth:`sweep`.
         """
-        kept: tuple[str, bytes] | None = None
+        kept: tuple[str, bytes] | None = None  # the record, when the outbox's transaction writes it
         if record and event is not None and not watch.abandoned:
-            kept = (run_key(watch.task_id, watch.attempt, "exited"), event.encode())
-            if not self._records_in_outbox:
-                self.blobs.put(*kept)
-                kept = None
+            key = run_key(watch.task_id, watch.attempt, "exited")
+            if self._records_in_outbox:
+                kept = (key, event.encode())
+            else:
+                self.blobs.put(key, event.encode())
         ack = watch.message if watch.message is not None and not watch.abandoned else None
         if ack is not None:
             watch.done = True  # no heartbeat extends a message that is being acked
