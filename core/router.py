@@ -43,8 +43,10 @@ from mayfly.core.store import DISPATCH_CLAIM, Store
 from mayfly.core.store import schema as s
 from mayfly.core.validate import PRIORITIES
 
-#: How many queued rows one page of a dispatch pass's scan reads (per target and priority).
+#: The most queued rows one page of a dispatch pass's scan reads (per target and priority).
 SCAN_LIMIT = 1000
+#: The smallest first page: a pass with room for a few tasks reads a few rows, not a thousand.
+SCAN_FIRST = 32
 
 
 @dataclass(frozen=True)
@@ -119,24 +121,29 @@ def dispatch(
         paused: set[str] = {row[0] for row in conn.execute(select(s.codes.c.id).where(s.codes.c.paused.is_(True)))}
         #: Revisions whose code is at its max concurrency in this pass: their queued tasks are left out of the scan.
         full: set[str] = set()
+        #: Whether a task that others wait for has ended, looked up once per pass.
+        ended: dict[str, bool] = {}
         for target, capacity in targets.items():
             room = capacity - per_target[target]
             if target in half_open:
                 room = min(room, 1 - per_target[target])  # one trial launch at a time until it works or fails
             # One scan per priority, highest first: each walks ix_tasks_queued (target, priority, id) in
-            # order, a page of SCAN_LIMIT rows at a time. A single ORDER BY priority DESC, id sorts every
-            # queued row of the target in a temporary B-tree on each pass (id ascends where priority descends).
+            # order, a page at a time. A single ORDER BY priority DESC, id sorts every queued row of the
+            # target in a temporary B-tree on each pass (id ascends where priority descends).
             # Paused codes and full revisions are left out in SQL, and the scan pages on while there is room,
             # so a backlog that cannot start (any number of a paused code's tasks) never hides the tasks
-            # behind it.
+            # behind it. The first page is sized by the room (a busy pass frees a few slots; reading a
+            # thousand rows for them was most of its cost); pages double up to SCAN_LIMIT past tasks that
+            # wait for others, so a long blocked backlog still takes few statements.
             for priority in PRIORITIES:
                 after = ""
+                page = min(SCAN_LIMIT, max(SCAN_FIRST, 2 * room))
                 while room > 0:
                     rows = conn.execute(
                         _SCAN,
                         {
                             **{"target": target, "priority": priority, "now": now, "after": after},
-                            **{"paused": sorted(paused), "full": sorted(full), "n": SCAN_LIMIT},
+                            **{"paused": sorted(paused), "full": sorted(full), "n": page},
                         },
                     ).all()
                     for task_id, code_id, revision_id, wait_for in rows:
@@ -144,8 +151,11 @@ def dispatch(
                             break
                         if revision_id in full:
                             continue
-                        if wait_for is not None and not _ended(conn, wait_for):
-                            continue
+                        if wait_for is not None:
+                            if wait_for not in ended:
+                                ended[wait_for] = _ended(conn, wait_for)
+                            if not ended[wait_for]:
+                                continue
                         if revision_id not in limits:
                             limits[revision_id] = conn.execute(
                                 select(s.code_revisions.c.max_concurrency).where(s.code_revisions.c.id == revision_id)
@@ -157,9 +167,10 @@ def dispatch(
                         per_code[code_id] += 1
                         room -= 1
                         chosen.append(Dispatched(task_id, target))
-                    if len(rows) < SCAN_LIMIT:
+                    if len(rows) < page:
                         break
                     after = rows[-1][0]
+                    page = min(SCAN_LIMIT, 2 * page)
         if chosen:
             # One statement (PostgreSQL: the ids as an array) or one executemany (SQLite); the status
             # guard keeps it a compare-and-set per row.

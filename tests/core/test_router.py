@@ -109,3 +109,37 @@ def test_a_backlog_at_its_max_concurrency_does_not_hide_the_tasks_behind_it(mf: 
     other = mf.tasks.queue(project, "other", "{}", TaskOptions())
     assert [d.task_id for d in dispatch(mf.store, {"local": 10}, now())] == [busy[0].id, other.id]
     assert dispatch(mf.store, {"local": 10}, now()) == []
+
+
+def test_tasks_waiting_for_others_do_not_hide_the_task_behind_them(mf: Mayfly, project: str) -> None:
+    """Pages start at the room's size and double past tasks that wait for another task to end."""
+    from sqlalchemy import event, update
+
+    from mayfly.core.router import SCAN_FIRST
+    from mayfly.core.store import schema as s
+    from mayfly.core.validate import PRIORITIES
+
+    _code(mf, project)
+    blocker = mf.tasks.queue(project, "img", "{}", TaskOptions(delay=3600))
+    waiting = mf.tasks.queue_many(project, "img", ["{}"] * (3 * SCAN_FIRST + 5), TaskOptions())
+    with mf.store.write() as conn:
+        conn.execute(update(s.tasks).where(s.tasks.c.id.in_([t.id for t in waiting])).values(wait_for=blocker.id))
+    free = mf.tasks.queue(project, "img", "{}", TaskOptions())
+    scans: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, params: object, context: object, many: bool) -> None:
+        if "tasks.wait_for" in statement:
+            scans.append("page")
+        elif statement.startswith("SELECT tasks.status") and "tasks.id =" in statement:
+            scans.append("lookup")
+
+    event.listen(mf.store.engine, "before_cursor_execute", count)
+    try:
+        chosen = dispatch(mf.store, {"local": 1}, now())
+    finally:
+        event.remove(mf.store.engine, "before_cursor_execute", count)
+    assert [d.task_id for d in chosen] == [free.id]
+    # The empty higher priorities take a page each; then pages of 32, 64 and 128 rows where pages of 32
+    # would take five, and the task they all wait for is looked up once, not once per waiting task.
+    assert scans.count("page") == len(PRIORITIES) - 1 + 3
+    assert scans.count("lookup") == 1
