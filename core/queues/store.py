@@ -46,16 +46,22 @@ _INSERT = (
     "FROM unnest(%(bodies)b::text[]) WITH ORDINALITY AS u(b, i) ORDER BY i RETURNING id"
 )
 _LOOK = f"SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} LIMIT 1"
-_WORN = (
-    "UPDATE queue_messages SET queue = %(dlq)s, deliveries = 0, receipt = NULL WHERE id IN "
-    f"(SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} "
-    "AND deliveries >= %(max)s FOR UPDATE SKIP LOCKED)"
-)
-_LEASE = (
+_PICK = f"SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW}"
+_LEASE_SET = (
     f"UPDATE queue_messages SET visible_at = {_NOW} + %(lease)s, receipt = concat(%(token)s::text, id), "
     "deliveries = deliveries + 1 WHERE id IN "
-    f"(SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} "
-    "ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED) RETURNING id, body, receipt, deliveries"
+)
+_LEASE_RETURNING = " RETURNING id, body, receipt, deliveries"
+#: A dead-letter queue's receive: the oldest visible messages.
+_LEASE = f"{_LEASE_SET}({_PICK} ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED){_LEASE_RETURNING}"
+#: Any other queue's receive, one statement: as SQS's redrive, a message received ``max`` times moves to
+#: the dead-letter queue (the data-modifying WITH) instead of being leased again. The two sets of rows
+#: are disjoint (``deliveries`` below or at least ``max``), so no row is changed twice.
+_LEASE_OR_RETIRE = (
+    "WITH worn AS (UPDATE queue_messages SET queue = %(dlq)s, deliveries = 0, receipt = NULL WHERE id IN "
+    f"({_PICK} AND deliveries >= %(max)s FOR UPDATE SKIP LOCKED)) "
+    f"{_LEASE_SET}({_PICK} AND deliveries < %(max)s ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)"
+    f"{_LEASE_RETURNING}"
 )
 _EXTEND = (
     f"UPDATE queue_messages SET visible_at = {_NOW} + %(lease)s "
@@ -200,14 +206,15 @@ class StoreQueue(Queue):
             with self._store.read() as conn:
                 if conn.exec_driver_sql(_LOOK, {"queue": self.name}).first() is None:
                     return []
-        params = {"queue": self.name, "n": max_messages, "lease": lease, "token": secrets.token_hex(8) + "-"}
+        token = secrets.token_hex(8) + "-"
+        params: dict[str, object] = {"queue": self.name, "n": max_messages, "lease": lease, "token": token}
+        if self.name.endswith(DLQ_SUFFIX):
+            statement = _LEASE
+        else:
+            statement = _LEASE_OR_RETIRE
+            params.update(dlq=self.name + DLQ_SUFFIX, max=self.broker.max_deliveries)
         with self._store.write() as conn:
-            if not self.name.endswith(DLQ_SUFFIX):
-                # As SQS's redrive: a message received max_deliveries times moves on its next receive.
-                conn.exec_driver_sql(
-                    _WORN, {"queue": self.name, "dlq": self.name + DLQ_SUFFIX, "max": self.broker.max_deliveries}
-                )
-            rows = conn.exec_driver_sql(_LEASE, params).all()
+            rows = conn.exec_driver_sql(statement, params).all()
         return sorted((Message(str(i), body, receipt, n) for i, body, receipt, n in rows), key=lambda m: int(m.id))
 
     def ack(self, message: Message) -> bool:
