@@ -119,6 +119,7 @@ class ControlPlane:
         # Targets whose tasks queue is a table of this store: dispatch sends their messages itself.
         direct = inline_targets(store, {n: w.queues for n, w in self.targets.items()})
         self._inline = Inline(direct, limits, self._ensure_code) if direct else None
+        self._all_inline = bool(direct) and direct.keys() == self.targets.keys()
 
     def run(
         self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT, period: float = PASS_PERIOD
@@ -139,10 +140,10 @@ class ControlPlane:
             self._full = False
             # Schedules fire on whole seconds: looking once per idle wait keeps them as punctual as an idle
             # loop is, where a look on every busy pass (50 a second) was a tenth of a control plane's time.
-            schedules = started >= next_look
-            if schedules:
+            periodic = started >= next_look
+            if periodic:
                 next_look = started + idle_wait
-            if self.step(schedules=schedules) == 0:
+            if self.step(periodic=periodic) == 0:
                 self._sleep(idle_wait)
             elif not self._full:
                 left = period - (time.monotonic() - started)
@@ -161,10 +162,14 @@ class ControlPlane:
     def stop(self) -> None:
         self._stop.set()
 
-    def step(self, wait: float = 0.0, *, schedules: bool = True) -> int:
-        """One pass: schedules (unless ``schedules`` is False), events, dispatch, publish; returns the work done."""
+    def step(self, wait: float = 0.0, *, periodic: bool = True) -> int:
+        """One pass: events, dispatch, publish; returns the work done.
+
+        ``periodic``: also the looks a busy loop makes only once per idle wait: schedules, and the
+        outbox where every target is sent to inline.
+        """
         work = 0
-        if schedules and self.scheduler is not None and self._scheduler_outage.ready():
+        if periodic and self.scheduler is not None and self._scheduler_outage.ready():
             try:
                 work += self._fire_schedules(self.scheduler)
             except Exception as exc:
@@ -194,9 +199,12 @@ class ControlPlane:
                 inline=self._inline,
             )
             work += len(chosen)
-        work += publish(
-            self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code
-        )
+        # Inline dispatch leaves nothing in the outbox but what a crash (or a control plane that sends
+        # some targets' messages later) left there: the periodic look sends that, not every pass's read.
+        if periodic or not self._all_inline:
+            work += publish(
+                self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code
+            )
         return work
 
     def _fire_schedules(self, scheduler: Callable[[float], Pass]) -> int:

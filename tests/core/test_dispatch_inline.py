@@ -74,3 +74,21 @@ def test_a_crash_before_the_commit_leaves_neither_the_move_nor_the_message(share
     # The next pass dispatches them once.
     assert len(dispatch(mf.store, {"null": 10}, time.time(), inline=_inline(mf))) == 2
     assert mf.queues_for("null").get("tasks").depth() == 2
+
+
+def test_what_a_crash_left_in_the_outbox_is_sent_by_the_periodic_look(shared: tuple[Mayfly, str]) -> None:
+    """With every target inline, a busy pass reads no outbox; the look made once per idle wait does."""
+    mf, pid = shared
+    # Dispatched the outbox way (a control plane that died before its publish pass, or an older Mayfly).
+    left = mf.tasks.queue(pid, "noop", "{}", TaskOptions())
+    assert [d.task_id for d in dispatch(mf.store, {"null": 10}, time.time())] == [left.id]
+    assert mf.tasks.get(pid, left.id).dispatch_pending
+    control = mf.control_plane(["null"])
+    tasks_q = mf.queues_for("null").get("tasks")
+
+    control.step(periodic=False)
+    assert tasks_q.depth() == 0
+
+    control.step(periodic=True)
+    assert [json.loads(m.body)["task_id"] for m in tasks_q.receive(10)] == [left.id]
+    assert not mf.tasks.get(pid, left.id).dispatch_pending
