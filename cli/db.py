@@ -7,6 +7,7 @@ of Mayfly). Both commands work on ``MAYFLY_DATABASE_URL``, else the home's SQLit
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from mayfly.cli.output import print_json, say
 from mayfly.core.config import Home
 from mayfly.core.dbfaults import storage_faults
 from mayfly.core.errors import SchemaAhead
+from mayfly.core.peers import Peer, live
 from mayfly.core.store import HEAD, Store, display_url
 
 app = typer.Typer(help="The store's schema: upgrade it, show where it is.", no_args_is_help=True)
@@ -41,26 +43,37 @@ def _state(version: str | None) -> str:
 
 @app.command("status")
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show the store's URL, its schema revision and this Mayfly's; exit 5 unless they match."""
+    """Show the store's URL, its schema revision and this Mayfly's, and on PostgreSQL the live control planes.
+
+    Exits 5 unless the revisions match.
+    """
     require_local("db status")
     store = _open()
+    peers: list[Peer] = []
     try:
         with storage_faults():
             version = store.schema_version()
+            state = _state(version)
+            if state == "up to date" and store.is_postgres:
+                peers = live(store)
     finally:
         store.close()
-    state = _state(version)
-    doc = {
+    doc: dict[str, object] = {
         "url": display_url(store.url),
         "dialect": store.engine.dialect.name,
         "revision": version,
         "head": HEAD,
         "state": state,
     }
+    if store.is_postgres:
+        doc["control_planes"] = [dataclasses.asdict(p) for p in peers]
     if json_out:
         print_json(doc)
     else:
         say(f"{doc['url']} ({doc['dialect']}): revision {version or '-'}, this Mayfly's {HEAD}: {state}")
+        if store.is_postgres and state == "up to date":
+            names = ", ".join(f"{p.host} (pid {p.pid})" for p in peers)
+            say(f"control planes live: {len(peers)}" + (f": {names}" if names else ""))
     if state == "behind" or state == "empty":
         say("run mayfly db upgrade", err=True)
         raise typer.Exit(5)

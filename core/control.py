@@ -32,6 +32,7 @@ from mayfly.core.messages import Event
 from mayfly.core.metrics import Metrics
 from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.outage import Outage, forever
+from mayfly.core.peers import BEAT, Peers
 from mayfly.core.queues import Message, Queue, QueueSet
 from mayfly.core.router import Inline, dispatch, inline_targets, publish
 from mayfly.core.scheduler import Pass
@@ -120,6 +121,8 @@ class ControlPlane:
         direct = inline_targets(store, {n: w.queues for n, w in self.targets.items()})
         self._inline = Inline(direct, limits, self._ensure_code) if direct else None
         self._all_inline = bool(direct) and direct.keys() == self.targets.keys()
+        #: On a shared (PostgreSQL) store: this control plane's row among the live ones (:mod:`.peers`).
+        self.peers = Peers(store, clock) if store.is_postgres else None
 
     def run(
         self, stop: threading.Event | None = None, idle_wait: float = IDLE_WAIT, period: float = PASS_PERIOD
@@ -127,31 +130,45 @@ class ControlPlane:
         """Loop until ``stop`` is set: on after a pass that did work (at most one per ``period`` seconds
         unless a batch was full), else asleep until woken.
 
+        With other control planes on the store (:mod:`.peers`), passes start at least ``period`` times
+        the number of live ones apart, woken or not: together they pass about as often as one would,
+        with batches as large, where every bell (a runner's events) had woken all of them at once.
         A pass that fails is retried after a backoff (:mod:`.outage`); the loop itself never ends on an error.
         """
         if stop is not None:
             self._stop = stop
 
-        next_look = 0.0
+        next_look = next_beat = last_start = 0.0
+        live = 1
+        worked = False
 
         def one_pass() -> None:
-            nonlocal next_look
-            started = time.monotonic()
+            nonlocal next_look, next_beat, last_start, live, worked
+            if not self._full and (worked or live > 1):
+                left = last_start + period * live - time.monotonic()
+                if left > 0:
+                    self._stop.wait(left)  # not the bells: what rings meanwhile waits for the next pass
+            started = last_start = time.monotonic()
             self._full = False
+            if self.peers is not None and started >= next_beat:
+                next_beat = started + BEAT
+                live = self.peers.beat()
             # Schedules fire on whole seconds: looking once per idle wait keeps them as punctual as an idle
             # loop is, where a look on every busy pass (50 a second) was a tenth of a control plane's time.
             periodic = started >= next_look
             if periodic:
                 next_look = started + idle_wait
-            if self.step(periodic=periodic) == 0:
+            worked = self.step(periodic=periodic) > 0
+            if not worked:
                 self._sleep(idle_wait)
-            elif not self._full:
-                left = period - (time.monotonic() - started)
-                if left > 0:
-                    self._stop.wait(left)  # not the bells: what rings meanwhile waits for the next pass
 
         self._sleep(0.0)  # bind the wake-up listeners before the first look, so no ring is missed
-        forever(self._stop, self.outage, one_pass)
+        try:
+            forever(self._stop, self.outage, one_pass)
+        finally:
+            if self.peers is not None:
+                with contextlib.suppress(Exception):  # a store that is down forgets it after STALE seconds
+                    self.peers.leave()
 
     def _sleep(self, timeout: float) -> None:
         if self.wait_for_work is not None:

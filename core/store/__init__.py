@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked against the migration scripts by a test, so it cannot drift;
 #: comparing with it avoids importing Alembic (a quarter of a second) on every command.
-HEAD = "0011"
+HEAD = "0012"
 
 
 #: Seconds a PostgreSQL connection attempt may take before the store is unavailable.

@@ -429,6 +429,18 @@ budget_alerts = Table(
 )
 
 
+control_planes = Table(
+    "control_planes",
+    metadata,
+    # One row per live control plane on the store (core/peers.py): each paces its passes by their number.
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
+
 def use_postgresql() -> None:
     """Give the partial indexes their PostgreSQL predicates (:data:`POSTGRESQL_WHERE`); idempotent."""
     for table in metadata.tables.values():
