@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from mayfly.core import deadletters
 from mayfly.core.blobs import BlobStore
@@ -34,9 +34,10 @@ from mayfly.core.models import CodeRef, TaskStatus
 from mayfly.core.outage import Outage, forever
 from mayfly.core.peers import BEAT, Peers
 from mayfly.core.queues import Message, Queue, QueueSet
-from mayfly.core.router import Inline, dispatch, inline_targets, publish
+from mayfly.core.queues.store import StoreQueue
+from mayfly.core.router import Inline, any_due, dispatch, inline_targets, publish
 from mayfly.core.scheduler import Pass
-from mayfly.core.store import Store
+from mayfly.core.store import Store, events_claim
 from mayfly.core.store import schema as s
 
 log = logging.getLogger("mayfly.control")
@@ -121,6 +122,10 @@ class ControlPlane:
         direct = inline_targets(store, {n: w.queues for n, w in self.targets.items()})
         self._inline = Inline(direct, limits, self._ensure_code) if direct else None
         self._all_inline = bool(direct) and direct.keys() == self.targets.keys()
+        #: Targets whose events queue is a table of this store: taken and applied in one transaction.
+        self._taken_events = {n: q for n in direct if isinstance(q := self.targets[n].queues.get("events"), StoreQueue)}
+        #: Targets whose last taken batch failed: leased receives until one applies (poison is dead-lettered).
+        self._leased: set[str] = set()
         #: On a shared (PostgreSQL) store: this control plane's row among the live ones (:mod:`.peers`).
         self.peers = Peers(store, clock) if store.is_postgres else None
 
@@ -208,7 +213,9 @@ class ControlPlane:
             self._next_drain = time.monotonic() + deadletters.DRAIN_INTERVAL
             for name, wiring in self.targets.items():
                 work += self.drain_dead_letters(name, wiring)
-        if self._due():
+        # On SQLite a look first spares the write lock; on PostgreSQL dispatch looks itself, after its
+        # claim, so the control planes that find the claim taken skip the look too.
+        if self.store.is_postgres or self._due():
             chosen = dispatch(
                 self.store,
                 {n: w.capacity for n, w in self.targets.items()},
@@ -252,27 +259,22 @@ class ControlPlane:
 
     def apply_events(self, name: str, wiring: TargetWiring, wait: float = 0.0, *, source: Queue | None = None) -> int:
         """Apply a batch of events from one target's events queue (or from ``source``, its dead letters)."""
+        taken = self._taken_events.get(name)
+        if source is None and taken is not None and name not in self._leased:
+            return self._apply_taken(name, wiring, taken)
         events_q = source or wiring.queues.get("events")
         messages = events_q.receive(self.event_batch, wait=wait, lease=60.0)
         if not messages:
             return 0
         if len(messages) >= self.event_batch:
             self._full = True
-        parsed: list[tuple[Message, Event]] = []
-        for m in messages:
-            try:
-                parsed.append((m, self._resolve(Event.loads(m.body), wiring.blobs)))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("dropping malformed event from %s: %s", name, exc)
-                events_q.ack(m)
-        now = self.clock()
+        parsed, malformed = self._parse(name, messages, wiring.blobs)
+        for m in malformed:
+            events_q.ack(m)
         events = [e for _, e in parsed]
         try:
             with self.store.write() as conn:
-                before: dict[str, str] = {}
-                outcomes = apply_events(conn, events, now, self.limits, before=before)
-                applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
-                started, ended = self._changed(conn, before, applied)
+                started, ended = self._apply(conn, events)
         except Exception:
             # Not applied: hand the batch back at once rather than after its lease (best effort;
             # if the queue cannot take that either, the lease brings it back).
@@ -280,11 +282,62 @@ class ControlPlane:
                 events_q.extend_many([m for m, _ in parsed], 0.0)
             raise
         events_q.ack_many([m for m, _ in parsed])
+        self._leased.discard(name)
+        self._observe(started, ended)
+        return len(parsed)
+
+    def _apply_taken(self, name: str, wiring: TargetWiring, events_q: StoreQueue) -> int:
+        """Apply a batch of events from a queue in this store, taken, applied and deleted in one transaction.
+
+        No lease to write and no ack to commit apart, and a crash leaves the batch as it was. One
+        control plane at a time holds the target's claim and takes the whole batch; the others go
+        on with their pass. A batch that fails sends the next passes through leased receives
+        (:meth:`apply_events`), whose deliveries count, so an event that never applies is dead-lettered.
+        """
+        try:
+            with self.store.write() as conn:
+                if not self.store.try_claim(conn, events_claim(name)):
+                    return 0
+                messages = events_q.take_in(conn, self.event_batch)
+                if not messages:
+                    return 0
+                parsed, _ = self._parse(name, messages, wiring.blobs)  # the malformed are logged and dropped
+                started, ended = self._apply(conn, [e for _, e in parsed])
+                events_q.drop_in(conn, messages)
+        except Exception:
+            self._leased.add(name)
+            raise
+        if len(messages) >= self.event_batch:
+            self._full = True
+        self._observe(started, ended)
+        return len(messages)
+
+    def _parse(
+        self, name: str, messages: list[Message], blobs: BlobStore
+    ) -> tuple[list[tuple[Message, Event]], list[Message]]:
+        """The events of ``messages`` (results fetched from the blob store), and the messages that hold none."""
+        parsed: list[tuple[Message, Event]] = []
+        malformed: list[Message] = []
+        for m in messages:
+            try:
+                parsed.append((m, self._resolve(Event.loads(m.body), blobs)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("dropping malformed event from %s: %s", name, exc)
+                malformed.append(m)
+        return parsed, malformed
+
+    def _apply(self, conn: Connection, events: list[Event]) -> tuple[list[_Timed], list[_Timed]]:
+        """Apply ``events`` in ``conn``'s transaction; the tasks they started and ended (for the metrics)."""
+        before: dict[str, str] = {}
+        outcomes = apply_events(conn, events, self.clock(), self.limits, before=before)
+        applied = {e.task_id for e, o in zip(events, outcomes, strict=True) if o.applied}
+        return self._changed(conn, before, applied)
+
+    def _observe(self, started: list[_Timed], ended: list[_Timed]) -> None:
         if self.metrics is not None:
             # Observed after the commit: a rolled-back batch is applied again and must count once.
             self.metrics.observe_started(started)
             self.metrics.observe_ended(ended)
-        return len(parsed)
 
     def _changed(
         self, conn: Connection, before: dict[str, str], applied: set[str]
@@ -317,15 +370,4 @@ class ControlPlane:
     def _due(self) -> bool:
         """Cheap check (no write lock) for due queued tasks on our targets."""
         with self.store.read() as conn:
-            row = conn.execute(
-                select(s.tasks.c.id)
-                .where(
-                    and_(
-                        s.tasks.c.status == TaskStatus.QUEUED.value,
-                        s.tasks.c.target.in_(list(self.targets)),
-                        s.tasks.c.run_at <= self.clock(),
-                    )
-                )
-                .limit(1)
-            ).first()
-        return row is not None
+            return any_due(conn, list(self.targets), self.clock())

@@ -110,6 +110,8 @@ def dispatch(
     with store.write() as conn:
         if not store.try_claim(conn, DISPATCH_CLAIM):
             return chosen  # another control plane is dispatching right now; its pass covers these tasks
+        if not any_due(conn, list(targets), now):
+            return chosen
         breakers = breaker.load(conn)
         open_now = {n for n, b in breakers.items() if b.state(now) is BreakerState.OPEN}
         half_open = {n for n, b in breakers.items() if b.state(now) is BreakerState.HALF_OPEN}
@@ -192,6 +194,22 @@ def dispatch(
     for queue in sent.values():  # after the commit: wake this home's runners (other machines hear NOTIFY)
         queue.broker.notify(queue.name)
     return chosen
+
+
+def any_due(conn: Connection, targets: Sequence[str], now: float) -> bool:
+    """Whether a queued task of ``targets`` is due at ``now`` (one row of an index, no lock)."""
+    row = conn.execute(
+        select(s.tasks.c.id)
+        .where(
+            and_(
+                s.tasks.c.status == TaskStatus.QUEUED.value,
+                s.tasks.c.target.in_(list(targets)),
+                s.tasks.c.run_at <= now,
+            )
+        )
+        .limit(1)
+    ).first()
+    return row is not None
 
 
 def _send_inline(conn: Connection, ids: list[str], now: float, inline: Inline, sent: dict[str, StoreQueue]) -> int:

@@ -63,6 +63,14 @@ _LEASE_OR_RETIRE = (
     f"{_LEASE_SET}({_PICK} AND deliveries < %(max)s ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)"
     f"{_LEASE_RETURNING}"
 )
+#: A transactional take: the rows stay locked (other takers and receivers skip them) until the caller's
+#: commit, which deletes them, or its rollback, which leaves them as they were. Worn messages are left to a
+#: leased receive, which moves them to the dead-letter queue.
+_TAKE = (
+    f"SELECT id, body, deliveries FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} "
+    "AND deliveries < %(max)s ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+)
+_DROP = "DELETE FROM queue_messages WHERE id = ANY(%(ids)b::bigint[])"
 _EXTEND = (
     f"UPDATE queue_messages SET visible_at = {_NOW} + %(lease)s "
     "WHERE receipt = ANY(%(receipts)b::text[]) RETURNING receipt"
@@ -156,6 +164,23 @@ class StoreQueue(Queue):
         # (``%(x)b``): psycopg's text format escapes every element with a regex, 10x slower.
         rows = conn.exec_driver_sql(_INSERT, {"queue": self.name, "delay": delay, "bodies": list(bodies)})
         return [str(i) for i in sorted(rows.scalars().all())]
+
+    def take_in(self, conn: Connection, max_messages: int) -> list[Message]:
+        """Up to ``max_messages`` visible messages, locked in the caller's transaction instead of leased.
+
+        Another process skips them while the transaction lasts; :meth:`drop_in` in the same
+        transaction removes them at its commit, and a rollback (or a crash) leaves them untouched
+        and visible at once. No delivery is counted: a caller whose work on them fails should
+        fall back to :meth:`receive`, whose leases count and dead-letter.
+        """
+        params = {"queue": self.name, "n": max_messages, "max": self.broker.max_deliveries}
+        rows = conn.exec_driver_sql(_TAKE, params).all()
+        return [Message(str(i), body, "", n) for i, body, n in rows]
+
+    def drop_in(self, conn: Connection, messages: Sequence[Message]) -> None:
+        """Delete messages taken by :meth:`take_in`, in the same transaction."""
+        if messages:
+            conn.exec_driver_sql(_DROP, {"ids": [int(m.id) for m in messages]})
 
     def send_and_ack(
         self,

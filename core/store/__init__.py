@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,11 @@ CONNECT_TIMEOUT = 5
 MIGRATION_LOCK = 0x6D61_7966_6C79  # "mayfly"
 #: The claim a dispatch pass holds (:meth:`Store.try_claim`): one process at a time counts slots and dispatches.
 DISPATCH_CLAIM = MIGRATION_LOCK + 1
+
+
+def events_claim(target: str) -> int:
+    """The claim one process at a time holds to apply ``target``'s events taken from a queue in the store."""
+    return DISPATCH_CLAIM + 1 + zlib.crc32(target.encode())
 
 
 def normalize_url(url: str) -> str:
