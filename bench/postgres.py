@@ -77,32 +77,17 @@ def _baseline_life(cluster: TempCluster, n: int, batch: int = 200) -> float:
         return time.perf_counter() - t0
 
 
-def _control_process(
-    home: str,
-    stop: multiprocessing.synchronize.Event,
-    ready: multiprocessing.synchronize.Semaphore,
-    go: multiprocessing.synchronize.Event,
-) -> None:
-    mf = open_mayfly(Path(home))
-    serving = Serving(mf, ["null"], runners=False)
-    mf.store.check_schema()  # the pool's first connection, before the clock starts
-    ready.release()
-    go.wait()
-    serving.start()
-    stop.wait()
-    serving.stop()
-
-
 def _server_process(
     home: str,
     stop: multiprocessing.synchronize.Event,
     ready: multiprocessing.synchronize.Semaphore,
     go: multiprocessing.synchronize.Event,
+    with_runner: bool,
 ) -> None:
-    """What ``mayfly server`` runs: a control plane and the null target's runner, on this process's own home."""
+    """A server: its control plane, and with ``with_runner`` the null target's runner (as ``mayfly server`` runs)."""
     mf = open_mayfly(Path(home))
-    serving = Serving(mf, ["null"])
-    mf.store.check_schema()
+    serving = Serving(mf, ["null"], runners=with_runner)
+    mf.store.check_schema()  # the pool's first connection, before the clock starts
     ready.release()
     go.wait()
     serving.start()
@@ -136,10 +121,10 @@ def _end_to_end(
     args = (str(home), stop, ready, go)
     if with_runners:  # each its own home: a runner's lock is per home, as per machine
         homes = [home] + [fresh_home() for _ in range(servers - 1)]
-        procs = [ctx.Process(target=_server_process, args=(str(h), stop, ready, go), daemon=True) for h in homes]
+        procs = [ctx.Process(target=_server_process, args=(str(h), stop, ready, go, True), daemon=True) for h in homes]
     else:
         procs = [ctx.Process(target=runner_process, args=args, daemon=True)]
-        procs += [ctx.Process(target=_control_process, args=args, daemon=True) for _ in range(servers)]
+        procs += [ctx.Process(target=_server_process, args=(*args, False), daemon=True) for _ in range(servers)]
     # The clock starts once every process is up (interpreter, imports, store opened: ~1.2 s of CPU
     # each, which on 2 cores had made three servers look slower than one) and they start together.
     for proc in procs:

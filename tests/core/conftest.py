@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import open_mayfly
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import RuntimeInfo, RuntimeResolver
+from mayfly.core.codes import CodeOptions, RuntimeInfo, RuntimeResolver
 from mayfly.core.config import Home
 from mayfly.core.errors import RuntimeNotFound
 
@@ -49,3 +50,16 @@ def hello_dir(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "main.sh").write_text('echo "hello $(cat /mayfly/payload.json)"\n')
     return d
+
+
+@pytest.fixture
+def null_on_pg(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mayfly, str]]:
+    """A Mayfly on PostgreSQL with the null target (its queues and blobs in the store), and a project
+    whose code ``noop`` runs there: (mayfly, project id)."""
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = open_mayfly(tmp_path / "home")
+    mf.targets.add("null", "null", {})
+    pid = mf.project_id()
+    mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
+    yield mf, pid
+    mf.close()

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench.common import open_mayfly
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import CodeOptions
 from mayfly.core.config import Limits
 from mayfly.core.router import Inline, dispatch, inline_targets, publish
 from mayfly.core.tasks import TaskOptions
@@ -25,25 +21,14 @@ class Crash(Exception):
     pass
 
 
-@pytest.fixture
-def shared(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mayfly, str]]:
-    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
-    mf = open_mayfly(tmp_path / "home")
-    mf.targets.add("null", "null", {})
-    pid = mf.project_id()
-    mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
-    yield mf, pid
-    mf.close()
-
-
 def _inline(mf: Mayfly) -> Inline:
     direct = inline_targets(mf.store, {"null": mf.queues_for("null")})
     assert list(direct) == ["null"]
     return Inline(direct, Limits())
 
 
-def test_dispatch_sends_the_messages_of_a_store_queue_itself(shared: tuple[Mayfly, str]) -> None:
-    mf, pid = shared
+def test_dispatch_sends_the_messages_of_a_store_queue_itself(null_on_pg: tuple[Mayfly, str]) -> None:
+    mf, pid = null_on_pg
     queued = mf.tasks.queue_many(pid, "noop", ['{"n": 1}', '{"n": 2}', '{"n": 3}'], TaskOptions())
 
     chosen = dispatch(mf.store, {"null": 10}, time.time(), inline=_inline(mf))
@@ -58,8 +43,8 @@ def test_dispatch_sends_the_messages_of_a_store_queue_itself(shared: tuple[Mayfl
     assert publish(mf.store, lambda target: mf.queues_for(target).get("tasks"), Limits()) == 0
 
 
-def test_a_crash_before_the_commit_leaves_neither_the_move_nor_the_message(shared: tuple[Mayfly, str]) -> None:
-    mf, pid = shared
+def test_a_crash_before_the_commit_leaves_neither_the_move_nor_the_message(null_on_pg: tuple[Mayfly, str]) -> None:
+    mf, pid = null_on_pg
     queued = mf.tasks.queue_many(pid, "noop", ["{}", "{}"], TaskOptions())
 
     def crash_after_sending(point: str) -> None:
@@ -76,9 +61,9 @@ def test_a_crash_before_the_commit_leaves_neither_the_move_nor_the_message(share
     assert mf.queues_for("null").get("tasks").depth() == 2
 
 
-def test_what_a_crash_left_in_the_outbox_is_sent_by_the_periodic_look(shared: tuple[Mayfly, str]) -> None:
+def test_what_a_crash_left_in_the_outbox_is_sent_by_the_periodic_look(null_on_pg: tuple[Mayfly, str]) -> None:
     """With every target inline, a busy pass reads no outbox; the look made once per idle wait does."""
-    mf, pid = shared
+    mf, pid = null_on_pg
     # Dispatched the outbox way (a control plane that died before its publish pass, or an older Mayfly).
     left = mf.tasks.queue(pid, "noop", "{}", TaskOptions())
     assert [d.task_id for d in dispatch(mf.store, {"null": 10}, time.time())] == [left.id]

@@ -8,31 +8,16 @@ never applies is counted and dead-lettered as before.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench.common import open_mayfly
 from mayfly.core import control as control_module
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import CodeOptions
 from mayfly.core.control import ControlPlane
 from mayfly.core.messages import Event, EventKind
 from mayfly.core.queues.store import StoreQueue
 from mayfly.core.store import events_claim
 from mayfly.core.tasks import Task, TaskOptions
-
-
-@pytest.fixture
-def shared(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mayfly, str]]:
-    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
-    mf = open_mayfly(tmp_path / "home")
-    mf.targets.add("null", "null", {})
-    pid = mf.project_id()
-    mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
-    yield mf, pid
-    mf.close()
 
 
 def _running(mf: Mayfly, pid: str, n: int) -> tuple[ControlPlane, list[Task]]:
@@ -54,8 +39,8 @@ def _statuses(mf: Mayfly, pid: str, tasks: list[Task]) -> set[str]:
     return {mf.tasks.get(pid, t.id).status for t in tasks}
 
 
-def test_a_batch_is_taken_applied_and_deleted_without_a_lease(shared: tuple[Mayfly, str]) -> None:
-    mf, pid = shared
+def test_a_batch_is_taken_applied_and_deleted_without_a_lease(null_on_pg: tuple[Mayfly, str]) -> None:
+    mf, pid = null_on_pg
     control, tasks = _running(mf, pid, 3)
     events = _exited(mf, tasks)
 
@@ -65,8 +50,8 @@ def test_a_batch_is_taken_applied_and_deleted_without_a_lease(shared: tuple[Mayf
     assert events.depth() == 0
 
 
-def test_while_another_holds_the_claim_the_events_are_left_for_it(shared: tuple[Mayfly, str]) -> None:
-    mf, pid = shared
+def test_while_another_holds_the_claim_the_events_are_left_for_it(null_on_pg: tuple[Mayfly, str]) -> None:
+    mf, pid = null_on_pg
     control, tasks = _running(mf, pid, 2)
     events = _exited(mf, tasks)
 
@@ -81,9 +66,9 @@ def test_while_another_holds_the_claim_the_events_are_left_for_it(shared: tuple[
 
 
 def test_an_event_that_never_applies_is_dead_lettered_then_applied_from_there(
-    shared: tuple[Mayfly, str], monkeypatch: pytest.MonkeyPatch
+    null_on_pg: tuple[Mayfly, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mf, pid = shared
+    mf, pid = null_on_pg
     control, tasks = _running(mf, pid, 1)
     events = _exited(mf, tasks)
     real = control_module.apply_events
