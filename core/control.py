@@ -282,7 +282,8 @@ class ControlPlane:
                 events_q.extend_many([m for m, _ in parsed], 0.0)
             raise
         events_q.ack_many([m for m, _ in parsed])
-        self._leased.discard(name)
+        if source is None:
+            self._leased.discard(name)  # a leased batch of the queue itself applied: back to taking
         self._observe(started, ended)
         return len(parsed)
 
