@@ -7,8 +7,9 @@ provider "runs" each task in zero time, in two topologies:
 - *control planes*: one runner process (``mayfly runner``), and one or three processes that
   run a control plane each, claiming their work in the database;
 - *servers with their runners*: one or three processes that each run what ``mayfly server``
-  runs by default, a control plane and the target's runner, each on its own home (as on
-  its own machine), the runners sharing the target's queue.
+  runs, a control plane and the target's runner, each on its own home (as on its own
+  machine); the runners share the target's queue, each taking at most its share of the
+  target's capacity (``mayfly server --runner-capacity``: 256 for one, 85 each for three).
 
 The clock starts when every process is up and ready (start-up is not throughput: ~1.2 s of CPU
 per process for the interpreter and imports). Baselines, measured in the same run: a raw
@@ -82,11 +83,12 @@ def _server_process(
     stop: multiprocessing.synchronize.Event,
     ready: multiprocessing.synchronize.Semaphore,
     go: multiprocessing.synchronize.Event,
-    with_runner: bool,
+    runner_share: int | None,
 ) -> None:
-    """A server: its control plane, and with ``with_runner`` the null target's runner (as ``mayfly server`` runs)."""
+    """A server: its control plane, and given ``runner_share`` the null target's runner too, taking at most that
+    many tasks at once (``mayfly server --runner-capacity``)."""
     mf = open_mayfly(Path(home))
-    serving = Serving(mf, ["null"], runners=with_runner)
+    serving = Serving(mf, ["null"], runners=runner_share is not None, runner_capacity=runner_share)
     mf.store.check_schema()  # the pool's first connection, before the clock starts
     ready.release()
     go.wait()
@@ -121,10 +123,11 @@ def _end_to_end(
     args = (str(home), stop, ready, go)
     if with_runners:  # each its own home: a runner's lock is per home, as per machine
         homes = [home] + [fresh_home() for _ in range(servers - 1)]
-        procs = [ctx.Process(target=_server_process, args=(str(h), stop, ready, go, True), daemon=True) for h in homes]
+        share = capacity // servers  # the target's capacity, split between the machines' runners
+        procs = [ctx.Process(target=_server_process, args=(str(h), stop, ready, go, share), daemon=True) for h in homes]
     else:
         procs = [ctx.Process(target=runner_process, args=args, daemon=True)]
-        procs += [ctx.Process(target=_server_process, args=(*args, False), daemon=True) for _ in range(servers)]
+        procs += [ctx.Process(target=_server_process, args=(*args, None), daemon=True) for _ in range(servers)]
     # The clock starts once every process is up (interpreter, imports, store opened: ~1.2 s of CPU
     # each, which on 2 cores had made three servers look slower than one) and they start together.
     for proc in procs:

@@ -47,6 +47,15 @@ def server(
     host: Annotated[str, typer.Option("--host", help="Interface the HTTP API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port of the HTTP API (0: no API).")] = 8080,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the loops do.")] = False,
+    runner_capacity: Annotated[
+        int | None,
+        typer.Option(
+            "--runner-capacity",
+            min=1,
+            help="Most tasks at once in each of this server's runners (default: each target's capacity). "
+            "Servers sharing a target on PostgreSQL: give each its share, so no one runner takes the lot.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API, the control plane and a runner for every target until Ctrl-C.
 
@@ -62,7 +71,7 @@ def server(
     serving: Serving | None = None
     try:
         targets = [t.name for t in mf.targets.list()]
-        serving = Serving(mf, targets)
+        serving = Serving(mf, targets, runner_capacity=runner_capacity)
         serving.start()
         where = "no API"
         if port:

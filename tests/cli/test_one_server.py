@@ -12,6 +12,7 @@ printed its banner and took no work; now it runs the target's tasks.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -204,3 +205,31 @@ def test_runner_serves_a_remote_runner_target(
         finally:
             _stop(runner)
     assert [t["status"] for t in tasks] == ["complete", "complete"]
+
+
+def test_runner_capacity_bounds_how_many_tasks_the_servers_runner_takes_at_once(
+    tmp_path: Path, busybox_image: str, start_server: Callable[..., AbstractContextManager]
+) -> None:
+    """``mayfly server --runner-capacity 1`` beside a target of capacity 8: its runner runs one task at a time."""
+    home = _setup(tmp_path / "home", busybox_image)
+    mf = Mayfly(home, resolve_runtime)
+    try:
+        mf.codes.register(mf.project_id(), "nap", busybox_image, CodeOptions(command="sleep 1"))
+        assert mf.targets.get("local").capacity > 1
+    finally:
+        mf.close()
+    with start_server(tmp_path, "default", args=["--runner-capacity", "1"]) as srv:
+        resp = httpx.post(
+            f"{srv.url}/v1/tasks/bulk", json={"code_name": "nap", "payloads": [{}] * 3}, headers=srv.bearer, timeout=30
+        )
+        assert resp.status_code == 201, resp.text
+        ids = [t["id"] for t in resp.json()["tasks"]]
+        assert {t["status"] for t in _wait_done(srv, ids)} == {"complete"}
+    mf = Mayfly(home, resolve_runtime)
+    try:
+        runs = sorted((t.start_time, t.end_time) for t in (mf.tasks.get(mf.project_id(), i) for i in ids))
+    finally:
+        mf.close()
+    # One after another: each started once the one before it had ended.
+    assert all(start is not None and end is not None for start, end in runs)
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(runs))
