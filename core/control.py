@@ -151,8 +151,8 @@ class ControlPlane:
             nonlocal next_look, next_beat, last_start, live, worked
             if not self._full and (worked or live > 1):
                 left = last_start + period * live - time.monotonic()
-                if left > 0:
-                    self._stop.wait(left)  # not the bells: what rings meanwhile waits for the next pass
+                if left > 0 and self._stop.wait(left):  # not the bells: what rings meanwhile waits for this pass
+                    return  # stopped meanwhile: no pass after the stop
             started = last_start = time.monotonic()
             self._full = False
             if self.peers is not None and started >= next_beat:
