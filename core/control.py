@@ -27,6 +27,7 @@ from sqlalchemy import Connection, select
 from mayfly.core import deadletters
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import Limits
+from mayfly.core.faults import fault_point
 from mayfly.core.lifecycle import apply_events
 from mayfly.core.messages import Event
 from mayfly.core.metrics import Metrics
@@ -302,6 +303,7 @@ class ControlPlane:
                 messages = events_q.take_in(conn, self.event_batch)
                 if not messages:
                     return 0
+                fault_point("control.events_taken")
                 parsed, _ = self._parse(name, messages, wiring.blobs)  # the malformed are logged and dropped
                 started, ended = self._apply(conn, [e for _, e in parsed])
                 events_q.drop_in(conn, messages)

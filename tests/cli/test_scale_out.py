@@ -510,3 +510,49 @@ def test_a_runner_gone_for_good_leaves_its_tasks_lost_and_relaunched_elsewhere(
             alive.add(task)
         else:
             alive.discard(task)
+
+
+def _paused(proc: subprocess.Popen[bytes]) -> bool:
+    """True once the process is stopped (SIGSTOP): its state in /proc is T."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def test_a_server_paused_holding_a_targets_events_holds_them_only_until_its_transaction_is_ended(
+    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server stopped (SIGSTOP) between taking a target's events and applying them.
+
+    It holds the target's events claim and the events' rows in an open transaction.
+    PostgreSQL ends that transaction after ``MAYFLY_STATEMENT_TIMEOUT``
+    (``idle_in_transaction_session_timeout``); then another server applies the events, and
+    the task completes on its first attempt, its container started once.
+    """
+    machine = tmp_path / "machine"
+    base = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_STATEMENT_TIMEOUT": "3"}
+    base.pop("MAYFLY_URL", None)
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(tmp_path / "server-a"), resolve_runtime)
+    pid = mf.project_id()
+    mf.targets.add("pool", "docker", {}, capacity=2, embedded_runner=False)
+    mf.codes.register(pid, "job", busybox_image, CodeOptions(command="echo hi", target="pool"))
+    engine = EngineEvents(Home(machine).id, tmp_path / "events.jsonl")
+    paused_env = {**base, "MAYFLY_HOME": str(tmp_path / "server-a"), "MAYFLY_FAULTS": "control.events_taken:stop"}
+    paused = _start(["server", "--port", "0"], paused_env, tmp_path / "server-a.log")
+    procs = [paused, _start(["runner", "--target", "pool"], {**base, "MAYFLY_HOME": str(machine)}, tmp_path / "r.log")]
+    try:
+        task = mf.tasks.queue(pid, "job", "{}", TaskOptions())
+        wait_until(lambda: _paused(paused), 120, "the server to stop itself holding the events")
+        assert mf.tasks.get(pid, task.id).status in ("preparing", "running")
+        other = {**base, "MAYFLY_HOME": str(tmp_path / "server-b")}
+        procs.append(_start(["server", "--port", "0"], other, tmp_path / "server-b.log"))
+        wait_until(lambda: mf.tasks.get(pid, task.id).status == "complete", 120, "the other server to apply them")
+    finally:
+        if paused.poll() is None:
+            paused.send_signal(signal.SIGCONT)
+        _stop_all(procs)
+    done = mf.tasks.get(pid, task.id)
+    mf.close()
+    assert (done.attempt, done.exit_code) == (1, 0)
+    starts = Counter(name for _, action, name in engine.read() if action == "start")
+    assert starts == Counter({f"mayfly-{task.id}-1": 1})
