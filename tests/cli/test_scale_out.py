@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mayfly.cli.context import resolve_runtime
 from mayfly.core.app import Mayfly
@@ -556,3 +556,49 @@ def test_a_server_paused_holding_a_targets_events_holds_them_only_until_its_tran
     assert (done.attempt, done.exit_code) == (1, 0)
     starts = Counter(name for _, action, name in engine.read() if action == "start")
     assert starts == Counter({f"mayfly-{task.id}-1": 1})
+
+
+def test_a_paused_runner_holds_back_the_notification_queue_until_it_reads_again(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docs/scale.md says of a process paused while it listens (SIGSTOP, a frozen VM).
+
+    PostgreSQL keeps every notification for it (the sends of every machine), so its
+    notification queue grows while the process is stopped; once it runs again, its relay
+    reads them and the queue is freed.
+    """
+    monkeypatch.setenv("MAYFLY_DATABASE_URL", pg_url)
+    mf = Mayfly(Home(tmp_path / "server"), resolve_runtime)
+    mf.targets.add("pool", "docker", {}, capacity=1, embedded_runner=False)
+    env = {**os.environ, "MAYFLY_DATABASE_URL": pg_url, "MAYFLY_HOME": str(tmp_path / "machine")}
+    env.pop("MAYFLY_URL", None)
+    runner = _start(["runner", "--target", "pool"], env, tmp_path / "runner.log")
+
+    def usage() -> float:
+        with mf.store.read() as conn:
+            conn.execute(text("SELECT pg_notify('mayfly_queues', 'probe')"))  # lets the queue's tail move on
+            return float(conn.execute(text("SELECT pg_notification_queue_usage()")).scalar_one())
+
+    def listening() -> bool:
+        with mf.store.read() as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN mayfly_queues%'"
+            return bool(conn.execute(text(query)).scalar_one())
+
+    try:
+        wait_until(listening, 60, "the runner's relay to listen")
+        runner.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _paused(runner), 10, "the runner to stop")
+        # Sends from the other machines: more notifications than the paused process's socket can buffer.
+        sends = "SELECT pg_notify('mayfly_queues', 'pool.tasks-' || g) FROM generate_series(1, 300000) g"
+        with mf.store.write() as conn:
+            conn.execute(text(sends))
+        held = usage()
+        assert held > 0, "the queue did not grow behind the paused listener"
+        runner.send_signal(signal.SIGCONT)
+        wait_until(lambda: usage() == 0.0, 120, "the resumed runner to read its notifications")
+    finally:
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGCONT)
+        _stop_all([runner])
+        mf.close()
+    print(f"\nnotification queue held back by the paused runner: {held:.6f} of its maximum")
