@@ -110,8 +110,8 @@ def dispatch(
     with store.write() as conn:
         if not store.try_claim(conn, DISPATCH_CLAIM):
             return chosen  # another control plane is dispatching right now; its pass covers these tasks
-        if not any_due(conn, list(targets), now):
-            return chosen
+        if store.is_postgres and not any_due(conn, list(targets), now):
+            return chosen  # (on SQLite the control plane looked before taking the write lock)
         breakers = breaker.load(conn)
         open_now = {n for n, b in breakers.items() if b.state(now) is BreakerState.OPEN}
         half_open = {n for n, b in breakers.items() if b.state(now) is BreakerState.HALF_OPEN}

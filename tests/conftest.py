@@ -301,6 +301,18 @@ def start_server() -> Callable[..., AbstractContextManager[Server]]:
     return running_server
 
 
+def _stopped(proc: subprocess.Popen[bytes]) -> bool:
+    """True once the process is stopped (SIGSTOP): its state in /proc is T."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+@pytest.fixture(scope="session")
+def process_stopped() -> Callable[[subprocess.Popen[bytes]], bool]:
+    """Whether a child process is stopped (SIGSTOP, or a ``NAME:stop`` fault point reached)."""
+    return _stopped
+
+
 # ---------------------------------------------------------------- the built wheel
 
 

@@ -45,8 +45,10 @@ _INSERT = (
     f"SELECT %(queue)s, b, {_NOW} + %(delay)s, {_NOW}, 0 "
     "FROM unnest(%(bodies)b::text[]) WITH ORDINALITY AS u(b, i) ORDER BY i RETURNING id"
 )
-_LOOK = f"SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} LIMIT 1"
-_PICK = f"SELECT id FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW}"
+#: The messages of one queue that may be received now.
+_VISIBLE = f"FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW}"
+_LOOK = f"SELECT id {_VISIBLE} LIMIT 1"
+_PICK = f"SELECT id {_VISIBLE}"
 _LEASE_SET = (
     f"UPDATE queue_messages SET visible_at = {_NOW} + %(lease)s, receipt = concat(%(token)s::text, id), "
     "deliveries = deliveries + 1 WHERE id IN "
@@ -67,8 +69,7 @@ _LEASE_OR_RETIRE = (
 #: commit, which deletes them, or its rollback, which leaves them as they were. Worn messages are left to a
 #: leased receive, which moves them to the dead-letter queue.
 _TAKE = (
-    f"SELECT id, body, deliveries FROM queue_messages WHERE queue = %(queue)s AND visible_at <= {_NOW} "
-    "AND deliveries < %(max)s ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+    f"SELECT id, body, deliveries {_VISIBLE} AND deliveries < %(max)s ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED"
 )
 _DROP = "DELETE FROM queue_messages WHERE id = ANY(%(ids)b::bigint[])"
 _EXTEND = (

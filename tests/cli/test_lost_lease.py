@@ -110,18 +110,16 @@ def test_paused_runner_lets_lost_attempts_go_and_takes_new_work(
     assert len(lost) == CAPACITY
 
 
-def stopped(proc: subprocess.Popen[bytes]) -> bool:
-    """True once the process is stopped (SIGSTOP): its state in /proc is T."""
-    stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2] == "T"
-
-
 def container_exists(name: str) -> bool:
     return subprocess.run(["docker", "inspect", name], capture_output=True).returncode == 0
 
 
 def test_a_runner_paused_mid_launch_never_starts_the_attempt_declared_lost(
-    mf: Mayfly, home: Path, tmp_path: Path, container_starts: Callable[[str], Any]
+    mf: Mayfly,
+    home: Path,
+    tmp_path: Path,
+    container_starts: Callable[[str], Any],
+    process_stopped: Callable[[subprocess.Popen[bytes]], bool],
 ) -> None:
     """Paused between its ``launched`` record and the container: the next owner reports it lost and runs attempt 2.
 
@@ -148,7 +146,7 @@ def test_a_runner_paused_mid_launch_never_starts_the_attempt_declared_lost(
     taker_thread = threading.Thread(target=taker.run, args=(taker_stop,), daemon=True)
     try:
         task_id = mf.tasks.queue(pid, "sleepy", "{}", TaskOptions()).id
-        wait_until(lambda: stopped(paused), 60, "the runner to stop mid-launch")
+        wait_until(lambda: process_stopped(paused), 60, "the runner to stop mid-launch")
         taker_thread.start()
         wait_until(lambda: mf.tasks.get(pid, task_id).attempt == 2, 60, "attempt 1 reported lost, attempt 2 queued")
         wait_until(lambda: mf.tasks.get(pid, task_id).status == "running", 60, "attempt 2 running")

@@ -512,14 +512,12 @@ def test_a_runner_gone_for_good_leaves_its_tasks_lost_and_relaunched_elsewhere(
             alive.discard(task)
 
 
-def _paused(proc: subprocess.Popen[bytes]) -> bool:
-    """True once the process is stopped (SIGSTOP): its state in /proc is T."""
-    stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2] == "T"
-
-
 def test_a_server_paused_holding_a_targets_events_holds_them_only_until_its_transaction_is_ended(
-    pg_url: str, busybox_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
+    busybox_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    process_stopped: Callable[[subprocess.Popen[bytes]], bool],
 ) -> None:
     """A server stopped (SIGSTOP) between taking a target's events and applying them.
 
@@ -542,7 +540,7 @@ def test_a_server_paused_holding_a_targets_events_holds_them_only_until_its_tran
     procs = [paused, _start(["runner", "--target", "pool"], {**base, "MAYFLY_HOME": str(machine)}, tmp_path / "r.log")]
     try:
         task = mf.tasks.queue(pid, "job", "{}", TaskOptions())
-        wait_until(lambda: _paused(paused), 120, "the server to stop itself holding the events")
+        wait_until(lambda: process_stopped(paused), 120, "the server to stop itself holding the events")
         assert mf.tasks.get(pid, task.id).status in ("preparing", "running")
         other = {**base, "MAYFLY_HOME": str(tmp_path / "server-b")}
         procs.append(_start(["server", "--port", "0"], other, tmp_path / "server-b.log"))
@@ -559,7 +557,10 @@ def test_a_server_paused_holding_a_targets_events_holds_them_only_until_its_tran
 
 
 def test_a_paused_runner_holds_back_the_notification_queue_until_it_reads_again(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    process_stopped: Callable[[subprocess.Popen[bytes]], bool],
 ) -> None:
     """What docs/scale.md says of a process paused while it listens (SIGSTOP, a frozen VM).
 
@@ -587,7 +588,7 @@ def test_a_paused_runner_holds_back_the_notification_queue_until_it_reads_again(
     try:
         wait_until(listening, 60, "the runner's relay to listen")
         runner.send_signal(signal.SIGSTOP)
-        wait_until(lambda: _paused(runner), 10, "the runner to stop")
+        wait_until(lambda: process_stopped(runner), 10, "the runner to stop")
         # Sends from the other machines: more notifications than the paused process's socket can buffer.
         sends = "SELECT pg_notify('mayfly_queues', 'pool.tasks-' || g) FROM generate_series(1, 300000) g"
         with mf.store.write() as conn:

@@ -12,6 +12,7 @@ from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions, RuntimeInfo, RuntimeResolver
 from mayfly.core.config import Home
 from mayfly.core.errors import RuntimeNotFound
+from mayfly.core.store import Store
 
 #: Runtimes core tests know: the busybox test image stands in for a real runtime.
 RUNTIMES = {
@@ -63,3 +64,11 @@ def null_on_pg(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     mf.codes.register(pid, "noop", "none", CodeOptions(command="true", target="null"))
     yield mf, pid
     mf.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A store on a fresh PostgreSQL database of this test's own."""
+    store = Store(pg_url)
+    yield store
+    store.close()

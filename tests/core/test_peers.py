@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from bench.common import open_mayfly
 from mayfly.core.app import Mayfly
 from mayfly.core.peers import STALE, Peers, live
 from mayfly.core.store import Store
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    store = Store(pg_url)
-    yield store
-    store.close()
 
 
 def test_each_beat_counts_the_live_ones_and_forgets_the_quiet(pg_store: Store) -> None:

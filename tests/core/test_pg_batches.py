@@ -7,8 +7,6 @@ constant text (docs/decisions.md, "PostgreSQL hot path").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import event, text
 
@@ -16,13 +14,6 @@ from mayfly.core import store as store_module
 from mayfly.core.blobs.store import StoreBlobStore
 from mayfly.core.queues.store import StoreBroker
 from mayfly.core.store import Store
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    store = Store(pg_url)
-    yield store
-    store.close()
 
 
 def _recorded(store: Store) -> list[str]:

@@ -8,7 +8,6 @@ it and the ack of its message are one transaction: all three, or none.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,6 @@ from mayfly.core.store import Store
 from mayfly.core.tasks import TaskOptions
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    store = Store(pg_url)
-    yield store
-    store.close()
 
 
 def test_the_record_the_event_and_the_ack_are_one_transaction(pg_store: Store) -> None:
