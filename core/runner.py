@@ -48,6 +48,7 @@ from typing import Any
 
 from mayfly.core.blobs import BlobStore
 from mayfly.core.config import sweep_interval_from_env
+from mayfly.core.deadlines import Deadlines
 from mayfly.core.errors import InvalidInput, LaunchFailed, MayflyError, Unsupported
 from mayfly.core.faults import fault_point
 from mayfly.core.logstore import LogWriter
@@ -212,6 +213,8 @@ class Runner:
         self._threads: set[threading.Thread] = set()
         # Attempts run on reused threads (starting a thread per task cost more than the task).
         self._pool = WorkerPool(name="mayfly-attempt")
+        #: Timeouts of the containers being watched, all on one timer thread.
+        self._deadlines = Deadlines(clock)
         self._stop = threading.Event()
         self._last_heartbeat = 0.0
         self.sweep_interval = sweep_interval if sweep_interval is not None else sweep_interval_from_env()
@@ -636,19 +639,18 @@ class Runner:
             running = {} if st.status is ContainerStatus.RUNNING else {"pending": True}
             self._report(watch, EventKind.STARTED, handle=handle, started_at=started, **running)
         writer = LogWriter(self.blobs, watch.task_id, watch.attempt, max_log, fresh=watch.fresh)
-        if st.status is ContainerStatus.EXITED:
-            # Nothing more will be written: read the log here rather than in a thread of its own.
-            logs = None
-            self._pump_logs(handle, writer, False, watch)
-        else:
-            logs = threading.Thread(
-                target=self._pump_logs,
-                args=(handle, writer, True, watch),
-                daemon=True,
-                name=f"mayfly-logs-{watch.task_id}",
-            )
-            logs.start()
         deadline = started + timeout
+        if st.status is not ContainerStatus.EXITED:
+            # One thread per container: the followed log ends when the container exits (the provider's
+            # contract), and the runner's one timer thread stops a container that overruns meanwhile.
+            timer = self._deadlines.add(deadline, lambda: self._spawn(self._stop_container, watch, "timeout"))
+            try:
+                self._pump_logs(handle, writer, True, watch)
+            finally:
+                self._deadlines.discard(timer)
+        else:
+            self._pump_logs(handle, writer, False, watch)
+        # Usually exited by now; a log stream that broke off early leaves the waiting (and the clock) to this loop.
         while st.status not in (ContainerStatus.EXITED, ContainerStatus.MISSING) and not watch.abandoned:
             # Once stopped (timeout or cancel), wait for the exit rather than spin; in slices, so a
             # watch whose lease was lost ends soon.
@@ -658,8 +660,6 @@ class Runner:
                 break
             if self.clock() >= deadline and watch.stopped is None:
                 self._stop_container(watch, "timeout")
-        if logs is not None and not watch.abandoned:
-            logs.join(timeout=30)
         if watch.abandoned:
             # The lease was lost: the new owner watches (and logs) this container; write nothing more.
             return
@@ -754,6 +754,8 @@ class Runner:
                         self._log_outage.ok()
         except MayflyError as exc:
             log.warning("log stream of %s ended early: %s", handle, exc)
+        except Exception:  # a bug in a provider's stream: the watch still waits for the exit and reports it
+            log.exception("log stream of %s failed", handle)
 
     def _stop_container(self, watch: Watch, why: str) -> None:
         """SIGTERM, then SIGKILL after the attempt's grace period (timeouts and cancels alike)."""
