@@ -123,6 +123,8 @@ class ControlPlane:
         direct = inline_targets(store, {n: w.queues for n, w in self.targets.items()})
         self._inline = Inline(direct, limits, self._ensure_code) if direct else None
         self._all_inline = bool(direct) and direct.keys() == self.targets.keys()
+        #: A dispatch flagged tasks whose messages the outbox has not sent yet.
+        self._outbox_filled = False
         #: Targets whose events queue is a table of this store: taken and applied in one transaction.
         self._taken_events = {n: q for n in direct if isinstance(q := self.targets[n].queues.get("events"), StoreQueue)}
         #: Targets whose last taken batch failed: leased receives until one applies (poison is dead-lettered).
@@ -224,12 +226,15 @@ class ControlPlane:
                 inline=self._inline,
             )
             work += len(chosen)
-        # Inline dispatch leaves nothing in the outbox but what a crash (or a control plane that sends
-        # some targets' messages later) left there: the periodic look sends that, not every pass's read.
-        if periodic or not self._all_inline:
+            if chosen and not self._all_inline:
+                self._outbox_filled = True
+        # Only dispatch fills the outbox, so a pass reads it after a dispatch that left messages there (until
+        # they are sent: a send that failed is tried on the next pass). What a crash left is for the periodic look.
+        if periodic or self._outbox_filled:
             work += publish(
                 self.store, lambda t: self.targets[t].queues.get("tasks"), self.limits, ensure_code=self._ensure_code
             )
+            self._outbox_filled = False
         return work
 
     def _fire_schedules(self, scheduler: Callable[[float], Pass]) -> int:
