@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.common import open_mayfly
+from mayfly.core import hookimpl
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions, RuntimeInfo, RuntimeResolver
 from mayfly.core.config import Home
 from mayfly.core.errors import RuntimeNotFound
+from mayfly.core.plugins import ProviderRegistry, build_plugins
+from mayfly.core.provider import Provider
+from mayfly.core.records import Task
+from mayfly.core.serving import Serving
 from mayfly.core.store import Store
 
 #: Runtimes core tests know: the busybox test image stands in for a real runtime.
@@ -72,3 +79,62 @@ def pg_store(pg_url: str) -> Iterator[Store]:
     store = Store(pg_url)
     yield store
     store.close()
+
+
+class _ProviderPlugin:
+    """Registers one provider class a test defines."""
+
+    __name__ = "test-provider"
+
+    def __init__(self, provider: type[Provider[Any]]) -> None:
+        self.provider = provider
+
+    @hookimpl
+    def mayfly_register_providers(self, registry: ProviderRegistry) -> None:
+        registry.add(self.provider)
+
+
+#: ``serve(provider, codes, capacity=8)``: a Mayfly whose target (named as the provider) is served.
+ServeProvider = Callable[..., Mayfly]
+
+
+@pytest.fixture
+def serve_provider(home: Path) -> Iterator[ServeProvider]:
+    """A target on a provider class the test defines, served by a control plane and a runner.
+
+    One code per name in ``codes``, each a ready image with no retries.
+    """
+    opened: list[tuple[Mayfly, Serving]] = []
+
+    def serve(provider: type[Provider[Any]], codes: Sequence[str], capacity: int = 8) -> Mayfly:
+        mf = Mayfly(Home(home), lambda n: None, plugins=build_plugins((_ProviderPlugin(provider),)))  # type: ignore[arg-type,return-value]
+        mf.targets.add(provider.name, provider.name, {}, capacity=capacity)
+        pid = mf.project_id()
+        for name in codes:
+            mf.codes.register(pid, name, "img", CodeOptions(command="true", target=provider.name, retries=0))
+        serving = Serving(mf, [provider.name])
+        serving.start()
+        opened.append((mf, serving))
+        return mf
+
+    yield serve
+    for mf, serving in reversed(opened):
+        serving.stop()
+        mf.close()
+
+
+def wait_ended(mf: Mayfly, task_id: str, timeout: float = 30.0) -> Task:
+    """The task once it has ended; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = mf.tasks.get(mf.project_id(), task_id)
+        if task.task_status.terminal:
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} still {mf.tasks.get(mf.project_id(), task_id).status} after {timeout}s")
+
+
+@pytest.fixture
+def ended() -> Callable[..., Task]:
+    """:func:`wait_ended`, for tests of this folder."""
+    return wait_ended

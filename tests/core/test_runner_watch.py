@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from mayfly.core import hookimpl
 from mayfly.core.app import Mayfly
-from mayfly.core.codes import CodeOptions
-from mayfly.core.config import Home
 from mayfly.core.errors import Unavailable
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
-from mayfly.core.plugins import ProviderRegistry, build_plugins
 from mayfly.core.provider import Capability, Provider, ProviderSettings
-from mayfly.core.serving import Serving
+from mayfly.core.records import Task
 from mayfly.core.tasks import TaskOptions
 
 LINE = b"started\n"
@@ -78,48 +73,23 @@ class RunsUntilStopped(Provider[ProviderSettings]):
         self.ended.pop(handle, None)
 
 
-class Plugin:
-    __name__ = "until-stopped-plugin"
-
-    @hookimpl
-    def mayfly_register_providers(self, registry: ProviderRegistry) -> None:
-        registry.add(RunsUntilStopped)
-
-
 @pytest.fixture
-def platform(home: Path) -> Iterator[Mayfly]:
-    mf = Mayfly(Home(home), lambda n: None, plugins=build_plugins((Plugin(),)))  # type: ignore[arg-type,return-value]
-    mf.targets.add("plat", "until-stopped", {}, capacity=50)
-    pid = mf.project_id()
-    for name in ("quiet", "broken"):
-        mf.codes.register(pid, name, "img", CodeOptions(command="true", target="plat", retries=0))
-    serving = Serving(mf, ["plat"])
-    serving.start()
-    yield mf
-    serving.stop()
-    mf.close()
-
-
-def _ended(mf: Mayfly, task_id: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(mf.project_id(), task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.05)
-    raise AssertionError("task did not end")
+def platform(serve_provider: Callable[..., Mayfly]) -> Mayfly:
+    return serve_provider(RunsUntilStopped, ["quiet", "broken"], capacity=50)
 
 
 @pytest.mark.parametrize("code", ["quiet", "broken"])
-def test_a_container_that_overruns_is_stopped_and_its_log_kept(platform: Mayfly, code: str) -> None:
+def test_a_container_that_overruns_is_stopped_and_its_log_kept(
+    platform: Mayfly, ended: Callable[..., Task], code: str
+) -> None:
     """``quiet``: the timer stops it while the log is followed; ``broken``: the waiting loop does."""
     task = platform.tasks.queue(platform.project_id(), code, "{}", TaskOptions(timeout=1))
-    done = _ended(platform, task.id)
-    assert (done.status, done.reason, done.exit_code) == ("timeout", "timeout", 143)  # type: ignore[attr-defined]
+    done = ended(platform, task.id)
+    assert (done.status, done.reason, done.exit_code) == ("timeout", "timeout", 143)
     assert b"".join(platform.tasks.log(platform.project_id(), task.id)) == LINE
 
 
-def test_each_watched_container_holds_one_thread(platform: Mayfly) -> None:
+def test_each_watched_container_holds_one_thread(platform: Mayfly, ended: Callable[..., Task]) -> None:
     """Twenty running containers: twenty attempt threads, the timer, and no log follower beside each."""
     before = threading.active_count()
     pid = platform.project_id()
@@ -133,4 +103,4 @@ def test_each_watched_container_holds_one_thread(platform: Mayfly) -> None:
     for task_id in ids:
         platform.tasks.cancel(pid, task_id)
     for task_id in ids:
-        assert _ended(platform, task_id).status == "cancelled"  # type: ignore[attr-defined]
+        assert ended(platform, task_id).status == "cancelled"
