@@ -67,6 +67,8 @@ IDLE_WAIT = 0.25
 #: batch was full: work that trickles in (a runner's events, freed slots) is then handled in batches of
 #: a few dozen rather than one or two per pass, each pass costing some ten statements whatever its size.
 PASS_PERIOD = 0.02
+#: Seconds an events batch is leased while it is applied (a failed one is handed back at once).
+EVENTS_LEASE = 60.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,9 @@ class ControlPlane:
         self._all_inline = bool(direct) and direct.keys() == self.targets.keys()
         #: A dispatch flagged tasks whose messages the outbox has not sent yet.
         self._outbox_filled = False
+        #: Event batches that failed to apply and could not be handed back yet (still leased to this control
+        #: plane), by target and whether they came from its dead letters.
+        self._unreturned: dict[tuple[str, bool], list[Message]] = {}
         #: Targets whose events queue is a table of this store: taken and applied in one transaction.
         self._taken_events = {n: q for n in direct if isinstance(q := self.targets[n].queues.get("events"), StoreQueue)}
         #: Targets whose last taken batch failed: leased receives until one applies (poison is dead-lettered).
@@ -269,7 +274,9 @@ class ControlPlane:
         if source is None and taken is not None and name not in self._leased:
             return self._apply_taken(name, wiring, taken)
         events_q = source or wiring.queues.get("events")
-        messages = events_q.receive(self.event_batch, wait=wait, lease=60.0)
+        which = (name, source is not None)  # QueueSet.get may build a new queue object on every call
+        self._hand_back(which, events_q)
+        messages = events_q.receive(self.event_batch, wait=wait, lease=EVENTS_LEASE)
         if not messages:
             return 0
         if len(messages) >= self.event_batch:
@@ -282,16 +289,29 @@ class ControlPlane:
             with self.store.write() as conn:
                 started, ended = self._apply(conn, events)
         except Exception:
-            # Not applied: hand the batch back at once rather than after its lease (best effort;
-            # if the queue cannot take that either, the lease brings it back).
+            # Not applied: hand the batch back at once rather than after its lease. If the queue cannot take
+            # that either (locked or down as well), the next pass tries again before it receives.
+            self._unreturned[which] = [m for m, _ in parsed]
             with contextlib.suppress(Exception):
-                events_q.extend_many([m for m, _ in parsed], 0.0)
+                self._hand_back(which, events_q)
             raise
         events_q.ack_many([m for m, _ in parsed])
         if source is None:
             self._leased.discard(name)  # a leased batch of the queue itself applied: back to taking
         self._observe(started, ended)
         return len(parsed)
+
+    def _hand_back(self, which: tuple[str, bool], events_q: Queue) -> None:
+        """Make a batch that failed to apply visible again (its deliveries still count toward dead letters).
+
+        ``which``: the target, and whether ``events_q`` is its dead letters. Raises what the queue
+        raises: the batch stays to hand back, and the pass fails like any outage.
+        """
+        pending = self._unreturned.get(which)
+        if pending is None:
+            return
+        events_q.extend_many(pending, 0.0)
+        del self._unreturned[which]
 
     def _apply_taken(self, name: str, wiring: TargetWiring, events_q: StoreQueue) -> int:
         """Apply a batch of events from a queue in this store, taken, applied and deleted in one transaction.
