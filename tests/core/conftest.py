@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from mayfly.core.config import Home
 from mayfly.core.errors import RuntimeNotFound
 from mayfly.core.plugins import ProviderRegistry, build_plugins
 from mayfly.core.provider import Provider
-from mayfly.core.records import Task
 from mayfly.core.serving import Serving
 from mayfly.core.store import Store
 
@@ -94,12 +92,8 @@ class _ProviderPlugin:
         registry.add(self.provider)
 
 
-#: ``serve(provider, codes, capacity=8)``: a Mayfly whose target (named as the provider) is served.
-ServeProvider = Callable[..., Mayfly]
-
-
 @pytest.fixture
-def serve_provider(home: Path) -> Iterator[ServeProvider]:
+def serve_provider(home: Path) -> Iterator[Callable[..., Mayfly]]:
     """A target on a provider class the test defines, served by a control plane and a runner.
 
     One code per name in ``codes``, each a ready image with no retries.
@@ -121,20 +115,3 @@ def serve_provider(home: Path) -> Iterator[ServeProvider]:
     for mf, serving in reversed(opened):
         serving.stop()
         mf.close()
-
-
-def wait_ended(mf: Mayfly, task_id: str, timeout: float = 30.0) -> Task:
-    """The task once it has ended; fails the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(mf.project_id(), task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} still {mf.tasks.get(mf.project_id(), task_id).status} after {timeout}s")
-
-
-@pytest.fixture
-def ended() -> Callable[..., Task]:
-    """:func:`wait_ended`, for tests of this folder."""
-    return wait_ended

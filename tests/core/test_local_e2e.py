@@ -19,10 +19,10 @@ from mayfly.core.codes import CodeOptions, RuntimeInfo
 from mayfly.core.config import Home, Limits
 from mayfly.core.errors import RuntimeNotFound
 from mayfly.core.messages import TaskMessage
-from mayfly.core.records import Task
 from mayfly.core.router import build_message
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.tasks import wait_ended
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -50,17 +50,6 @@ def serving(mf: Mayfly, docker_client) -> Iterator[Serving]:  # type: ignore[no-
     s.stop()
     for c in docker_client.containers.list(all=True, sparse=True, filters={"label": f"mayfly.home={mf.home_id}"}):
         c.remove(force=True)
-
-
-def wait(mf: Mayfly, task_id: str, timeout: float = 60.0) -> Task:
-    pid = mf.project_id()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(pid, task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} still {mf.tasks.get(pid, task_id).status} after {timeout}s")
 
 
 def push(mf: Mayfly, tmp_path: Path, name: str, files: dict[str, str], runtime: str = "shell", **opts: object) -> None:
@@ -109,7 +98,7 @@ def test_python_task_reads_its_payload_and_writes_a_result(
         runtime="python-3.11",
     )
     task = mf.tasks.queue(mf.project_id(), "hello", '{"n": 21}', TaskOptions())
-    done = wait(mf, task.id)
+    done = wait_ended(mf, task.id)
     assert (done.status, done.exit_code, done.reason, done.attempt) == ("complete", 0, None, 1)
     assert done.to_json()["result"] == {"double": 42, "uid": 10001, "cwd": "/mayfly/task"}
     assert log_of(mf, task.id) == b"n is 21\n"
@@ -121,7 +110,7 @@ def test_python_task_reads_its_payload_and_writes_a_result(
 
 def test_exit_codes_propagate(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "fail", {"main.sh": "echo about to fail >&2\nexit 3\n"})
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "fail", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "fail", "{}", TaskOptions()).id)
     assert (done.status, done.reason, done.exit_code, done.msg) == ("error", "exit", 3, "exited with code 3")
     assert log_of(mf, done.id) == b"about to fail\n"
 
@@ -146,7 +135,7 @@ def test_max_concurrency_is_never_exceeded(mf: Mayfly, serving: Serving, tmp_pat
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        finished = [wait(mf, i, 90) for i in ids]
+        finished = [wait_ended(mf, i, 90) for i in ids]
     finally:
         stop.set()
         sampler.join()
@@ -160,7 +149,7 @@ def test_timeout_stops_the_container_and_keeps_the_log(
 ) -> None:  # type: ignore[no-untyped-def]
     push(mf, tmp_path, "slow", {"main.sh": "echo started\nsleep 300\n"}, timeout=2)
     task = mf.tasks.queue(mf.project_id(), "slow", "{}", TaskOptions())
-    done = wait(mf, task.id, 30)
+    done = wait_ended(mf, task.id, 30)
     assert (done.status, done.reason) == ("timeout", "timeout")
     assert log_of(mf, task.id) == b"started\n"
     assert done.duration_ms is not None
@@ -189,7 +178,7 @@ def test_cancel_a_running_task(mf: Mayfly, serving: Serving, tmp_path: Path, doc
     asked = mf.tasks.cancel(mf.project_id(), task.id)
     assert asked.cancel_requested
     assert asked.status == "running"
-    done = wait(mf, task.id, 30)
+    done = wait_ended(mf, task.id, 30)
     assert (done.status, done.reason) == ("cancelled", "cancelled")
     assert containers(docker_client, mf, **{"mayfly.task": task.id}) == []
 
@@ -207,7 +196,7 @@ def test_a_redelivered_message_does_not_launch_twice(
     rev = mf.codes.revision(mf.project_id(), "once")
     msg: TaskMessage = build_message(current, rev, mf.limits)
     mf.queues_for("local").get("tasks").send(msg.dumps())
-    done = wait(mf, task.id)
+    done = wait_ended(mf, task.id)
     time.sleep(1.0)  # let the duplicate be handled
     assert (done.status, done.attempt) == ("complete", 1)
     assert log_of(mf, task.id) == b"ran\n"
@@ -225,13 +214,13 @@ def test_oom_is_reported(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
         runtime="python-3.11",
         memory_mb=64,
     )
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "hog", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "hog", "{}", TaskOptions()).id)
     assert (done.status, done.reason) == ("error", "oom")
 
 
 def test_a_long_log_is_capped_with_a_marker(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "chatty", {"main.sh": "yes 0123456789 | head -c 1000000\n"})
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "chatty", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "chatty", "{}", TaskOptions()).id)
     log = log_of(mf, done.id)
     assert done.status == "complete"
     assert done.log_truncated
@@ -242,21 +231,21 @@ def test_a_long_log_is_capped_with_a_marker(mf: Mayfly, serving: Serving, tmp_pa
 
 def test_every_line_of_a_fast_exit_is_kept(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "lines", {"main.sh": "seq 1 10000\nprintf 'last line without newline'\n"})
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "lines", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "lines", "{}", TaskOptions()).id)
     expected = "".join(f"{i}\n" for i in range(1, 10001)) + "last line without newline"
     assert log_of(mf, done.id).decode() == expected
 
 
 def test_bad_result_json_is_kept_as_text(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "res", {"main.sh": "echo 'not json' > /mayfly/result.json\n"})
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "res", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "res", "{}", TaskOptions()).id)
     assert done.status == "complete"
     assert json.loads(done.result or "null") == "not json\n"
 
 
 def test_a_result_over_its_cap_is_refused_and_the_exit_is_kept(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "big", {"main.sh": "head -c 2000000 /dev/zero | tr '\\0' 'x' > /mayfly/result.json\nexit 0\n"})
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "big", "{}", TaskOptions()).id)
+    done = wait_ended(mf, mf.tasks.queue(mf.project_id(), "big", "{}", TaskOptions()).id)
     assert (done.status, done.exit_code, done.result) == ("complete", 0, None)
     assert done.msg is not None
     assert done.msg.startswith("result not kept: ")

@@ -9,8 +9,8 @@ import pytest
 from mayfly.core.app import Mayfly
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.provider import Provider, ProviderSettings
-from mayfly.core.records import Task
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.tasks import wait_ended
 
 
 class FlakyPlatform(Provider[ProviderSettings]):
@@ -46,16 +46,14 @@ def flaky(serve_provider: Callable[..., Mayfly]) -> Mayfly:
     return serve_provider(FlakyPlatform, ["spot", "never"])
 
 
-def test_a_reclaimed_container_is_relaunched_on_the_infrastructure_budget(
-    flaky: Mayfly, ended: Callable[..., Task]
-) -> None:
+def test_a_reclaimed_container_is_relaunched_on_the_infrastructure_budget(flaky: Mayfly) -> None:
     task = flaky.tasks.queue(flaky.project_id(), "spot", "{}", TaskOptions())
-    done = ended(flaky, task.id)
+    done = wait_ended(flaky, task.id)
     assert (done.status, done.attempt, done.infra_failures, done.retried_by) == ("complete", 2, 1, None)
 
 
-def test_a_container_that_can_never_start_fails_at_once(flaky: Mayfly, ended: Callable[..., Task]) -> None:
+def test_a_container_that_can_never_start_fails_at_once(flaky: Mayfly) -> None:
     task = flaky.tasks.queue(flaky.project_id(), "never", "{}", TaskOptions())
-    done = ended(flaky, task.id)
+    done = wait_ended(flaky, task.id)
     assert (done.status, done.reason, done.attempt) == ("error", "launch_failed", 1)
     assert done.msg == "image pull failed: image not found"

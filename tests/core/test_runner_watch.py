@@ -18,8 +18,8 @@ from mayfly.core.app import Mayfly
 from mayfly.core.errors import Unavailable
 from mayfly.core.models import ContainerState, ContainerStatus, LaunchResult, LaunchSpec
 from mayfly.core.provider import Capability, Provider, ProviderSettings
-from mayfly.core.records import Task
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.tasks import wait_ended
 
 LINE = b"started\n"
 
@@ -79,17 +79,15 @@ def platform(serve_provider: Callable[..., Mayfly]) -> Mayfly:
 
 
 @pytest.mark.parametrize("code", ["quiet", "broken"])
-def test_a_container_that_overruns_is_stopped_and_its_log_kept(
-    platform: Mayfly, ended: Callable[..., Task], code: str
-) -> None:
+def test_a_container_that_overruns_is_stopped_and_its_log_kept(platform: Mayfly, code: str) -> None:
     """``quiet``: the timer stops it while the log is followed; ``broken``: the waiting loop does."""
     task = platform.tasks.queue(platform.project_id(), code, "{}", TaskOptions(timeout=1))
-    done = ended(platform, task.id)
+    done = wait_ended(platform, task.id)
     assert (done.status, done.reason, done.exit_code) == ("timeout", "timeout", 143)
     assert b"".join(platform.tasks.log(platform.project_id(), task.id)) == LINE
 
 
-def test_each_watched_container_holds_one_thread(platform: Mayfly, ended: Callable[..., Task]) -> None:
+def test_each_watched_container_holds_one_thread(platform: Mayfly) -> None:
     """Twenty running containers: twenty attempt threads, the timer, and no log follower beside each."""
     before = threading.active_count()
     pid = platform.project_id()
@@ -103,4 +101,4 @@ def test_each_watched_container_holds_one_thread(platform: Mayfly, ended: Callab
     for task_id in ids:
         platform.tasks.cancel(pid, task_id)
     for task_id in ids:
-        assert ended(platform, task_id).status == "cancelled"
+        assert wait_ended(platform, task_id).status == "cancelled"

@@ -24,6 +24,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,11 @@ from mayfly.cli.app import app
 from mayfly.core.app import Mayfly
 from mayfly.core.codes import CodeOptions, RuntimeInfo
 from mayfly.core.config import Home, Limits
-from mayfly.core.records import Task
 from mayfly.core.serving import Serving
 from mayfly.providers.ecs.emulator import AwsEmulator
 from mayfly.providers.ecs.emulator import faults as ecs_faults
 from mayfly.providers.ecs.emulator.tasks import LABEL
+from mayfly.testing.tasks import wait_ended
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -84,18 +85,12 @@ def run_cli(*args: str) -> str:
     return result.stdout
 
 
+#: An ECS launch (the emulator runs real containers) takes longer than a local one.
+wait = partial(wait_ended, timeout=90)
+
+
 def queue(code: str, targets: str) -> str:
     return run_cli("task", "queue", code, "--target", targets).strip()
-
-
-def wait(mf: Mayfly, task_id: str, timeout: float = 90) -> Task:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(mf.project_id(), task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task still {mf.tasks.get(mf.project_id(), task_id).status}")
 
 
 def show(task_id: str) -> dict[str, Any]:
