@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
 from mayfly.providers.aci.queues import MAX_DELIVERIES
 from mayfly.providers.aci.settings import AciSettings
+from mayfly.testing.tasks import wait_ended
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -69,15 +71,8 @@ def push(mf: Mayfly, tmp_path: Path, name: str, files: dict[str, str], runtime: 
     mf.codes.push(mf.project_id(), name, d, runtime=runtime, options=CodeOptions(target=TARGET, **opts))
 
 
-def wait(mf: Mayfly, task_id: str, timeout: float = 90) -> Task:
-    pid = mf.project_id()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(pid, task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task still {mf.tasks.get(pid, task_id).status}")
+#: A launch through the emulator (real containers behind a cloud's API) takes longer than a local one.
+wait = partial(wait_ended, timeout=90)
 
 
 def wait_running(mf: Mayfly, task_id: str) -> None:
@@ -159,13 +154,13 @@ def test_exit_code_cancel_timeout_and_oom(
 
     done = wait(mf, failed.id)
     assert (done.status, done.reason, done.exit_code) == ("error", "exit", 3)
-    cancelled = wait(mf, long.id, 60)
+    cancelled = wait(mf, long.id, timeout=60)
     assert (cancelled.status, cancelled.reason) == ("cancelled", "cancelled")
     # The log was read before the group was stopped and deleted, SIGTERM handler included.
     assert b"".join(mf.tasks.log(pid, long.id)) == b"up\ngot-term\n"
-    timed_out = wait(mf, slow.id, 60)
+    timed_out = wait(mf, slow.id, timeout=60)
     assert (timed_out.status, timed_out.reason) == ("timeout", "timeout")
-    oom = wait(mf, hog.id, 60)
+    oom = wait(mf, hog.id, timeout=60)
     assert (oom.status, oom.reason) == ("error", "oom"), oom.msg
 
 
@@ -212,7 +207,7 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, home: Path, tmp_
         first.wait(10)
         second = runner(1)
         try:
-            done = wait(mf, task.id, 90)
+            done = wait(mf, task.id, timeout=90)
         finally:
             second.send_signal(signal.SIGINT)
             second.wait(20)
@@ -244,7 +239,7 @@ def test_a_poison_task_message_ends_its_attempt_as_lost(mf: Mayfly, tmp_path: Pa
                 assert time.monotonic() < deadline, "the task message did not come back"
         time.sleep(1.2)  # the last lease runs out
         assert tasks_q.receive(1, wait=2.0) == [], "the sixth delivery moves it to the poison queue instead"
-        done = wait(mf, task.id, 60)
+        done = wait(mf, task.id, timeout=60)
     finally:
         control.stop()
     assert (done.status, done.reason, done.attempt) == ("error", "lost", 1)

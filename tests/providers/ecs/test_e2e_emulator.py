@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
 from mayfly.providers.ecs.emulator import AwsEmulator
 from mayfly.providers.ecs.naming import started_by
+from mayfly.testing.tasks import wait_ended
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -63,15 +65,8 @@ def push(mf: Mayfly, tmp_path: Path, name: str, files: dict[str, str], runtime: 
     mf.codes.push(mf.project_id(), name, d, runtime=runtime, options=CodeOptions(target="aws-local", **opts))
 
 
-def wait(mf: Mayfly, task_id: str, timeout: float = 90) -> Task:
-    pid = mf.project_id()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(pid, task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task still {mf.tasks.get(pid, task_id).status}")
+#: A launch through the emulator (real containers behind a cloud's API) takes longer than a local one.
+wait = partial(wait_ended, timeout=90)
 
 
 def wait_running(mf: Mayfly, task_id: str) -> None:
@@ -145,7 +140,7 @@ def test_exit_codes_and_cancel(mf: Mayfly, serving: Serving, aws: AwsEmulator, t
     assert (done.status, done.reason, done.exit_code) == ("error", "exit", 3)
     wait_running(mf, long.id)
     mf.tasks.cancel(mf.project_id(), long.id)
-    cancelled = wait(mf, long.id, 60)
+    cancelled = wait(mf, long.id, timeout=60)
     assert (cancelled.status, cancelled.reason) == ("cancelled", "cancelled")
     (arn,) = ecs_tasks_of(aws, mf, cancelled)
     described = aws.client("ecs").describe_tasks(cluster=cluster(mf), tasks=[arn])["tasks"][0]
@@ -154,7 +149,7 @@ def test_exit_codes_and_cancel(mf: Mayfly, serving: Serving, aws: AwsEmulator, t
 
 def test_timeout(mf: Mayfly, serving: Serving, tmp_path: Path) -> None:
     push(mf, tmp_path, "slow", {"main.sh": "echo started\nsleep 300\n"}, timeout=3)
-    done = wait(mf, mf.tasks.queue(mf.project_id(), "slow", "{}", TaskOptions()).id, 60)
+    done = wait(mf, mf.tasks.queue(mf.project_id(), "slow", "{}", TaskOptions()).id, timeout=60)
     assert (done.status, done.reason) == ("timeout", "timeout")
 
 
@@ -197,7 +192,7 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, aws: AwsEmulator
         first.wait(10)
         second = runner()
         try:
-            done = wait(mf, task.id, 90)
+            done = wait(mf, task.id, timeout=90)
         finally:
             second.send_signal(signal.SIGINT)
             second.wait(20)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from mayfly.core.records import Task
 from mayfly.core.router import build_message
 from mayfly.core.serving import Serving
 from mayfly.core.tasks import TaskOptions
+from mayfly.testing.tasks import wait_ended
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -66,15 +68,8 @@ def push(mf: Mayfly, tmp_path: Path, name: str, files: dict[str, str], runtime: 
     mf.codes.push(mf.project_id(), name, d, runtime=runtime, options=CodeOptions(target=TARGET, **opts))
 
 
-def wait(mf: Mayfly, task_id: str, timeout: float = 90) -> Task:
-    pid = mf.project_id()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = mf.tasks.get(pid, task_id)
-        if task.task_status.terminal:
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"task still {mf.tasks.get(pid, task_id).status}")
+#: A launch through the emulator (real containers behind a cloud's API) takes longer than a local one.
+wait = partial(wait_ended, timeout=90)
 
 
 def wait_running(mf: Mayfly, task_id: str) -> None:
@@ -147,13 +142,13 @@ def test_exit_codes_cancel_timeout_and_oom(mf: Mayfly, serving: Serving, gcp_emu
     assert (done.status, done.reason, done.exit_code) == ("error", "exit", 3)
     wait_running(mf, long.id)
     mf.tasks.cancel(pid, long.id)
-    cancelled = wait(mf, long.id, 60)
+    cancelled = wait(mf, long.id, timeout=60)
     assert (cancelled.status, cancelled.reason) == ("cancelled", "cancelled")
     (execution,) = executions_of(gcp_emulator, cancelled)
     assert execution.cancel_requested  # CancelExecution reached Cloud Run
-    timed_out = wait(mf, slow.id, 60)
+    timed_out = wait(mf, slow.id, timeout=60)
     assert (timed_out.status, timed_out.reason) == ("timeout", "timeout")
-    oom = wait(mf, hog.id, 60)
+    oom = wait(mf, hog.id, timeout=60)
     assert (oom.status, oom.reason) == ("error", "oom")
 
 
@@ -196,7 +191,7 @@ def test_a_killed_runner_is_replaced_and_reattaches(mf: Mayfly, gcp_emulator: An
         first.wait(10)
         second = runner()
         try:
-            done = wait(mf, task.id, 90)
+            done = wait(mf, task.id, timeout=90)
         finally:
             second.send_signal(signal.SIGINT)
             second.wait(20)
